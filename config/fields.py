@@ -1,0 +1,63 @@
+"""Serializer fields shared by the apps' APIs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+
+class AwareDateTimeField(serializers.DateTimeField):
+    """ISO 8601 with a UTC offset; a naive time is refused rather than guessed."""
+
+    default_error_messages = {
+        "invalid": "Use ISO 8601 with an offset, e.g. 2026-05-01T09:00:00+02:00.",
+        "naive_datetime": "Give the time with a UTC offset, e.g. 2026-05-01T09:00:00+02:00.",
+    }
+
+    def to_internal_value(self, value: object) -> datetime:
+        if isinstance(value, datetime):
+            parsed = value
+        elif isinstance(value, str):
+            try:
+                parsed = parse_datetime(value.strip())
+            except ValueError:
+                parsed = None
+            if parsed is None:
+                self.fail("invalid")
+        else:
+            self.fail("invalid")
+        if parsed.tzinfo is None or parsed.utcoffset() is None:
+            self.fail("naive_datetime")
+        return parsed.astimezone(UTC)
+
+
+_MONEY_SCHEMA = {
+    "type": "object",
+    "nullable": True,
+    "properties": {
+        "amount": {"type": "integer", "description": "Minor units, e.g. cents."},
+        "currency": {"type": "string", "example": "usd"},
+    },
+    "required": ["amount", "currency"],
+}
+
+
+@extend_schema_field(_MONEY_SCHEMA)
+class MoneyField(serializers.Field):
+    """Renders {"amount": minor units, "currency": "usd"} from a (amount, currency) pair."""
+
+    def __init__(self, amount_attr: str, currency_attr: str = "currency", **kwargs):
+        kwargs["source"] = "*"
+        kwargs["read_only"] = True
+        super().__init__(**kwargs)
+        self.amount_attr = amount_attr
+        self.currency_attr = currency_attr
+
+    def to_representation(self, value: object) -> dict | None:
+        amount = getattr(value, self.amount_attr)
+        if amount is None:
+            return None
+        return {"amount": amount, "currency": getattr(value, self.currency_attr)}

@@ -1,0 +1,46 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from config import views
+from lots import api as lots_api
+from parking import api as parking_api
+from parking import views as parking_views
+from reservations import api as reservations_api
+
+api_v1 = [
+    path("auth/register", parking_api.RegisterApi.as_view(), name="register"),
+    path("auth/token", parking_api.TokenApi.as_view(), name="token"),
+    path("lots", lots_api.LotListApi.as_view(), name="lot-list"),
+    path("lots/<str:lot_id>", lots_api.LotDetailApi.as_view(), name="lot-detail"),
+    path(
+        "lots/<str:lot_id>/availability",
+        reservations_api.AvailabilityApi.as_view(),
+        name="lot-availability",
+    ),
+    path(
+        "reservations", reservations_api.ReservationListCreateApi.as_view(), name="reservation-list"
+    ),
+    path(
+        "reservations/<str:reservation_id>",
+        reservations_api.ReservationDetailApi.as_view(),
+        name="reservation-detail",
+    ),
+    path(
+        "reservations/<str:reservation_id>/cancel",
+        reservations_api.ReservationCancelApi.as_view(),
+        name="reservation-cancel",
+    ),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+]
+
+urlpatterns = [
+    path("", parking_views.home, name="home"),
+    path("healthz", views.healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include((api_v1, "api"))),
+]
+
+handler404 = "config.views.not_found"
+handler500 = "config.views.server_error"

@@ -1,0 +1,131 @@
+"""Lots, their spots and their rates."""
+
+from __future__ import annotations
+
+import secrets
+import zoneinfo
+
+from django.core.exceptions import ValidationError
+from django.db import models
+
+from lots.constants import VehicleType
+
+_PUBLIC_ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
+
+
+def new_spot_public_id() -> str:
+    return "sp_" + "".join(secrets.choice(_PUBLIC_ID_ALPHABET) for _ in range(12))
+
+
+def validate_timezone(value: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValidationError(f"{value!r} is not an IANA time zone name.") from exc
+
+
+class Lot(models.Model):
+    slug = models.SlugField(
+        max_length=60, unique=True, help_text="The lot's id in URLs and the API."
+    )
+    name = models.CharField(max_length=120)
+    address = models.CharField(max_length=255)
+    city = models.CharField(max_length=80, db_index=True)
+    latitude = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
+    longitude = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
+    timezone = models.CharField(
+        max_length=64, validators=[validate_timezone], help_text="IANA name, e.g. Europe/Paris."
+    )
+    currency = models.CharField(max_length=3, help_text="ISO 4217 code, lower case, e.g. usd.")
+    no_show_grace_minutes = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Overrides NO_SHOW_GRACE_MINUTES for this lot."
+    )
+    is_active = models.BooleanField(default=True)
+    # Bumped in the same transaction as every change to what the lot can offer, so
+    # a cached availability answer keyed by it can never outlive a committed booking.
+    availability_version = models.BigIntegerField(default=0, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(currency__regex=r"^[a-z]{3}$"), name="lot_currency_iso"
+            ),
+            models.CheckConstraint(condition=~models.Q(timezone=""), name="lot_timezone_set"),
+            models.CheckConstraint(
+                condition=models.Q(latitude__isnull=True)
+                | models.Q(latitude__gte=-90, latitude__lte=90),
+                name="lot_latitude_range",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(longitude__isnull=True)
+                | models.Q(longitude__gte=-180, longitude__lte=180),
+                name="lot_longitude_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args, **kwargs) -> None:
+        self.currency = (self.currency or "").lower()
+        super().save(*args, **kwargs)
+
+    @property
+    def tz(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone)
+
+
+class Spot(models.Model):
+    lot = models.ForeignKey(Lot, on_delete=models.PROTECT, related_name="spots")
+    public_id = models.CharField(
+        max_length=16, unique=True, default=new_spot_public_id, editable=False
+    )
+    label = models.CharField(max_length=20, help_text="As painted on the ground, e.g. B-014.")
+    vehicle_type = models.CharField(max_length=16, choices=VehicleType.choices)
+    is_active = models.BooleanField(default=True, help_text="Out of service when off.")
+
+    class Meta:
+        ordering = ["lot", "label"]
+        constraints = [
+            models.UniqueConstraint(fields=["lot", "label"], name="spot_label_unique_in_lot"),
+            models.CheckConstraint(
+                condition=models.Q(vehicle_type__in=VehicleType.values), name="spot_type_valid"
+            ),
+            models.CheckConstraint(condition=~models.Q(label=""), name="spot_label_not_empty"),
+        ]
+        indexes = [models.Index(fields=["lot", "vehicle_type", "is_active"], name="spot_lookup")]
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.get_vehicle_type_display()})"
+
+
+class Rate(models.Model):
+    """What a lot charges one vehicle type, in the lot's currency's minor units."""
+
+    lot = models.ForeignKey(Lot, on_delete=models.CASCADE, related_name="rates")
+    vehicle_type = models.CharField(max_length=16, choices=VehicleType.choices)
+    hourly_amount = models.PositiveIntegerField(help_text="Per started hour, in minor units.")
+    daily_max_amount = models.PositiveIntegerField(
+        help_text="Cap for each 24-hour block, in minor units."
+    )
+
+    class Meta:
+        ordering = ["lot", "vehicle_type"]
+        constraints = [
+            models.UniqueConstraint(fields=["lot", "vehicle_type"], name="rate_one_per_type"),
+            models.CheckConstraint(
+                condition=models.Q(vehicle_type__in=VehicleType.values), name="rate_type_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(hourly_amount__gt=0), name="rate_hourly_positive"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(daily_max_amount__gte=models.F("hourly_amount")),
+                name="rate_daily_max_at_least_hourly",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.lot}: {self.get_vehicle_type_display()}"

@@ -1,0 +1,205 @@
+"""Driver API: availability (checkCapacity), reserveSpot, and a driver's reservations."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.generics import ListAPIView
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.api import Pagination
+from config.errors import InvalidInput
+from config.fields import AwareDateTimeField, MoneyField
+from lots.constants import VehicleType
+from reservations.models import Actor, Reservation, Status
+from reservations.selectors import (
+    lot_availability,
+    reservation_get_for_user,
+    reservation_list_for_user,
+)
+from reservations.services import reservation_cancel, reservation_create
+
+LOT_ID = OpenApiParameter("lot_id", str, OpenApiParameter.PATH, description="The lot's id.")
+RESERVATION_ID = OpenApiParameter(
+    "reservation_id",
+    str,
+    OpenApiParameter.PATH,
+    description="The reservation's code, e.g. R7K2-9QXM.",
+)
+
+
+class WindowSerializer(serializers.Serializer):
+    vehicle_type = serializers.ChoiceField(choices=VehicleType.choices)
+    start = AwareDateTimeField()
+    end = AwareDateTimeField()
+
+
+class MoneySerializer(serializers.Serializer):
+    amount = serializers.IntegerField()
+    currency = serializers.CharField()
+
+
+class AvailabilitySerializer(serializers.Serializer):
+    lot_id = serializers.CharField()
+    vehicle_type = serializers.CharField()
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    is_free = serializers.BooleanField()
+    free_spots = serializers.IntegerField()
+    price = MoneySerializer(allow_null=True)
+
+
+class AvailabilityApi(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+
+    @extend_schema(
+        parameters=[LOT_ID, WindowSerializer],
+        responses=AvailabilitySerializer,
+        tags=["lots"],
+        auth=[],
+    )
+    def get(self, request, lot_id: str):
+        window = WindowSerializer(data=request.query_params)
+        window.is_valid(raise_exception=True)
+        answer = lot_availability(lot_id=lot_id, **window.validated_data)
+        price = (
+            None
+            if answer.price_amount is None
+            else {"amount": answer.price_amount, "currency": answer.currency}
+        )
+        field = serializers.DateTimeField()
+        return Response(
+            {
+                "lot_id": answer.lot_id,
+                "vehicle_type": answer.vehicle_type,
+                "start": field.to_representation(answer.start),
+                "end": field.to_representation(answer.end),
+                "is_free": answer.is_free,
+                "free_spots": answer.free_spots,
+                "price": price,
+            }
+        )
+
+
+class SpotRefSerializer(serializers.Serializer):
+    id = serializers.CharField(source="public_id")
+    label = serializers.CharField()
+
+
+class ReservationSerializer(serializers.ModelSerializer):
+    id = serializers.CharField(source="code")
+    lot_id = serializers.CharField(source="lot.slug")
+    lot_timezone = serializers.CharField(source="lot.timezone")
+    spot = SpotRefSerializer()
+    price = MoneyField("price_amount")
+    payment = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Reservation
+        fields = [
+            "id",
+            "status",
+            "lot_id",
+            "lot_timezone",
+            "spot",
+            "vehicle_type",
+            "vehicle_plate",
+            "start",
+            "end",
+            "occupied_until",
+            "price",
+            "hold_expires_at",
+            "arrived_at",
+            "departed_at",
+            "created_at",
+            "payment",
+        ]
+
+    def get_payment(self, reservation: Reservation) -> dict | None:
+        # Filled in by the payments app (Stripe) once it lands.
+        return None
+
+
+class ReservationCreateSerializer(WindowSerializer):
+    lot_id = serializers.CharField(max_length=60)
+    vehicle_plate = serializers.CharField(
+        max_length=20, required=False, allow_blank=True, default=""
+    )
+
+
+class ReservationFilterSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=Status.choices, required=False)
+
+
+class ReservationPagination(Pagination):
+    ordering = "-created_at"
+
+
+class ReservationListCreateApi(ListAPIView):
+    serializer_class = ReservationSerializer
+    pagination_class = ReservationPagination
+
+    def get_queryset(self):
+        filters = ReservationFilterSerializer(data=self.request.query_params)
+        filters.is_valid(raise_exception=True)
+        return reservation_list_for_user(user=self.request.user, **filters.validated_data)
+
+    @extend_schema(parameters=[ReservationFilterSerializer], tags=["reservations"])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        request=ReservationCreateSerializer,
+        responses={201: ReservationSerializer},
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                OpenApiParameter.HEADER,
+                description="Retry-safe: the same key returns the first booking.",
+            )
+        ],
+        tags=["reservations"],
+    )
+    def post(self, request):
+        data = ReservationCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        key = request.headers.get("Idempotency-Key") or None
+        if key is not None and not (1 <= len(key) <= 255):
+            raise InvalidInput(
+                "Idempotency-Key must be 1 to 255 characters.", code="invalid_idempotency_key"
+            )
+        result = reservation_create(user=request.user, idempotency_key=key, **data.validated_data)
+        response = Response(
+            ReservationSerializer(result.reservation).data, status=status.HTTP_201_CREATED
+        )
+        if not result.created:
+            response["Idempotent-Replayed"] = "true"
+        return response
+
+
+class ReservationDetailApi(APIView):
+    @extend_schema(
+        responses=ReservationSerializer, parameters=[RESERVATION_ID], tags=["reservations"]
+    )
+    def get(self, request, reservation_id: str):
+        reservation = reservation_get_for_user(user=request.user, code=reservation_id)
+        return Response(ReservationSerializer(reservation).data)
+
+
+class ReservationCancelApi(APIView):
+    @extend_schema(
+        request=None,
+        responses=ReservationSerializer,
+        parameters=[RESERVATION_ID],
+        tags=["reservations"],
+    )
+    def post(self, request, reservation_id: str):
+        reservation = reservation_get_for_user(user=request.user, code=reservation_id)
+        result = reservation_cancel(
+            reservation_id=reservation.pk, actor=Actor.DRIVER, actor_user=request.user
+        )
+        return Response(ReservationSerializer(result.reservation).data)

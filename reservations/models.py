@@ -1,0 +1,174 @@
+"""Reservations, their state machine's audit trail, and idempotent creation."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.db import models
+
+from lots.constants import VehicleType
+from lots.models import Lot, Spot
+
+# No 0/O or 1/I/L: codes are read aloud and typed at gates.
+CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_reservation_code() -> str:
+    """`R7K2-9QXM`: 8 random symbols (~39 bits), not derived from anything."""
+    raw = "".join(secrets.choice(CODE_ALPHABET) for _ in range(8))
+    return f"{raw[:4]}-{raw[4:]}"
+
+
+def normalize_code(code: str) -> str:
+    raw = "".join(ch for ch in (code or "").upper() if ch.isalnum())
+    return f"{raw[:4]}-{raw[4:]}" if len(raw) == 8 else raw
+
+
+class Status(models.TextChoices):
+    PENDING_PAYMENT = "pending_payment", "Awaiting payment"
+    CONFIRMED = "confirmed", "Confirmed"
+    PARKED = "parked", "Parked"
+    COMPLETED = "completed", "Completed"
+    NO_SHOW = "no_show", "No-show"
+    CANCELLED = "cancelled", "Cancelled"
+    EXPIRED = "expired", "Expired"
+
+
+# States in which a reservation holds its spot over [start, occupied_until).
+BLOCKING_STATUSES = (
+    Status.PENDING_PAYMENT,
+    Status.CONFIRMED,
+    Status.PARKED,
+    Status.COMPLETED,
+    Status.NO_SHOW,
+)
+BLOCKING_Q = models.Q(status__in=BLOCKING_STATUSES)
+
+
+class Reservation(models.Model):
+    code = models.CharField(max_length=9, unique=True, default=new_reservation_code, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reservations"
+    )
+    lot = models.ForeignKey(Lot, on_delete=models.PROTECT, related_name="reservations")
+    spot = models.ForeignKey(Spot, on_delete=models.PROTECT, related_name="reservations")
+    vehicle_type = models.CharField(max_length=16, choices=VehicleType.choices)
+    vehicle_plate = models.CharField(max_length=16, blank=True, db_index=True)
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    # End of the time the spot is taken: `end`, or earlier after an early departure
+    # or a no-show. What the exclusion constraint protects is [start, occupied_until).
+    occupied_until = models.DateTimeField()
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING_PAYMENT)
+    price_amount = models.PositiveIntegerField(help_text="Minor units of `currency`.")
+    currency = models.CharField(max_length=3)
+    hold_expires_at = models.DateTimeField(null=True, blank=True)
+    arrived_at = models.DateTimeField(null=True, blank=True)
+    departed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(end__gt=models.F("start")), name="reservation_end_after_start"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(
+                    occupied_until__gte=models.F("start"), occupied_until__lte=models.F("end")
+                ),
+                name="reservation_occupied_within_window",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=Status.values), name="reservation_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(vehicle_type__in=VehicleType.values),
+                name="reservation_type_valid",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(currency__regex=r"^[a-z]{3}$"), name="reservation_currency_iso"
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(status=Status.PENDING_PAYMENT)
+                | models.Q(hold_expires_at__isnull=False),
+                name="reservation_pending_has_hold",
+            ),
+            # On PostgreSQL, migration 0002 adds the exclusion constraint
+            # `reservation_no_overlap` (spot =, tstzrange(start, occupied_until) &&).
+        ]
+        indexes = [
+            models.Index(
+                fields=["spot", "occupied_until"],
+                condition=BLOCKING_Q,
+                name="reservation_spot_until",
+            ),
+            models.Index(
+                fields=["spot", "start"], condition=BLOCKING_Q, name="reservation_spot_start"
+            ),
+            models.Index(fields=["user", "-created_at"], name="reservation_user_recent"),
+            models.Index(fields=["lot", "start"], name="reservation_lot_start"),
+            models.Index(
+                fields=["hold_expires_at"],
+                condition=models.Q(status=Status.PENDING_PAYMENT),
+                name="reservation_pending_holds",
+            ),
+            models.Index(
+                fields=["start"],
+                condition=models.Q(status=Status.CONFIRMED),
+                name="reservation_confirmed_start",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.code
+
+    @property
+    def is_blocking(self) -> bool:
+        return self.status in BLOCKING_STATUSES
+
+
+class Actor(models.TextChoices):
+    DRIVER = "driver", "Driver"
+    STAFF = "staff", "Staff"
+    GATE = "gate", "Gate"
+    SCHEDULER = "scheduler", "Scheduler"
+    PAYMENT = "payment", "Payment"
+    SYSTEM = "system", "System"
+
+
+class ReservationEvent(models.Model):
+    """One row per state change: the audit trail (who, when, from, to)."""
+
+    reservation = models.ForeignKey(Reservation, on_delete=models.CASCADE, related_name="events")
+    from_status = models.CharField(max_length=20, choices=Status.choices, blank=True)
+    to_status = models.CharField(max_length=20, choices=Status.choices)
+    actor = models.CharField(max_length=16, choices=Actor.choices)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    at = models.DateTimeField()
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["reservation", "at"], name="event_reservation_at")]
+
+    def __str__(self) -> str:
+        return f"{self.reservation_id}: {self.from_status or '∅'} → {self.to_status}"
+
+
+class IdempotencyKey(models.Model):
+    """Remembers which reservation a client's `Idempotency-Key` created."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the canonical request.")
+    reservation = models.ForeignKey(Reservation, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="idempotency_key_unique")
+        ]

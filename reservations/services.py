@@ -1,0 +1,464 @@
+"""Every write about reservations: booking, and each arrow of the state machine.
+
+    pending_payment ──pay──▶ confirmed ──arrive──▶ parked ──leave──▶ completed
+       │  └──cancel──▶ cancelled ◀──cancel──┘  └──no arrival by start+grace──▶ no_show
+       └──hold lapses──▶ expired
+
+Every transition is one function and one transaction: it locks the row, checks
+the state, writes the new one and records an event. Repeating a transition that
+already happened returns the reservation as it is (gates and workers retry).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from config.errors import Conflict, IdempotencyKeyReused, InvalidInput, NotFound
+from lots.constants import VehicleType
+from lots.models import Lot, Rate, Spot
+from lots.pricing import window_price
+from lots.services import lot_availability_changed
+from parking.models import User, normalize_plate
+from reservations.allocation import best_fit_spots, live_blocking_q, overlapping_q
+from reservations.models import Actor, IdempotencyKey, Reservation, ReservationEvent, Status
+from reservations.rules import validate_window
+
+# Spots tried before answering "no spot"; each try is a savepoint, so a lost race
+# costs one round trip and releases that spot's lock.
+MAX_SPOT_ATTEMPTS = 10
+
+
+class NoSpotAvailable(Conflict):
+    code = "no_spot_available"
+
+
+class IllegalTransition(Conflict):
+    code = "illegal_transition"
+
+
+@dataclass(frozen=True)
+class BookingResult:
+    reservation: Reservation
+    created: bool  # False when an Idempotency-Key replayed an earlier booking
+
+
+class _SpotTaken(Exception):
+    pass
+
+
+class _KeyTaken(Exception):
+    pass
+
+
+def _fingerprint(**fields: object) -> str:
+    canonical = json.dumps(fields, sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _replay(*, user: User, key: str, fingerprint: str) -> BookingResult | None:
+    record = (
+        IdempotencyKey.objects.select_related("reservation__lot", "reservation__spot")
+        .filter(user=user, key=key)
+        .first()
+    )
+    if record is None:
+        return None
+    if record.fingerprint != fingerprint:
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was already used with a different request.",
+        )
+    return BookingResult(reservation=record.reservation, created=False)
+
+
+def reservation_create(
+    *,
+    user: User,
+    lot_id: str,
+    vehicle_type: str,
+    start: datetime,
+    end: datetime,
+    vehicle_plate: str = "",
+    idempotency_key: str | None = None,
+    now: datetime | None = None,
+) -> BookingResult:
+    """reserveSpot: hold the best free spot for the window until it is paid for."""
+    now = now or timezone.now()
+    validate_window(start=start, end=end, now=now)
+    if vehicle_type not in VehicleType.values:
+        raise InvalidInput(
+            "Unknown vehicle type.", code="invalid_vehicle_type", field="vehicle_type"
+        )
+    plate = normalize_plate(vehicle_plate)
+    if len(plate) > 16:
+        raise InvalidInput("That plate is too long.", code="invalid_plate", field="vehicle_plate")
+
+    fingerprint = _fingerprint(
+        lot_id=lot_id,
+        vehicle_type=vehicle_type,
+        start=start.timestamp(),
+        end=end.timestamp(),
+        plate=plate,
+    )
+    if idempotency_key:
+        replay = _replay(user=user, key=idempotency_key, fingerprint=fingerprint)
+        if replay:
+            return replay
+
+    lot = Lot.objects.filter(slug=lot_id, is_active=True).first()
+    if lot is None:
+        raise NotFound("There is no such lot.", code="lot_not_found")
+    rate = Rate.objects.filter(lot=lot, vehicle_type=vehicle_type).first()
+    if rate is None:
+        raise NoSpotAvailable(
+            f"{lot.name} has no spots for this vehicle type.", code="vehicle_type_not_offered"
+        )
+    price = window_price(start, end, hourly=rate.hourly_amount, daily_max=rate.daily_max_amount)
+
+    try:
+        with transaction.atomic():
+            reservation = _allocate(
+                user=user,
+                lot=lot,
+                vehicle_type=vehicle_type,
+                start=start,
+                end=end,
+                plate=plate,
+                price=price,
+                now=now,
+            )
+            if idempotency_key:
+                try:
+                    with transaction.atomic():
+                        IdempotencyKey.objects.create(
+                            user=user,
+                            key=idempotency_key,
+                            fingerprint=fingerprint,
+                            reservation=reservation,
+                        )
+                except IntegrityError as exc:
+                    raise _KeyTaken from exc  # a twin request committed first: undo ours
+            lot_availability_changed(lot_id=lot.pk)
+    except _KeyTaken:
+        replay = _replay(user=user, key=idempotency_key or "", fingerprint=fingerprint)
+        if replay is None:  # the twin rolled back after all
+            raise Conflict("Please retry the request.", code="retry") from None
+        return replay
+    return BookingResult(reservation=reservation, created=True)
+
+
+def _allocate(
+    *,
+    user: User,
+    lot: Lot,
+    vehicle_type: str,
+    start: datetime,
+    end: datetime,
+    plate: str,
+    price: int,
+    now: datetime,
+) -> Reservation:
+    tried: list[int] = []
+    for _ in range(MAX_SPOT_ATTEMPTS):
+        candidates = best_fit_spots(
+            lot_id=lot.pk, vehicle_type=vehicle_type, start=start, end=end, now=now, exclude=tried
+        )
+        try:
+            with transaction.atomic():
+                # Move past spots another booking is taking; only when every free
+                # spot is being taken, wait for one of them to know the outcome.
+                spot = candidates.select_for_update(skip_locked=True).first()
+                if spot is None:
+                    spot = candidates.select_for_update().first()
+                if spot is None:
+                    break
+                tried.append(spot.pk)
+                _expire_lapsed_holds(spot=spot, start=start, end=end, now=now)
+                # Our snapshot may predate a booking committed while we waited
+                # for the lock: look again now that the spot is ours.
+                taken = Reservation.objects.filter(spot=spot).filter(
+                    live_blocking_q(now), overlapping_q(start, end)
+                )
+                if taken.exists():
+                    raise _SpotTaken
+                reservation = Reservation.objects.create(
+                    user=user,
+                    lot=lot,
+                    spot=spot,
+                    vehicle_type=vehicle_type,
+                    vehicle_plate=plate,
+                    start=start,
+                    end=end,
+                    occupied_until=end,
+                    status=Status.PENDING_PAYMENT,
+                    price_amount=price,
+                    currency=lot.currency,
+                    hold_expires_at=now + timedelta(minutes=settings.HOLD_TTL_MINUTES),
+                )
+                _record(reservation, from_status="", actor=Actor.DRIVER, actor_user=user, at=now)
+                return reservation
+        except (_SpotTaken, IntegrityError):
+            # IntegrityError: the exclusion constraint caught an overlap the
+            # checks above missed. Either way, try the next spot.
+            continue
+    raise NoSpotAvailable("No spot is free for that whole window.")
+
+
+def _expire_lapsed_holds(*, spot: Spot, start: datetime, end: datetime, now: datetime) -> None:
+    """A hold past its TTL never blocks a booking, even with the scheduler down."""
+    lapsed = (
+        Reservation.objects.select_for_update()
+        .filter(spot=spot, status=Status.PENDING_PAYMENT, hold_expires_at__lte=now)
+        .filter(overlapping_q(start, end))
+    )
+    for reservation in lapsed:
+        reservation.status = Status.EXPIRED
+        reservation.save(update_fields=["status", "updated_at"])
+        _record(
+            reservation,
+            from_status=Status.PENDING_PAYMENT,
+            actor=Actor.SYSTEM,
+            at=now,
+            data={"reason": "hold lapsed; spot taken by a new booking"},
+        )
+
+
+def _record(
+    reservation: Reservation,
+    *,
+    from_status: str,
+    actor: str,
+    at: datetime,
+    actor_user: User | None = None,
+    data: dict | None = None,
+) -> None:
+    ReservationEvent.objects.create(
+        reservation=reservation,
+        from_status=from_status,
+        to_status=reservation.status,
+        actor=actor,
+        actor_user=actor_user,
+        at=at,
+        data=data or {},
+    )
+
+
+# --- transitions ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TransitionResult:
+    reservation: Reservation
+    changed: bool  # False when the transition had already happened
+
+
+def _transition(
+    *,
+    reservation_id: int,
+    to: Status,
+    allowed_from: tuple[Status, ...],
+    already_done: tuple[Status, ...],
+    actor: str,
+    actor_user: User | None,
+    at: datetime,
+    apply: Callable[[Reservation], None] | None = None,
+    frees_spot: bool = False,
+    data: dict | None = None,
+) -> TransitionResult:
+    with transaction.atomic():
+        reservation = (
+            Reservation.objects.select_for_update(of=("self",))
+            .select_related("lot", "spot")
+            .filter(pk=reservation_id)
+            .first()
+        )
+        if reservation is None:
+            raise NotFound("There is no such reservation.", code="reservation_not_found")
+        if reservation.status in already_done:
+            return TransitionResult(reservation=reservation, changed=False)
+        if reservation.status not in allowed_from:
+            raise IllegalTransition(
+                f"A reservation that is {reservation.get_status_display().lower()} "
+                f"cannot become {to.label.lower()}.",
+            )
+        from_status = reservation.status
+        if apply:
+            apply(reservation)
+        reservation.status = to
+        reservation.save()
+        _record(
+            reservation,
+            from_status=from_status,
+            actor=actor,
+            actor_user=actor_user,
+            at=at,
+            data=data,
+        )
+        if frees_spot:
+            lot_availability_changed(lot_id=reservation.lot_id)
+        return TransitionResult(reservation=reservation, changed=True)
+
+
+def _clamp_to_window(reservation: Reservation, moment: datetime) -> datetime:
+    return min(max(moment, reservation.start), reservation.end)
+
+
+def reservation_confirm(
+    *,
+    reservation_id: int,
+    actor: str = Actor.PAYMENT,
+    at: datetime | None = None,
+    data: dict | None = None,
+) -> TransitionResult:
+    """pending_payment → confirmed, once the payment is authorised."""
+    at = at or timezone.now()
+
+    def apply(reservation: Reservation) -> None:
+        if reservation.hold_expires_at and reservation.hold_expires_at <= at:
+            raise Conflict("The hold on this spot has expired.", code="hold_expired")
+        reservation.hold_expires_at = None
+
+    return _transition(
+        reservation_id=reservation_id,
+        to=Status.CONFIRMED,
+        allowed_from=(Status.PENDING_PAYMENT,),
+        already_done=(Status.CONFIRMED, Status.PARKED, Status.COMPLETED, Status.NO_SHOW),
+        actor=actor,
+        actor_user=None,
+        at=at,
+        apply=apply,
+        data=data,
+    )
+
+
+def reservation_cancel(
+    *,
+    reservation_id: int,
+    actor: str = Actor.DRIVER,
+    actor_user: User | None = None,
+    at: datetime | None = None,
+    reason: str = "",
+) -> TransitionResult:
+    """pending_payment or confirmed → cancelled; the spot is free again."""
+    return _transition(
+        reservation_id=reservation_id,
+        to=Status.CANCELLED,
+        allowed_from=(Status.PENDING_PAYMENT, Status.CONFIRMED),
+        already_done=(Status.CANCELLED,),
+        actor=actor,
+        actor_user=actor_user,
+        at=at or timezone.now(),
+        frees_spot=True,
+        data={"reason": reason} if reason else None,
+    )
+
+
+def reservation_expire(*, reservation_id: int, at: datetime | None = None) -> TransitionResult:
+    """pending_payment → expired, when the hold lapsed unpaid."""
+    at = at or timezone.now()
+
+    def apply(reservation: Reservation) -> None:
+        if reservation.hold_expires_at and reservation.hold_expires_at > at:
+            raise Conflict("The hold has not lapsed yet.", code="hold_active")
+
+    return _transition(
+        reservation_id=reservation_id,
+        to=Status.EXPIRED,
+        allowed_from=(Status.PENDING_PAYMENT,),
+        already_done=(Status.EXPIRED,),
+        actor=Actor.SCHEDULER,
+        actor_user=None,
+        at=at,
+        apply=apply,
+        frees_spot=True,
+    )
+
+
+def reservation_arrive(
+    *,
+    reservation_id: int,
+    at: datetime,
+    actor: str = Actor.GATE,
+    actor_user: User | None = None,
+) -> TransitionResult:
+    """confirmed → parked, from EARLY_ARRIVAL before the start until the end."""
+
+    def apply(reservation: Reservation) -> None:
+        if at < reservation.start - timedelta(minutes=settings.EARLY_ARRIVAL_MINUTES):
+            raise Conflict("Too early: the reservation has not started yet.", code="too_early")
+        if at >= reservation.end:
+            raise Conflict("Too late: the reservation has ended.", code="too_late")
+        reservation.arrived_at = at
+
+    return _transition(
+        reservation_id=reservation_id,
+        to=Status.PARKED,
+        allowed_from=(Status.CONFIRMED,),
+        already_done=(Status.PARKED, Status.COMPLETED),
+        actor=actor,
+        actor_user=actor_user,
+        at=at,
+        apply=apply,
+    )
+
+
+def reservation_depart(
+    *,
+    reservation_id: int,
+    at: datetime,
+    actor: str = Actor.GATE,
+    actor_user: User | None = None,
+) -> TransitionResult:
+    """parked → completed; leaving before the end frees the rest of the window."""
+
+    def apply(reservation: Reservation) -> None:
+        reservation.departed_at = at
+        reservation.occupied_until = _clamp_to_window(reservation, at)
+
+    return _transition(
+        reservation_id=reservation_id,
+        to=Status.COMPLETED,
+        allowed_from=(Status.PARKED,),
+        already_done=(Status.COMPLETED,),
+        actor=actor,
+        actor_user=actor_user,
+        at=at,
+        apply=apply,
+        frees_spot=True,
+    )
+
+
+def no_show_grace(lot: Lot) -> timedelta:
+    minutes = lot.no_show_grace_minutes
+    return timedelta(minutes=settings.NO_SHOW_GRACE_MINUTES if minutes is None else minutes)
+
+
+def reservation_mark_no_show(
+    *, reservation_id: int, at: datetime | None = None
+) -> TransitionResult:
+    """confirmed → no_show when nobody arrived by start + grace; the rest is freed."""
+    at = at or timezone.now()
+
+    def apply(reservation: Reservation) -> None:
+        if at < reservation.start + no_show_grace(reservation.lot):
+            raise Conflict("The arrival grace period has not passed.", code="grace_not_over")
+        reservation.occupied_until = _clamp_to_window(reservation, at)
+
+    return _transition(
+        reservation_id=reservation_id,
+        to=Status.NO_SHOW,
+        allowed_from=(Status.CONFIRMED,),
+        already_done=(Status.NO_SHOW,),
+        actor=Actor.SCHEDULER,
+        actor_user=None,
+        at=at,
+        apply=apply,
+        frees_spot=True,
+    )
