@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 
 from django.contrib.auth import authenticate
+from django.contrib.auth.models import Group, Permission
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
@@ -65,3 +67,80 @@ def vehicle_add(*, owner: User, plate: str, vehicle_type: str, nickname: str = "
         raise Conflict(
             "You already have this vehicle.", code="vehicle_exists", field="plate"
         ) from exc
+
+
+@transaction.atomic
+def user_ensure(
+    *,
+    email: str,
+    password: str,
+    full_name: str = "",
+    is_staff: bool = False,
+    is_superuser: bool = False,
+    groups: Iterable[Group] = (),
+) -> User:
+    """Make sure an account exists with these flags, password and groups (demo and
+    operator accounts). Writes only what differs, so running it again changes nothing.
+
+    Unlike user_register it does not apply the password strength rules: an
+    operator chooses these passwords on purpose (the demo one is printed on start).
+    """
+    email = User.objects.normalize_email(email).strip().lower()
+    if not email:
+        raise InvalidInput("An e-mail address is required.", code="email_required", field="email")
+    if not password:
+        raise InvalidInput("A password is required.", code="password_required", field="password")
+    user = User.objects.select_for_update().filter(email__iexact=email).first()
+    if user is None:
+        user = User.objects.create_user(
+            email=email,
+            password=password,
+            full_name=full_name,
+            is_staff=is_staff or is_superuser,
+            is_superuser=is_superuser,
+        )
+    else:
+        changed = []
+        wanted = {
+            "is_staff": is_staff or is_superuser,
+            "is_superuser": is_superuser,
+            "is_active": True,
+        }
+        if full_name:
+            wanted["full_name"] = full_name
+        for field, value in wanted.items():
+            if getattr(user, field) != value:
+                setattr(user, field, value)
+                changed.append(field)
+        # check_password first: set_password would re-salt and rewrite the hash.
+        if not user.check_password(password):
+            user.set_password(password)
+            changed.append("password")
+        if changed:
+            user.save(update_fields=changed)
+    missing = [group for group in groups if not user.groups.filter(pk=group.pk).exists()]
+    if missing:
+        user.groups.add(*missing)
+    return user
+
+
+@transaction.atomic
+def group_ensure(*, name: str, permissions: Iterable[str]) -> Group:
+    """Make sure an auth group exists with exactly these permissions.
+
+    `permissions` are "app_label.codename" strings, e.g. "lots.view_lot".
+    """
+    wanted = []
+    for dotted in permissions:
+        app_label, _, codename = dotted.partition(".")
+        permission = Permission.objects.filter(
+            content_type__app_label=app_label, codename=codename
+        ).first()
+        if permission is None:
+            raise InvalidInput(f"Unknown permission {dotted!r}.", code="unknown_permission")
+        wanted.append(permission)
+    group, _ = Group.objects.get_or_create(name=name)
+    current = set(group.permissions.values_list("pk", flat=True))
+    if current != {permission.pk for permission in wanted}:
+        group.permissions.set(wanted)
+    return group

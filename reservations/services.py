@@ -27,8 +27,15 @@ from lots.models import Lot, Rate, Spot
 from lots.pricing import window_price
 from lots.services import lot_availability_changed
 from parking.models import User, normalize_plate
-from reservations.allocation import best_fit_spots, live_blocking_q, overlapping_q
-from reservations.models import Actor, IdempotencyKey, Reservation, ReservationEvent, Status
+from reservations.allocation import best_fit_spots, overlapping_q
+from reservations.models import (
+    BLOCKING_STATUSES,
+    Actor,
+    IdempotencyKey,
+    Reservation,
+    ReservationEvent,
+    Status,
+)
 from reservations.rules import validate_window
 
 # Spots tried before answering "no spot"; each try is a savepoint, so a lost race
@@ -112,14 +119,19 @@ def reservation_create(
         if replay:
             return replay
 
-    lot = Lot.objects.filter(slug=lot_id, is_active=True).first()
-    if lot is None:
-        raise NotFound("There is no such lot.", code="lot_not_found")
-    rate = Rate.objects.filter(lot=lot, vehicle_type=vehicle_type).first()
+    rate = (
+        Rate.objects.select_related("lot")
+        .filter(lot__slug=lot_id, lot__is_active=True, vehicle_type=vehicle_type)
+        .first()
+    )
     if rate is None:
+        lot = Lot.objects.filter(slug=lot_id, is_active=True).first()
+        if lot is None:
+            raise NotFound("There is no such lot.", code="lot_not_found")
         raise NoSpotAvailable(
             f"{lot.name} has no spots for this vehicle type.", code="vehicle_type_not_offered"
         )
+    lot = rate.lot
     price = window_price(start, end, hourly=rate.hourly_amount, daily_max=rate.daily_max_amount)
 
     try:
@@ -180,13 +192,9 @@ def _allocate(
                 if spot is None:
                     break
                 tried.append(spot.pk)
-                _expire_lapsed_holds(spot=spot, start=start, end=end, now=now)
                 # Our snapshot may predate a booking committed while we waited
                 # for the lock: look again now that the spot is ours.
-                taken = Reservation.objects.filter(spot=spot).filter(
-                    live_blocking_q(now), overlapping_q(start, end)
-                )
-                if taken.exists():
+                if _claim_window(spot=spot, start=start, end=end, now=now):
                     raise _SpotTaken
                 reservation = Reservation.objects.create(
                     user=user,
@@ -211,13 +219,25 @@ def _allocate(
     raise NoSpotAvailable("No spot is free for that whole window.")
 
 
-def _expire_lapsed_holds(*, spot: Spot, start: datetime, end: datetime, now: datetime) -> None:
-    """A hold past its TTL never blocks a booking, even with the scheduler down."""
-    lapsed = (
+def _claim_window(*, spot: Spot, start: datetime, end: datetime, now: datetime) -> bool:
+    """With the spot locked, check the window is free; True if someone holds it.
+
+    A hold past its TTL never blocks a booking, even with the scheduler down: the
+    lapsed holds met here are expired on the spot.
+    """
+    overlapping = (
         Reservation.objects.select_for_update()
-        .filter(spot=spot, status=Status.PENDING_PAYMENT, hold_expires_at__lte=now)
+        .filter(spot=spot, status__in=BLOCKING_STATUSES)
         .filter(overlapping_q(start, end))
+        .only("id", "status", "hold_expires_at", "start", "end", "lot_id")
     )
+    lapsed = []
+    for reservation in overlapping:
+        if not (
+            reservation.status == Status.PENDING_PAYMENT and reservation.hold_expires_at <= now
+        ):
+            return True
+        lapsed.append(reservation)
     for reservation in lapsed:
         reservation.status = Status.EXPIRED
         reservation.save(update_fields=["status", "updated_at"])
@@ -228,6 +248,7 @@ def _expire_lapsed_holds(*, spot: Spot, start: datetime, end: datetime, now: dat
             at=now,
             data={"reason": "hold lapsed; spot taken by a new booking"},
         )
+    return False
 
 
 def _record(

@@ -84,6 +84,8 @@ def window(hours_from_now: float = 1, length_hours: float = 2, now: datetime | N
 def pytest_configure(config) -> None:
     from django.conf import settings
 
+    # Hashing passwords slowly is the point in production and a waste in tests.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # No collectstatic before tests: serve static files unhashed.
     settings.STORAGES = {
         **settings.STORAGES,

@@ -1,0 +1,147 @@
+"""Admin for driver accounts (e-mail login), their vehicles and API tokens."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest
+
+from parking.models import ApiToken, User, Vehicle, normalize_plate
+
+admin.site.site_header = "ParkSpot administration"
+admin.site.site_title = "ParkSpot admin"
+admin.site.index_title = "Lots, reservations and drivers"
+
+
+def _clean_email(form, email: str) -> str:
+    # Log-in is case-insensitive (UserManager.get_by_natural_key), so e-mails are
+    # stored lower case and must be unique whatever their case.
+    email = User.objects.normalize_email(email or "").strip().lower()
+    taken = User.objects.filter(email__iexact=email).exclude(pk=form.instance.pk)
+    if email and taken.exists():
+        raise ValidationError("A user with this e-mail address already exists.", code="unique")
+    return email
+
+
+class EmailUserCreationForm(AdminUserCreationForm):
+    class Meta:
+        model = User
+        fields = ("email", "full_name")
+        field_classes: dict = {}
+
+    def clean_email(self) -> str:
+        return _clean_email(self, self.cleaned_data.get("email"))
+
+
+class EmailUserChangeForm(UserChangeForm):
+    class Meta:
+        model = User
+        fields = (
+            "email",
+            "password",
+            "full_name",
+            "is_active",
+            "is_staff",
+            "is_superuser",
+            "groups",
+            "user_permissions",
+        )
+        field_classes: dict = {}
+
+    def clean_email(self) -> str:
+        return _clean_email(self, self.cleaned_data.get("email"))
+
+
+class VehicleForm(forms.ModelForm):
+    class Meta:
+        model = Vehicle
+        fields = ("owner", "plate", "vehicle_type", "nickname")
+
+    def clean_plate(self) -> str:
+        # Normalised before the uniqueness check, as Vehicle.save() will store it;
+        # otherwise "ab 12" would pass the check and then collide with "AB12".
+        return normalize_plate(self.cleaned_data.get("plate", ""))
+
+
+class VehicleInline(admin.TabularInline):
+    model = Vehicle
+    form = VehicleForm
+    extra = 0
+    fields = ("plate", "vehicle_type", "nickname", "created_at")
+    readonly_fields = ("created_at",)
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    form = EmailUserChangeForm
+    add_form = EmailUserCreationForm
+    list_display = ("email", "full_name", "is_staff", "is_active", "date_joined")
+    list_filter = ("is_staff", "is_superuser", "is_active", "groups")
+    search_fields = ("email", "full_name")
+    ordering = ("email",)
+    readonly_fields = ("last_login", "date_joined")
+    inlines = [VehicleInline]
+    fieldsets = (
+        (None, {"fields": ("email", "password")}),
+        ("Personal info", {"fields": ("full_name",)}),
+        (
+            "Permissions",
+            {
+                "fields": (
+                    "is_active",
+                    "is_staff",
+                    "is_superuser",
+                    "groups",
+                    "user_permissions",
+                ),
+            },
+        ),
+        ("Important dates", {"fields": ("last_login", "date_joined")}),
+    )
+    add_fieldsets = (
+        (
+            None,
+            {
+                "classes": ("wide",),
+                "fields": ("email", "full_name", "usable_password", "password1", "password2"),
+            },
+        ),
+    )
+
+
+@admin.register(Vehicle)
+class VehicleAdmin(admin.ModelAdmin):
+    form = VehicleForm
+    list_display = ("plate", "vehicle_type", "owner", "nickname", "created_at")
+    list_filter = ("vehicle_type",)
+    search_fields = ("plate", "owner__email", "nickname")
+    list_select_related = ("owner",)
+    autocomplete_fields = ("owner",)
+    fields = ("owner", "plate", "vehicle_type", "nickname", "created_at")
+    readonly_fields = ("created_at",)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens are created through the API and shown once; here they can be seen
+    (by prefix, never by hash) and revoked by deleting them."""
+
+    list_display = ("prefix_display", "user", "created_at", "last_used_at")
+    search_fields = ("prefix", "user__email")
+    list_select_related = ("user",)
+    fields = ("prefix", "user", "created_at", "last_used_at")
+    readonly_fields = fields
+    date_hierarchy = "created_at"
+
+    @admin.display(description="Token", ordering="prefix")
+    def prefix_display(self, token: ApiToken) -> str:
+        return f"{token.prefix}…"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: ApiToken | None = None) -> bool:
+        return False

@@ -1,0 +1,168 @@
+"""`python manage.py seed_demo`: demo lots, rates, spots and logins, idempotently.
+
+Everything goes through the services, looked up first and only created or
+changed when missing or different, so running it again changes nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from lots.constants import VehicleType
+from lots.models import Lot
+from lots.services import lot_create, rate_set, spots_add
+from parking.services import group_ensure, user_ensure
+
+SITE_URL = "http://127.0.0.1:8000"
+# Demo logins only: they are printed on start. Set DEMO_PASSWORD to change them.
+DEFAULT_DEMO_PASSWORD = "parkspot-demo"  # noqa: S105
+
+DRIVER_EMAIL = "driver@parkspot.test"
+STAFF_EMAIL = "staff@parkspot.test"
+ADMIN_EMAIL = "admin@parkspot.test"
+STAFF_GROUP = "Lot staff"
+VIEW_ADD_CHANGE = ("view", "add", "change")
+STAFF_PERMISSIONS = [
+    *(f"lots.{action}_{model}" for model in ("lot", "spot", "rate") for action in VIEW_ADD_CHANGE),
+    "reservations.view_reservation",
+    "reservations.add_reservation",
+    "reservations.change_reservation",
+    "reservations.view_reservationevent",
+]
+
+# Spots per vehicle type, and the label prefix painted on them.
+SPOTS = {VehicleType.MOTORCYCLE: ("M", 10), VehicleType.CAR: ("C", 40), VehicleType.VAN: ("V", 10)}
+
+
+@dataclass(frozen=True)
+class DemoLot:
+    slug: str
+    name: str
+    address: str
+    city: str
+    timezone: str
+    currency: str
+    latitude: Decimal
+    longitude: Decimal
+    # (hourly, daily maximum) per vehicle type, in the currency's minor units.
+    rates: dict[str, tuple[int, int]]
+
+
+DEMO_LOTS = [
+    DemoLot(
+        slug="paris-opera",
+        name="Paris Opéra",
+        address="12 Rue Auber, 75009 Paris",
+        city="Paris",
+        timezone="Europe/Paris",
+        currency="eur",
+        latitude=Decimal("48.872100"),
+        longitude=Decimal("2.331000"),
+        # €1.50 / €3.50 / €5.00 an hour; €12 / €28 / €40 a day.
+        rates={"motorcycle": (150, 1200), "car": (350, 2800), "van": (500, 4000)},
+    ),
+    DemoLot(
+        slug="nyc-midtown",
+        name="New York Midtown",
+        address="350 W 42nd St, New York, NY 10036",
+        city="New York",
+        timezone="America/New_York",
+        currency="usd",
+        latitude=Decimal("40.757600"),
+        longitude=Decimal("-73.991900"),
+        # $6 / $12 / $18 an hour; $30 / $45 / $70 a day.
+        rates={"motorcycle": (600, 3000), "car": (1200, 4500), "van": (1800, 7000)},
+    ),
+    DemoLot(
+        slug="tokyo-shinjuku",
+        name="Tokyo Shinjuku",
+        address="3-38-1 Shinjuku, Shinjuku City, Tokyo 160-0022",
+        city="Tokyo",
+        timezone="Asia/Tokyo",
+        currency="jpy",
+        latitude=Decimal("35.690900"),
+        longitude=Decimal("139.700300"),
+        # The yen has no minor unit: these are whole yen.
+        rates={"motorcycle": (200, 1200), "car": (600, 3000), "van": (900, 4500)},
+    ),
+]
+
+
+class Command(BaseCommand):
+    help = "Create demo lots, rates, spots, a driver, a staff user and an admin (idempotent)."
+
+    def handle(self, *args, **options) -> None:
+        password = os.environ.get("DEMO_PASSWORD") or DEFAULT_DEMO_PASSWORD
+        # All or nothing: a failure half-way leaves the database as it was.
+        with transaction.atomic():
+            lots = [self._ensure_lot(demo) for demo in DEMO_LOTS]
+            staff_group = group_ensure(name=STAFF_GROUP, permissions=STAFF_PERMISSIONS)
+            user_ensure(email=DRIVER_EMAIL, password=password, full_name="Demo Driver")
+            user_ensure(
+                email=STAFF_EMAIL,
+                password=password,
+                full_name="Demo Lot Staff",
+                is_staff=True,
+                groups=[staff_group],
+            )
+            user_ensure(
+                email=ADMIN_EMAIL, password=password, full_name="Demo Admin", is_superuser=True
+            )
+        self._print_summary(lots, password)
+
+    def _ensure_lot(self, demo: DemoLot) -> Lot:
+        lot = Lot.objects.filter(slug=demo.slug).first()
+        if lot is None:
+            lot = lot_create(
+                slug=demo.slug,
+                name=demo.name,
+                address=demo.address,
+                city=demo.city,
+                timezone=demo.timezone,
+                currency=demo.currency,
+                latitude=demo.latitude,
+                longitude=demo.longitude,
+            )
+        for vehicle_type, (hourly, daily_max) in demo.rates.items():
+            rate_set(
+                lot=lot, vehicle_type=vehicle_type, hourly_amount=hourly, daily_max_amount=daily_max
+            )
+        for vehicle_type, (prefix, wanted) in SPOTS.items():
+            have = lot.spots.filter(vehicle_type=vehicle_type).count()
+            if have < wanted:
+                spots_add(lot=lot, vehicle_type=vehicle_type, count=wanted - have, prefix=prefix)
+        return lot
+
+    def _print_summary(self, lots: list[Lot], password: str) -> None:
+        rule = "=" * 72
+        lines = [
+            rule,
+            "ParkSpot demo data is ready.",
+            "",
+            f"  Website    {SITE_URL}/",
+            f"  Admin      {SITE_URL}/admin/",
+            f"  API docs   {SITE_URL}/api/v1/docs/",
+            "",
+            "  Logins (password for all three: " + password + ")",
+            f"    driver   {DRIVER_EMAIL}",
+            f"    staff    {STAFF_EMAIL}   (admin: lots, spots, rates, reservations)",
+            f"    admin    {ADMIN_EMAIL}   (superuser)",
+            "",
+            "  Lots (lot_id  name  time zone  currency  spots)",
+        ]
+        for lot in lots:
+            counts = {
+                vt: lot.spots.filter(vehicle_type=vt, is_active=True).count()
+                for vt in VehicleType.values
+            }
+            spots = " ".join(f"{vt}={n}" for vt, n in counts.items())
+            lines.append(
+                f"    {lot.slug:<16} {lot.name:<18} {lot.timezone:<18} {lot.currency}  {spots}"
+            )
+        lines.append(rule)
+        self.stdout.write("\n".join(lines))

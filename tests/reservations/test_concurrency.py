@@ -1,0 +1,188 @@
+"""Double booking under real concurrency: threads, each with its own database
+connection, race for spots; afterwards plain SQL finds no overlapping pair."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import pytest
+from django.db import IntegrityError, connection, connections, transaction
+from django.utils import timezone
+
+from config.errors import ApplicationError
+from lots.models import Spot
+from reservations.models import Reservation, Status
+from reservations.services import reservation_cancel, reservation_create
+from tests.factories import LotFactory, RateFactory, SpotFactory, UserFactory
+from tests.reservations.helpers import overlapping_pairs
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _run_in_threads(jobs, *, workers: int):
+    """Run callables at once (a barrier lines them up); each thread closes its connection."""
+    barrier = threading.Barrier(min(workers, len(jobs)))
+
+    def run(job):
+        try:
+            barrier.wait(timeout=30)
+            return job()
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(run, jobs))
+
+
+def _attempt(user, lot, start, end):
+    def job():
+        try:
+            return reservation_create(
+                user=user, lot_id=lot.slug, vehicle_type="car", start=start, end=end
+            ).reservation.code
+        except ApplicationError as exc:
+            return exc.code
+
+    return job
+
+
+def test_fifty_drivers_racing_for_the_last_spot_exactly_one_wins():
+    lot = LotFactory()
+    RateFactory(lot=lot)
+    SpotFactory(lot=lot)
+    users = UserFactory.create_batch(50)
+    start = timezone.now() + timedelta(hours=2)
+    # Every window overlaps every other one by at least 30 minutes.
+    jobs = [
+        _attempt(user, lot, start + timedelta(minutes=i), start + timedelta(hours=1, minutes=i))
+        for i, user in enumerate(users)
+    ]
+
+    outcomes = Counter(
+        "won" if "-" in result else result for result in _run_in_threads(jobs, workers=50)
+    )
+
+    assert outcomes == {"won": 1, "no_spot_available": 49}
+    assert Reservation.objects.count() == 1
+    assert overlapping_pairs() == 0
+
+
+def test_random_hammering_never_double_books_and_every_success_is_a_row():
+    lot = LotFactory()
+    RateFactory(lot=lot)
+    SpotFactory.create_batch(3, lot=lot)
+    users = UserFactory.create_batch(8)
+    base = timezone.now() + timedelta(hours=1)
+    rng = random.Random(20260304)
+
+    def worker(user, seed):
+        def job():
+            local = random.Random(seed)
+            won = []
+            for _ in range(15):
+                start = base + timedelta(minutes=15 * local.randrange(0, 4 * 24))
+                end = start + timedelta(minutes=30 * local.randrange(1, 12))
+                try:
+                    result = reservation_create(
+                        user=user, lot_id=lot.slug, vehicle_type="car", start=start, end=end
+                    )
+                    won.append(result.reservation.code)
+                    if local.random() < 0.2:  # some drivers change their mind
+                        reservation_cancel(reservation_id=result.reservation.pk, actor_user=user)
+                except ApplicationError as exc:
+                    won.append(exc.code)  # anything but no_spot_available fails below
+            return won
+
+        return job
+
+    results = _run_in_threads([worker(user, rng.random()) for user in users], workers=len(users))
+    outcomes = [outcome for won in results for outcome in won]
+    codes = [code for code in outcomes if "-" in code]
+    assert set(outcomes) - set(codes) <= {"no_spot_available"}
+
+    assert len(codes) > 10  # the lot really was contended and really was booked
+    assert set(Reservation.objects.values_list("code", flat=True)) == set(codes)
+    assert overlapping_pairs() == 0
+    assert Reservation.objects.filter(status=Status.CANCELLED).exists()
+
+
+@pytest.mark.postgres
+def test_the_database_refuses_an_overlapping_row_even_if_the_code_is_wrong():
+    lot = LotFactory()
+    RateFactory(lot=lot)
+    spot = SpotFactory(lot=lot)
+    user = UserFactory()
+    start = timezone.now() + timedelta(hours=1)
+    first = reservation_create(
+        user=user, lot_id=lot.slug, vehicle_type="car", start=start, end=start + timedelta(hours=2)
+    ).reservation
+
+    def clone(**changes):
+        fields = {
+            "user": user,
+            "lot": lot,
+            "spot": spot,
+            "vehicle_type": "car",
+            "start": first.start,
+            "end": first.end,
+            "occupied_until": first.end,
+            "status": Status.CONFIRMED,
+            "price_amount": 100,
+            "currency": "usd",
+        }
+        return Reservation(**{**fields, **changes})
+
+    with pytest.raises(IntegrityError, match="reservation_no_overlap"), transaction.atomic():
+        clone(
+            start=start + timedelta(hours=1),
+            end=start + timedelta(hours=3),
+            occupied_until=start + timedelta(hours=3),
+        ).save()
+
+    # Back to back is fine, and so is anything that no longer blocks.
+    clone(
+        start=first.end,
+        end=first.end + timedelta(hours=1),
+        occupied_until=first.end + timedelta(hours=1),
+    ).save()
+    clone(status=Status.CANCELLED).save()
+    clone(status=Status.EXPIRED).save()
+    assert overlapping_pairs() == 0
+
+
+@pytest.mark.postgres
+def test_an_overlap_caught_only_by_the_constraint_is_a_409_not_a_500(monkeypatch):
+    """If allocation's own checks were wrong, the exclusion constraint still
+    refuses the row, and the service moves on and ends with no_spot_available."""
+    from reservations import services
+
+    lot = LotFactory()
+    RateFactory(lot=lot)
+    SpotFactory.create_batch(2, lot=lot)
+    user = UserFactory()
+    start = timezone.now() + timedelta(hours=1)
+    end = start + timedelta(hours=2)
+    for _ in range(2):
+        reservation_create(user=user, lot_id=lot.slug, vehicle_type="car", start=start, end=end)
+
+    # Break both checks: every spot looks free and the re-check sees nothing.
+    monkeypatch.setattr(
+        services,
+        "best_fit_spots",
+        lambda *, lot_id, vehicle_type, exclude, **_: (
+            Spot.objects.filter(lot_id=lot_id, vehicle_type=vehicle_type)
+            .exclude(pk__in=list(exclude))
+            .order_by("label")
+        ),
+    )
+    monkeypatch.setattr(services, "_claim_window", lambda **_: False)
+
+    with pytest.raises(ApplicationError) as exc:
+        reservation_create(user=user, lot_id=lot.slug, vehicle_type="car", start=start, end=end)
+    assert (exc.value.status, exc.value.code) == (409, "no_spot_available")
+    assert Reservation.objects.count() == 2
+    assert connection.vendor == "postgresql"
