@@ -31,7 +31,10 @@ class AwareDateTimeField(serializers.DateTimeField):
             self.fail("invalid")
         if parsed.tzinfo is None or parsed.utcoffset() is None:
             self.fail("naive_datetime")
-        return parsed.astimezone(UTC)
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError:  # e.g. 0001-01-01T00:00+01:00
+            self.fail("invalid")
 
 
 _MONEY_SCHEMA = {

@@ -4,6 +4,7 @@ Unset, every service falls back to an embedded default (SQLite, local-memory
 cache) so that `make run` works on a bare machine.
 """
 
+import os
 import secrets
 from pathlib import Path
 
@@ -95,7 +96,8 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
     # A file, not shared-cache memory, so that threads in tests really race.
-    _db["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+    # One file per test process, so that two runs in one checkout never collide.
+    _db["TEST"] = {"NAME": str(VAR_DIR / f"test-db-{os.getpid()}.sqlite3")}
 else:
     _db["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
     _db["CONN_HEALTH_CHECKS"] = True
@@ -204,6 +206,21 @@ BOOKING_MAX_DAYS = env.int("BOOKING_MAX_DAYS", default=30)
 BOOKING_MAX_PAST_MINUTES = env.int("BOOKING_MAX_PAST_MINUTES", default=5)
 BOOKING_MAX_AHEAD_DAYS = env.int("BOOKING_MAX_AHEAD_DAYS", default=90)
 AVAILABILITY_CACHE_SECONDS = env.int("AVAILABILITY_CACHE_SECONDS", default=60)
+
+# --- Payments (Stripe; localstripe in development and tests, DESIGN §5) ----------------
+STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
+STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="")
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+# Unset: the SDK talks to Stripe. Set (e.g. http://127.0.0.1:8420): localstripe.
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")
+STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=2)
+STRIPE_WEBHOOK_TOLERANCE = env.int("STRIPE_WEBHOOK_TOLERANCE", default=300)
+# Card holds lapse after about 7 days: a booking whose settlement (its end) is
+# further away than this is charged at once and settled by refunds instead.
+CARD_HOLD_MAX_DAYS = env.int("CARD_HOLD_MAX_DAYS", default=6)
+# Cancelling a confirmed reservation after its start: "charge" the full price
+# (the default, as SpotHero does) or "refund" everything.
+LATE_CANCEL_POLICY = env.str("LATE_CANCEL_POLICY", default="charge")
 
 # --- Logging --------------------------------------------------------------------------
 LOGGING = {

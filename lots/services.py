@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import re
+from decimal import Decimal
+
+from django.core.exceptions import NON_FIELD_ERRORS
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
 from django.db.models import F
 
-from lots.models import Lot
+from config.errors import ApplicationError, Conflict, InvalidInput
+from lots.constants import VehicleType
+from lots.models import Lot, Rate, Spot, validate_timezone
 
 
 def lot_availability_changed(*, lot_id: int) -> None:
@@ -15,3 +23,207 @@ def lot_availability_changed(*, lot_id: int) -> None:
     other. Run it last in the transaction to hold the lot row lock briefly.
     """
     Lot.objects.filter(pk=lot_id).update(availability_version=F("availability_version") + 1)
+
+
+# Error codes for fields whose validation failed in Lot.full_clean().
+_LOT_FIELD_CODES = {
+    "slug": "invalid_slug",
+    "name": "invalid_name",
+    "address": "invalid_address",
+    "city": "invalid_city",
+    "timezone": "invalid_timezone",
+    "currency": "invalid_currency",
+    "latitude": "invalid_latitude",
+    "longitude": "invalid_longitude",
+    "no_show_grace_minutes": "invalid_no_show_grace_minutes",
+}
+_CURRENCY = re.compile(r"^[a-z]{3}$")
+# Room for the "-NNN" suffix inside Spot.label's 20 characters.
+_MAX_PREFIX_LENGTH = 10
+_LABEL_LENGTH = Spot._meta.get_field("label").max_length
+MAX_SPOTS_PER_CALL = 1000
+
+
+def lot_create(
+    *,
+    slug: str,
+    name: str,
+    address: str,
+    city: str,
+    timezone: str,
+    currency: str,
+    latitude: Decimal | float | str | None = None,
+    longitude: Decimal | float | str | None = None,
+    no_show_grace_minutes: int | None = None,
+) -> Lot:
+    """A new lot. Bad input is an InvalidInput naming the field; a taken slug a Conflict."""
+    currency = (currency or "").strip().lower()
+    timezone = (timezone or "").strip()
+    # Checked first and by hand: the model checks these in table constraints,
+    # whose errors would not say which field is wrong.
+    if not _CURRENCY.match(currency):
+        raise InvalidInput(
+            "The currency must be a three-letter ISO 4217 code, e.g. eur.",
+            code="invalid_currency",
+            field="currency",
+        )
+    try:
+        validate_timezone(timezone)
+    except DjangoValidationError as exc:
+        raise InvalidInput(
+            " ".join(exc.messages), code="invalid_timezone", field="timezone"
+        ) from exc
+
+    for field, value, limit in (("latitude", latitude, 90), ("longitude", longitude, 180)):
+        _check_coordinate(field, value, limit)
+
+    lot = Lot(
+        slug=(slug or "").strip(),
+        name=(name or "").strip(),
+        address=(address or "").strip(),
+        city=(city or "").strip(),
+        timezone=timezone,
+        currency=currency,
+        latitude=latitude,
+        longitude=longitude,
+        no_show_grace_minutes=no_show_grace_minutes,
+    )
+    try:
+        lot.full_clean()
+    except DjangoValidationError as exc:
+        raise _lot_error(exc) from exc
+    try:
+        with transaction.atomic():
+            lot.save(force_insert=True)
+    except IntegrityError as exc:
+        # full_clean saw the slug free, but a concurrent create took it since.
+        raise Conflict(
+            f"A lot with the id {lot.slug!r} already exists.", code="slug_taken", field="slug"
+        ) from exc
+    return lot
+
+
+def _check_coordinate(field: str, value: Decimal | float | str | None, limit: int) -> None:
+    if value is None:
+        return
+    try:
+        number = Decimal(str(value))
+    except ArithmeticError:
+        number = None
+    if number is None or not number.is_finite() or not -limit <= number <= limit:
+        raise InvalidInput(
+            f"The {field} must be a number between -{limit} and {limit}.",
+            code=f"invalid_{field}",
+            field=field,
+        )
+
+
+def _lot_error(exc: DjangoValidationError) -> ApplicationError:
+    errors = getattr(exc, "error_dict", {})
+    slug_errors = errors.get("slug", [])
+    if any(error.code == "unique" for error in slug_errors):
+        return Conflict("A lot with this id already exists.", code="slug_taken", field="slug")
+    for field, field_errors in errors.items():
+        if field == NON_FIELD_ERRORS:
+            continue
+        messages = [message for error in field_errors for message in error.messages]
+        return InvalidInput(
+            f"{field}: {' '.join(messages)}",
+            code=_LOT_FIELD_CODES.get(field, "invalid_lot"),
+            field=field,
+        )
+    return InvalidInput(" ".join(exc.messages), code="invalid_lot")
+
+
+def _check_vehicle_type(vehicle_type: str) -> None:
+    if vehicle_type not in VehicleType.values:
+        raise InvalidInput(
+            "Unknown vehicle type.", code="invalid_vehicle_type", field="vehicle_type"
+        )
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def rate_set(*, lot: Lot, vehicle_type: str, hourly_amount: int, daily_max_amount: int) -> Rate:
+    """Create or replace what the lot charges one vehicle type, in minor units."""
+    _check_vehicle_type(vehicle_type)
+    if not _is_int(hourly_amount) or hourly_amount <= 0:
+        raise InvalidInput(
+            "The hourly amount must be a whole number of minor units above zero.",
+            code="invalid_hourly_amount",
+            field="hourly_amount",
+        )
+    if not _is_int(daily_max_amount) or daily_max_amount <= 0:
+        raise InvalidInput(
+            "The daily maximum must be a whole number of minor units above zero.",
+            code="invalid_daily_max_amount",
+            field="daily_max_amount",
+        )
+    if daily_max_amount < hourly_amount:
+        raise InvalidInput(
+            "The daily maximum cannot be less than the hourly amount.",
+            code="daily_max_below_hourly",
+            field="daily_max_amount",
+        )
+    with transaction.atomic():
+        rate = Rate.objects.select_for_update().filter(lot=lot, vehicle_type=vehicle_type).first()
+        if rate is None:
+            # The post_save signal bumps the lot's availability version.
+            return Rate.objects.create(
+                lot=lot,
+                vehicle_type=vehicle_type,
+                hourly_amount=hourly_amount,
+                daily_max_amount=daily_max_amount,
+            )
+        if (rate.hourly_amount, rate.daily_max_amount) != (hourly_amount, daily_max_amount):
+            rate.hourly_amount = hourly_amount
+            rate.daily_max_amount = daily_max_amount
+            rate.save(update_fields=["hourly_amount", "daily_max_amount"])
+        # Unchanged: no write, so cached availability answers stay valid.
+        return rate
+
+
+def spots_add(*, lot: Lot, vehicle_type: str, count: int, prefix: str) -> list[Spot]:
+    """Add `count` spots labelled `<prefix>-NNN`, numbered after the prefix's highest."""
+    _check_vehicle_type(vehicle_type)
+    if not _is_int(count) or not 1 <= count <= MAX_SPOTS_PER_CALL:
+        raise InvalidInput(
+            f"Add between 1 and {MAX_SPOTS_PER_CALL} spots at a time.",
+            code="invalid_count",
+            field="count",
+        )
+    prefix = (prefix or "").strip().upper()
+    if not prefix.isalnum() or not prefix.isascii() or len(prefix) > _MAX_PREFIX_LENGTH:
+        raise InvalidInput(
+            f"The prefix must be 1 to {_MAX_PREFIX_LENGTH} letters or digits, e.g. C.",
+            code="invalid_prefix",
+            field="prefix",
+        )
+    with transaction.atomic():
+        # Lock the lot so that two concurrent calls cannot number the same labels.
+        Lot.objects.select_for_update().filter(pk=lot.pk).values_list("pk").get()
+        highest = _highest_number(lot=lot, prefix=prefix)
+        if len(f"{prefix}-{highest + count:03}") > _LABEL_LENGTH:
+            raise InvalidInput(
+                "The new labels would be too long; use a shorter prefix.",
+                code="invalid_prefix",
+                field="prefix",
+            )
+        spots = [
+            Spot(lot=lot, vehicle_type=vehicle_type, label=f"{prefix}-{number:03}")
+            for number in range(highest + 1, highest + count + 1)
+        ]
+        created = Spot.objects.bulk_create(spots)
+        # bulk_create sends no post_save, so the signal in lots/signals.py
+        # does not fire: invalidate cached availability ourselves, once.
+        lot_availability_changed(lot_id=lot.pk)
+    return created
+
+
+def _highest_number(*, lot: Lot, prefix: str) -> int:
+    start = f"{prefix}-"
+    labels = Spot.objects.filter(lot=lot, label__istartswith=start).values_list("label", flat=True)
+    numbers = [int(label[len(start) :]) for label in labels if label[len(start) :].isdigit()]
+    return max(numbers, default=0)

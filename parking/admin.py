@@ -111,6 +111,10 @@ class UserAdmin(DjangoUserAdmin):
         ),
     )
 
+    def get_inlines(self, request: HttpRequest, obj: User | None):
+        # The add page asks only for e-mail and password; vehicles come after.
+        return self.inlines if obj is not None else []
+
 
 @admin.register(Vehicle)
 class VehicleAdmin(admin.ModelAdmin):
