@@ -7,7 +7,9 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from rest_framework import exceptions, status
+from rest_framework.exceptions import ErrorDetail
 from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -94,3 +96,39 @@ class Pagination(CursorPagination):
     max_page_size = 200
     page_size_query_param = "page_size"
     ordering = "-id"
+
+
+def _lone_surrogate_at(value: Any, path: str = "") -> str | None:
+    """Where in parsed JSON a string holds a lone surrogate, e.g. "vehicle_plate"."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path or "non_field_errors"
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            name = f"{path}.{key}" if path else str(key)
+            found = _lone_surrogate_at(key, name) or _lone_surrogate_at(item, name)
+            if found:
+                return found.encode("utf-8", "replace").decode()
+    if isinstance(value, list):
+        for item in value:
+            found = _lone_surrogate_at(item, path)
+            if found:
+                return found
+    return None
+
+
+class StrictJSONParser(JSONParser):
+    """JSON whose strings are real text: a lone surrogate escape ("\\ud800") is
+    valid JSON but no valid character, and would fail later (database, output)."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        data = super().parse(stream, media_type, parser_context)
+        where = _lone_surrogate_at(data)
+        if where:
+            raise exceptions.ValidationError(
+                {where: [ErrorDetail("This holds an invalid character.", code="invalid_character")]}
+            )
+        return data

@@ -27,6 +27,11 @@ api_v1 = [
         name="reservation-detail",
     ),
     path(
+        "reservations/<str:reservation_id>/complete",
+        reservations_api.ReservationCompleteApi.as_view(),
+        name="reservation-complete",
+    ),
+    path(
         "reservations/<str:reservation_id>/cancel",
         reservations_api.ReservationCancelApi.as_view(),
         name="reservation-cancel",
@@ -40,6 +45,7 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api"))),
+    path("payments/", include("payments.urls")),
 ]
 
 handler404 = "config.views.not_found"

@@ -22,6 +22,14 @@ def lot_list(*, city: str | None = None, vehicle_type: str | None = None) -> Que
     return lots.order_by("slug")
 
 
+def active_lots(*, lot_id: str) -> QuerySet[Lot]:
+    """The active lot with this public id (none for ids no lot can have, such as
+    strings with NUL bytes, which PostgreSQL refuses outright)."""
+    if "\x00" in lot_id:
+        return Lot.objects.none()
+    return Lot.objects.filter(slug=lot_id, is_active=True)
+
+
 def lot_get(*, lot_id: str) -> Lot:
     """An active lot by its public id, with rates and active spot counts per type."""
     counts = {
@@ -29,7 +37,7 @@ def lot_get(*, lot_id: str) -> Lot:
         for vt in VehicleType.values
     }
     lot = (
-        Lot.objects.filter(slug=lot_id, is_active=True)
+        active_lots(lot_id=lot_id)
         .annotate(**counts)
         .prefetch_related(Prefetch("rates", queryset=Rate.objects.order_by("vehicle_type")))
         .first()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from django.conf import settings
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
 from rest_framework.permissions import AllowAny
@@ -13,13 +14,20 @@ from config.api import Pagination
 from config.errors import InvalidInput
 from config.fields import AwareDateTimeField, MoneyField
 from lots.constants import VehicleType
+from payments.selectors import payments_for
 from reservations.models import Actor, Reservation, Status
 from reservations.selectors import (
     lot_availability,
     reservation_get_for_user,
     reservation_list_for_user,
 )
-from reservations.services import reservation_cancel, reservation_create
+from reservations.services import (
+    payment_reference,
+    reservation_cancel,
+    reservation_complete,
+    reservation_create,
+    reservation_payment_prepare,
+)
 
 LOT_ID = OpenApiParameter("lot_id", str, OpenApiParameter.PATH, description="The lot's id.")
 RESERVATION_ID = OpenApiParameter(
@@ -89,6 +97,19 @@ class SpotRefSerializer(serializers.Serializer):
     label = serializers.CharField()
 
 
+class PaymentSerializer(serializers.Serializer):
+    status = serializers.CharField()
+    client_secret = serializers.CharField(
+        allow_null=True, help_text="For Stripe.js confirmCardSetup while payment is pending."
+    )
+    publishable_key = serializers.CharField(allow_null=True)
+    amount_authorised = serializers.IntegerField()
+    amount_captured = serializers.IntegerField()
+    amount_refunded = serializers.IntegerField()
+    currency = serializers.CharField()
+    capture_mode = serializers.CharField()
+
+
 class ReservationSerializer(serializers.ModelSerializer):
     id = serializers.CharField(source="code")
     lot_id = serializers.CharField(source="lot.slug")
@@ -115,12 +136,33 @@ class ReservationSerializer(serializers.ModelSerializer):
             "arrived_at",
             "departed_at",
             "created_at",
+            "amount_due",
             "payment",
         ]
 
+    @extend_schema_field(PaymentSerializer(allow_null=True))
     def get_payment(self, reservation: Reservation) -> dict | None:
-        # Filled in by the payments app (Stripe) once it lands.
-        return None
+        payments = self.context.get("payments", {})
+        payment = payments.get(payment_reference(reservation))
+        if payment is None:
+            return None
+        pending = reservation.status == Status.PENDING_PAYMENT
+        return {
+            "status": payment.status,
+            "client_secret": payment.setup_client_secret if pending else None,
+            "publishable_key": settings.STRIPE_PUBLISHABLE_KEY if pending else None,
+            "amount_authorised": payment.amount_authorised,
+            "amount_captured": payment.amount_captured,
+            "amount_refunded": payment.amount_refunded,
+            "currency": payment.currency,
+            "capture_mode": payment.capture_mode,
+        }
+
+
+def reservation_data(reservation: Reservation) -> dict:
+    """One reservation as the API shows it, with its payment."""
+    payments = payments_for(references=[payment_reference(reservation)])
+    return ReservationSerializer(reservation, context={"payments": payments}).data
 
 
 class ReservationCreateSerializer(WindowSerializer):
@@ -141,6 +183,15 @@ class ReservationPagination(Pagination):
 class ReservationListCreateApi(ListAPIView):
     serializer_class = ReservationSerializer
     pagination_class = ReservationPagination
+
+    def get_serializer(self, *args, **kwargs):
+        if args and isinstance(args[0], list):
+            references = [payment_reference(r) for r in args[0]]
+            kwargs["context"] = {
+                **self.get_serializer_context(),
+                "payments": payments_for(references=references),
+            }
+        return super().get_serializer(*args, **kwargs)
 
     def get_queryset(self):
         filters = ReservationFilterSerializer(data=self.request.query_params)
@@ -173,9 +224,8 @@ class ReservationListCreateApi(ListAPIView):
                 "Idempotency-Key must be 1 to 255 characters.", code="invalid_idempotency_key"
             )
         result = reservation_create(user=request.user, idempotency_key=key, **data.validated_data)
-        response = Response(
-            ReservationSerializer(result.reservation).data, status=status.HTTP_201_CREATED
-        )
+        reservation_payment_prepare(reservation=result.reservation)
+        response = Response(reservation_data(result.reservation), status=status.HTTP_201_CREATED)
         if not result.created:
             response["Idempotent-Replayed"] = "true"
         return response
@@ -187,7 +237,10 @@ class ReservationDetailApi(APIView):
     )
     def get(self, request, reservation_id: str):
         reservation = reservation_get_for_user(user=request.user, code=reservation_id)
-        return Response(ReservationSerializer(reservation).data)
+        if reservation.status == Status.PENDING_PAYMENT:
+            # Finishes a payment set-up that Stripe was too slow for at booking.
+            reservation_payment_prepare(reservation=reservation)
+        return Response(reservation_data(reservation))
 
 
 class ReservationCancelApi(APIView):
@@ -202,4 +255,28 @@ class ReservationCancelApi(APIView):
         result = reservation_cancel(
             reservation_id=reservation.pk, actor=Actor.DRIVER, actor_user=request.user
         )
-        return Response(ReservationSerializer(result.reservation).data)
+        return Response(reservation_data(result.reservation))
+
+
+class CompleteSerializer(serializers.Serializer):
+    payment_token = serializers.CharField(
+        max_length=255, help_text="A Stripe PaymentMethod id (pm_…), e.g. from Stripe.js."
+    )
+
+
+class ReservationCompleteApi(APIView):
+    @extend_schema(
+        request=CompleteSerializer,
+        responses=ReservationSerializer,
+        parameters=[RESERVATION_ID],
+        tags=["reservations"],
+        summary="completeReservation: pay and confirm",
+    )
+    def post(self, request, reservation_id: str):
+        data = CompleteSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        reservation = reservation_get_for_user(user=request.user, code=reservation_id)
+        confirmed = reservation_complete(
+            reservation_id=reservation.pk, payment_method_id=data.validated_data["payment_token"]
+        )
+        return Response(reservation_data(confirmed))

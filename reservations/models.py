@@ -62,6 +62,11 @@ class Reservation(models.Model):
     occupied_until = models.DateTimeField()
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING_PAYMENT)
     price_amount = models.PositiveIntegerField(help_text="Minor units of `currency`.")
+    # Fixed at booking, like the price: what a no-show pays (the first 24 hours).
+    no_show_amount = models.PositiveIntegerField(default=0)
+    # What the driver owes in the end, set when the reservation is settled
+    # (cancelled, expired, completed, no-show); the payment is brought to it.
+    amount_due = models.PositiveIntegerField(null=True, blank=True)
     currency = models.CharField(max_length=3)
     hold_expires_at = models.DateTimeField(null=True, blank=True)
     arrived_at = models.DateTimeField(null=True, blank=True)

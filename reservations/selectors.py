@@ -11,8 +11,9 @@ from django.db.models import Min, QuerySet
 from django.utils import timezone
 
 from config.errors import NotFound
-from lots.models import Lot, Rate
+from lots.models import Rate
 from lots.pricing import window_price
+from lots.selectors import active_lots
 from reservations.allocation import free_spots, overlapping_q
 from reservations.models import Reservation, Status, normalize_code
 from reservations.rules import validate_window
@@ -44,17 +45,13 @@ def lot_availability(
     """
     now = now or timezone.now()
     validate_window(start=start, end=end, now=now)
-    lot = (
-        Lot.objects.filter(slug=lot_id, is_active=True)
-        .values("pk", "availability_version", "currency")
-        .first()
-    )
+    lot = active_lots(lot_id=lot_id).values("pk", "availability_version", "currency").first()
     if lot is None:
         raise NotFound("There is no such lot.", code="lot_not_found")
 
     key = (
         f"avail:{lot['pk']}:{lot['availability_version']}:{vehicle_type}:"
-        f"{int(start.timestamp())}:{int(end.timestamp())}"
+        f"{start.timestamp():.6f}:{end.timestamp():.6f}"
     )
     cached = cache.get(key)
     if cached is not None and cached[2] > now.timestamp():

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,12 +22,16 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from config.errors import Conflict, IdempotencyKeyReused, InvalidInput, NotFound
+from config.errors import ApplicationError, Conflict, IdempotencyKeyReused, InvalidInput, NotFound
 from lots.constants import VehicleType
 from lots.models import Lot, Rate, Spot
-from lots.pricing import window_price
+from lots.pricing import no_show_charge, window_price
+from lots.selectors import active_lots
 from lots.services import lot_availability_changed
 from parking.models import User, normalize_plate
+from payments.models import Payment
+from payments.selectors import payment_for
+from payments.services import payment_authorise, payment_prepare, payment_settle
 from reservations.allocation import best_fit_spots, overlapping_q
 from reservations.models import (
     BLOCKING_STATUSES,
@@ -37,6 +42,8 @@ from reservations.models import (
     Status,
 )
 from reservations.rules import validate_window
+
+log = logging.getLogger(__name__)
 
 # Spots tried before answering "no spot"; each try is a savepoint, so a lost race
 # costs one round trip and releases that spot's lock.
@@ -125,7 +132,7 @@ def reservation_create(
         .first()
     )
     if rate is None:
-        lot = Lot.objects.filter(slug=lot_id, is_active=True).first()
+        lot = active_lots(lot_id=lot_id).first()
         if lot is None:
             raise NotFound("There is no such lot.", code="lot_not_found")
         raise NoSpotAvailable(
@@ -133,6 +140,9 @@ def reservation_create(
         )
     lot = rate.lot
     price = window_price(start, end, hourly=rate.hourly_amount, daily_max=rate.daily_max_amount)
+    no_show_amount = no_show_charge(
+        start, end, hourly=rate.hourly_amount, daily_max=rate.daily_max_amount
+    )
 
     try:
         with transaction.atomic():
@@ -144,6 +154,7 @@ def reservation_create(
                 end=end,
                 plate=plate,
                 price=price,
+                no_show_amount=no_show_amount,
                 now=now,
             )
             if idempotency_key:
@@ -175,6 +186,7 @@ def _allocate(
     end: datetime,
     plate: str,
     price: int,
+    no_show_amount: int,
     now: datetime,
 ) -> Reservation:
     tried: list[int] = []
@@ -207,6 +219,7 @@ def _allocate(
                     occupied_until=end,
                     status=Status.PENDING_PAYMENT,
                     price_amount=price,
+                    no_show_amount=no_show_amount,
                     currency=lot.currency,
                     hold_expires_at=now + timedelta(minutes=settings.HOLD_TTL_MINUTES),
                 )
@@ -367,18 +380,32 @@ def reservation_cancel(
     at: datetime | None = None,
     reason: str = "",
 ) -> TransitionResult:
-    """pending_payment or confirmed → cancelled; the spot is free again."""
-    return _transition(
+    """pending_payment or confirmed → cancelled; the spot is free again.
+
+    Before the start nothing is charged (the card hold is released); after the
+    start of a confirmed reservation, LATE_CANCEL_POLICY decides.
+    """
+    at = at or timezone.now()
+
+    def apply(reservation: Reservation) -> None:
+        late = reservation.status == Status.CONFIRMED and at >= reservation.start
+        charge = late and settings.LATE_CANCEL_POLICY == "charge"
+        reservation.amount_due = reservation.price_amount if charge else 0
+
+    result = _transition(
         reservation_id=reservation_id,
         to=Status.CANCELLED,
         allowed_from=(Status.PENDING_PAYMENT, Status.CONFIRMED),
         already_done=(Status.CANCELLED,),
         actor=actor,
         actor_user=actor_user,
-        at=at or timezone.now(),
+        at=at,
+        apply=apply,
         frees_spot=True,
         data={"reason": reason} if reason else None,
     )
+    _settle_payment(result.reservation)
+    return result
 
 
 def reservation_expire(*, reservation_id: int, at: datetime | None = None) -> TransitionResult:
@@ -388,8 +415,9 @@ def reservation_expire(*, reservation_id: int, at: datetime | None = None) -> Tr
     def apply(reservation: Reservation) -> None:
         if reservation.hold_expires_at and reservation.hold_expires_at > at:
             raise Conflict("The hold has not lapsed yet.", code="hold_active")
+        reservation.amount_due = 0
 
-    return _transition(
+    result = _transition(
         reservation_id=reservation_id,
         to=Status.EXPIRED,
         allowed_from=(Status.PENDING_PAYMENT,),
@@ -400,6 +428,8 @@ def reservation_expire(*, reservation_id: int, at: datetime | None = None) -> Tr
         apply=apply,
         frees_spot=True,
     )
+    _settle_payment(result.reservation)
+    return result
 
 
 def reservation_arrive(
@@ -437,13 +467,15 @@ def reservation_depart(
     actor: str = Actor.GATE,
     actor_user: User | None = None,
 ) -> TransitionResult:
-    """parked → completed; leaving before the end frees the rest of the window."""
+    """parked → completed; leaving before the end frees the rest of the window.
+    The full price is taken from the card."""
 
     def apply(reservation: Reservation) -> None:
         reservation.departed_at = at
         reservation.occupied_until = _clamp_to_window(reservation, at)
+        reservation.amount_due = reservation.price_amount
 
-    return _transition(
+    result = _transition(
         reservation_id=reservation_id,
         to=Status.COMPLETED,
         allowed_from=(Status.PARKED,),
@@ -454,6 +486,8 @@ def reservation_depart(
         apply=apply,
         frees_spot=True,
     )
+    _settle_payment(result.reservation)
+    return result
 
 
 def no_show_grace(lot: Lot) -> timedelta:
@@ -464,15 +498,17 @@ def no_show_grace(lot: Lot) -> timedelta:
 def reservation_mark_no_show(
     *, reservation_id: int, at: datetime | None = None
 ) -> TransitionResult:
-    """confirmed → no_show when nobody arrived by start + grace; the rest is freed."""
+    """confirmed → no_show when nobody arrived by start + grace; the rest of the
+    window is freed and only the no-show charge (first 24 hours) is taken."""
     at = at or timezone.now()
 
     def apply(reservation: Reservation) -> None:
         if at < reservation.start + no_show_grace(reservation.lot):
             raise Conflict("The arrival grace period has not passed.", code="grace_not_over")
         reservation.occupied_until = _clamp_to_window(reservation, at)
+        reservation.amount_due = reservation.no_show_amount
 
-    return _transition(
+    result = _transition(
         reservation_id=reservation_id,
         to=Status.NO_SHOW,
         allowed_from=(Status.CONFIRMED,),
@@ -483,3 +519,89 @@ def reservation_mark_no_show(
         apply=apply,
         frees_spot=True,
     )
+    _settle_payment(result.reservation)
+    return result
+
+
+# --- payment -------------------------------------------------------------------------
+
+
+def payment_reference(reservation: Reservation) -> str:
+    return f"reservation:{reservation.code}"
+
+
+def reservation_payment_prepare(*, reservation: Reservation) -> Payment | None:
+    """What a client needs to pay for a pending reservation (a SetupIntent's
+    client secret); None once there is nothing left to pay."""
+    if reservation.status != Status.PENDING_PAYMENT:
+        return payment_for(reference=payment_reference(reservation))
+    return payment_prepare(
+        reference=payment_reference(reservation),
+        user=reservation.user,
+        amount=reservation.price_amount,
+        currency=reservation.currency,
+    )
+
+
+def reservation_complete(
+    *, reservation_id: int, payment_method_id: str, now: datetime | None = None
+) -> Reservation:
+    """completeReservation: pay with a card (a PaymentMethod id) and confirm.
+
+    The card is authorised for the full price (a hold captured at settlement),
+    or, when the reservation ends beyond how long card holds last, charged at
+    once and settled later by refunding the difference. A decline leaves the
+    reservation pending so that the driver can retry until the hold lapses.
+    """
+    now = now or timezone.now()
+    reservation = Reservation.objects.select_related("user").get(pk=reservation_id)
+    if reservation.status in (Status.CONFIRMED, Status.PARKED, Status.COMPLETED, Status.NO_SHOW):
+        return reservation  # paid already: a retried request gets the same answer
+    if reservation.status == Status.EXPIRED or (
+        reservation.status == Status.PENDING_PAYMENT and reservation.hold_expires_at <= now
+    ):
+        if reservation.status == Status.PENDING_PAYMENT:
+            reservation_expire(reservation_id=reservation.pk, at=now)
+        raise Conflict(
+            "The hold on this spot has expired; nothing was charged. Book again.",
+            code="hold_expired",
+        )
+    if reservation.status != Status.PENDING_PAYMENT:
+        raise IllegalTransition(
+            f"A {reservation.get_status_display().lower()} reservation cannot be paid for."
+        )
+
+    capture_later = reservation.end <= now + timedelta(days=settings.CARD_HOLD_MAX_DAYS)
+    payment_authorise(
+        reference=payment_reference(reservation),
+        user=reservation.user,
+        amount=reservation.price_amount,
+        currency=reservation.currency,
+        payment_method_id=payment_method_id,
+        capture_later=capture_later,
+    )
+    try:
+        # The hold was valid when payment started: that is what counts.
+        return reservation_confirm(reservation_id=reservation.pk, at=now).reservation
+    except IllegalTransition:
+        # Expired or cancelled while the card was being charged: give it back.
+        _settle_payment(Reservation.objects.get(pk=reservation.pk), amount=0)
+        raise Conflict(
+            "The hold on this spot ended while paying; the payment was released.",
+            code="hold_expired",
+        ) from None
+
+
+def _settle_payment(reservation: Reservation, amount: int | None = None) -> None:
+    """Bring the reservation's payment to what the driver owes. Runs after the
+    state change committed; a failure here is retried by the scheduler."""
+    due = reservation.amount_due if amount is None else amount
+    if due is None:
+        return
+    reference = payment_reference(reservation)
+    if payment_for(reference=reference) is None:
+        return
+    try:
+        payment_settle(reference=reference, amount=due)
+    except ApplicationError as exc:
+        log.warning("Payment of %s not settled yet (%s): %s", reservation.code, exc.code, exc)

@@ -16,6 +16,7 @@ from lots.models import Lot, Rate, Spot
 from lots.services import rate_set, spots_add
 from parking.models import ApiToken, User, Vehicle
 from parking.services import api_token_create, vehicle_add
+from payments.models import Payment, StripeCustomer, StripeEvent
 from reservations.models import IdempotencyKey, Reservation, ReservationEvent, Status
 from reservations.services import (
     reservation_arrive,
@@ -76,6 +77,17 @@ def data(lot, driver, pending):
     vehicle_add(owner=driver, plate="ab 123 cd", vehicle_type="car", nickname="Blue Clio")
     api_token_create(email=driver.email, password="correct horse battery")
     Group.objects.create(name="Night shift")
+    # Payment records as Stripe calls would have left them (no Stripe here).
+    Payment.objects.create(
+        reference=f"reservation:{pending.code}",
+        user=driver,
+        amount=pending.price_amount,
+        currency=pending.currency,
+        payment_intent_id="pi_test",
+        customer_id="cus_test",
+    )
+    StripeCustomer.objects.create(user=driver, customer_id="cus_test")
+    StripeEvent.objects.create(event_id="evt_test", type="payment_intent.succeeded")
     return {"lot": lot, "driver": driver, "reservation": pending}
 
 

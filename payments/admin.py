@@ -1,0 +1,87 @@
+"""Payments in the admin: read-only; money moves only through services."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
+
+from payments.models import Payment, StripeCustomer, StripeEvent
+
+
+def _money(amount: int, currency: str) -> str:
+    return f"{amount} {currency.upper()}"
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Payment)
+class PaymentAdmin(ReadOnlyAdmin):
+    list_display = [
+        "reference_link",
+        "kind",
+        "status",
+        "amount_display",
+        "authorised",
+        "captured",
+        "refunded",
+        "capture_mode",
+        "operation",
+        "updated_at",
+    ]
+    list_filter = ["status", "kind", "capture_mode", "currency"]
+    search_fields = ["reference", "payment_intent_id", "customer_id", "user__email"]
+    list_select_related = ["user"]
+    date_hierarchy = "created_at"
+    readonly_fields = [f.name for f in Payment._meta.fields] + ["reference_link"]
+
+    @admin.display(description="For", ordering="reference")
+    def reference_link(self, payment: Payment) -> str:
+        # References are opaque to payments; those of reservations carry the code.
+        prefix, _, code = payment.reference.partition(":")
+        if prefix != "reservation":
+            return payment.reference
+        url = reverse("admin:reservations_reservation_changelist") + "?" + urlencode({"q": code})
+        return format_html('<a href="{}">Reservation {}</a>', url, code)
+
+    @admin.display(description="Amount", ordering="amount")
+    def amount_display(self, p: Payment) -> str:
+        return _money(p.amount, p.currency)
+
+    @admin.display(description="Authorised")
+    def authorised(self, p: Payment) -> str:
+        return _money(p.amount_authorised, p.currency)
+
+    @admin.display(description="Captured")
+    def captured(self, p: Payment) -> str:
+        return _money(p.amount_captured, p.currency)
+
+    @admin.display(description="Refunded")
+    def refunded(self, p: Payment) -> str:
+        return _money(p.amount_refunded, p.currency)
+
+
+@admin.register(StripeCustomer)
+class StripeCustomerAdmin(ReadOnlyAdmin):
+    list_display = ["customer_id", "user", "created_at"]
+    search_fields = ["customer_id", "user__email"]
+    list_select_related = ["user"]
+
+
+@admin.register(StripeEvent)
+class StripeEventAdmin(ReadOnlyAdmin):
+    list_display = ["event_id", "type", "object_id", "received_at", "processed_at"]
+    list_filter = ["type"]
+    search_fields = ["event_id", "object_id"]
+    date_hierarchy = "received_at"

@@ -1,0 +1,235 @@
+"""The only module that talks to Stripe.
+
+It sends only parameters that both Stripe and localstripe (our stand-in for
+development and tests) accept, puts an idempotency key on every write, and
+turns the SDK's errors into three kinds: declined (the card said no), unknown
+outcome (the network failed: retry with the same key), and refused (a bug or a
+state Stripe will not accept).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import stripe
+from django.conf import settings
+from django.db import connection
+
+log = logging.getLogger(__name__)
+
+
+class GatewayError(Exception):
+    def __init__(self, message: str, *, code: str = "stripe_error"):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+class CardDeclined(GatewayError):
+    """The card was refused; another card may work."""
+
+
+class OutcomeUnknown(GatewayError):
+    """We cannot tell whether Stripe acted: retry with the same idempotency key."""
+
+
+class CallInsideTransaction(RuntimeError):
+    """A Stripe call was made while a database transaction was open."""
+
+
+@dataclass(frozen=True)
+class IntentState:
+    id: str
+    status: str  # Stripe's: requires_capture, succeeded, canceled, requires_payment_method…
+    amount: int
+    currency: str
+    # Money that stayed with us: captured minus refunded (Stripe counts the
+    # released remainder of a partial capture as refunded too).
+    net_received: int
+    metadata: dict
+
+
+def _client() -> stripe.StripeClient:
+    base = {"api": settings.STRIPE_API_BASE} if settings.STRIPE_API_BASE else None
+    return stripe.StripeClient(
+        settings.STRIPE_SECRET_KEY,
+        base_addresses=base,
+        max_network_retries=settings.STRIPE_MAX_NETWORK_RETRIES,
+    )
+
+
+def _call(description: str, fn, *args, **kwargs) -> Any:
+    if not settings.STRIPE_SECRET_KEY:
+        raise GatewayError(
+            "Payments are not configured (STRIPE_SECRET_KEY).", code="not_configured"
+        )
+    # A network call inside a transaction holds row locks for as long as Stripe
+    # takes, and can commit a record of something Stripe never did (or the
+    # reverse): never allowed.
+    if connection.in_atomic_block and not getattr(connection, "allow_stripe_in_atomic", False):
+        raise CallInsideTransaction(f"Stripe call {description!r} inside a database transaction")
+    try:
+        return fn(*args, **kwargs)
+    except stripe.CardError as exc:
+        raise CardDeclined(exc.user_message or str(exc), code=exc.code or "card_declined") from exc
+    except (stripe.APIConnectionError, stripe.RateLimitError) as exc:
+        raise OutcomeUnknown(str(exc), code="stripe_unreachable") from exc
+    except stripe.APIError as exc:  # Stripe's own 5xx
+        raise OutcomeUnknown(str(exc), code="stripe_unavailable") from exc
+    except stripe.StripeError as exc:
+        log.warning("Stripe refused %s: %s", description, exc)
+        raise GatewayError(exc.user_message or str(exc), code=exc.code or "stripe_error") from exc
+
+
+def _opts(idempotency_key: str) -> dict:
+    return {"idempotency_key": idempotency_key}
+
+
+def _charge_net(intent: dict) -> int:
+    charge = intent.get("latest_charge")
+    if charge is None:
+        return 0
+    if isinstance(charge, str):  # Stripe sends the id unless expanded
+        charge = _call("retrieve charge", _client().v1.charges.retrieve, charge).to_dict()
+    if not charge.get("captured"):
+        return 0
+    return int(charge["amount"]) - int(charge.get("amount_refunded") or 0)
+
+
+def _state(stripe_intent: Any) -> IntentState:
+    intent = stripe_intent.to_dict()
+    return IntentState(
+        id=intent["id"],
+        status=intent["status"],
+        amount=int(intent["amount"]),
+        currency=intent["currency"],
+        net_received=_charge_net(intent),
+        metadata=dict(intent.get("metadata") or {}),
+    )
+
+
+def customer_create(*, email: str, idempotency_key: str) -> str:
+    customer = _call(
+        "create customer",
+        _client().v1.customers.create,
+        params={"email": email},
+        options=_opts(idempotency_key),
+    )
+    return customer["id"]
+
+
+def setup_intent_create(*, customer_id: str, idempotency_key: str) -> tuple[str, str]:
+    """A SetupIntent to collect and save a card for later off-session use."""
+    intent = _call(
+        "create setup intent",
+        _client().v1.setup_intents.create,
+        params={"customer": customer_id, "usage": "off_session", "payment_method_types": ["card"]},
+        options=_opts(idempotency_key),
+    )
+    return intent["id"], intent["client_secret"]
+
+
+def payment_method_attach(
+    *, payment_method_id: str, customer_id: str, idempotency_key: str
+) -> None:
+    """Save the card on the customer (needed to charge it later off-session)."""
+    method = _call(
+        "retrieve payment method", _client().v1.payment_methods.retrieve, payment_method_id
+    )
+    if method["customer"] == customer_id:
+        return
+    if method["customer"]:
+        raise GatewayError("This card belongs to someone else.", code="payment_method_not_yours")
+    _call(
+        "attach payment method",
+        _client().v1.payment_methods.attach,
+        payment_method_id,
+        params={"customer": customer_id},
+        options=_opts(idempotency_key),
+    )
+
+
+def payment_intent_create(
+    *,
+    amount: int,
+    currency: str,
+    customer_id: str,
+    payment_method_id: str,
+    capture_later: bool,
+    off_session: bool,
+    metadata: dict[str, str],
+    idempotency_key: str,
+) -> IntentState:
+    """Create and confirm a card payment: a hold when capture_later, else a charge."""
+    params: dict[str, Any] = {
+        "amount": amount,
+        "currency": currency,
+        "customer": customer_id,
+        "payment_method": payment_method_id,
+        "payment_method_types": ["card"],
+        "capture_method": "manual" if capture_later else "automatic",
+        "confirm": True,
+        "metadata": metadata,
+    }
+    if off_session:
+        params["off_session"] = True
+    intent = _call(
+        "create payment intent",
+        _client().v1.payment_intents.create,
+        params=params,
+        options=_opts(idempotency_key),
+    )
+    return _state(intent)
+
+
+def payment_intent_capture(*, intent_id: str, amount: int, idempotency_key: str) -> IntentState:
+    """Take `amount` of a hold; Stripe releases the rest."""
+    intent = _call(
+        "capture payment intent",
+        _client().v1.payment_intents.capture,
+        intent_id,
+        params={"amount_to_capture": amount},
+        options=_opts(idempotency_key),
+    )
+    return _state(intent)
+
+
+def payment_intent_cancel(*, intent_id: str, idempotency_key: str) -> IntentState:
+    intent = _call(
+        "cancel payment intent",
+        _client().v1.payment_intents.cancel,
+        intent_id,
+        options=_opts(idempotency_key),
+    )
+    return _state(intent)
+
+
+def refund_create(*, intent_id: str, amount: int, idempotency_key: str) -> str:
+    refund = _call(
+        "create refund",
+        _client().v1.refunds.create,
+        params={"payment_intent": intent_id, "amount": amount},
+        options=_opts(idempotency_key),
+    )
+    return refund["id"]
+
+
+def payment_intent_retrieve(*, intent_id: str) -> IntentState:
+    return _state(
+        _call("retrieve payment intent", _client().v1.payment_intents.retrieve, intent_id)
+    )
+
+
+def webhook_event(*, payload: bytes, signature: str) -> stripe.Event:
+    """Parse a webhook, checking its signature; raises ValueError if it is not Stripe's."""
+    try:
+        return stripe.Webhook.construct_event(
+            payload,
+            signature,
+            settings.STRIPE_WEBHOOK_SECRET,
+            tolerance=settings.STRIPE_WEBHOOK_TOLERANCE,
+        )
+    except stripe.SignatureVerificationError as exc:
+        raise ValueError("bad signature") from exc

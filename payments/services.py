@@ -1,0 +1,449 @@
+"""Every write about payments.
+
+A call to Stripe is never made inside a transaction. Each operation runs in
+three steps: claim it on the payment row (one short transaction, so a repeated
+or concurrent request finds it taken and never calls Stripe twice), call Stripe
+with an idempotency key derived from the payment and operation, then record the
+outcome (another short transaction). When the outcome is unknown (network
+failure), the claim stays in place with its key, for a retry to finish.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from config.errors import ApplicationError, Conflict, InvalidInput, NotFound, PaymentFailed
+from payments import gateway
+from payments.models import Payment, StripeCustomer, StripeEvent
+from payments.signals import payment_changed
+
+log = logging.getLogger(__name__)
+
+Status = Payment.Status
+
+
+class PaymentDeclined(PaymentFailed):
+    code = "payment_declined"
+
+
+class PaymentInProgress(Conflict):
+    code = "payment_in_progress"
+
+
+class PaymentUnavailable(ApplicationError):
+    code = "payment_provider_unavailable"
+    status = 503
+
+
+@dataclass(frozen=True)
+class _Claim:
+    payment: Payment
+    key: str
+    amount: int | None
+
+
+def payment_customer_ensure(*, user) -> str:
+    """The user's Stripe Customer id, created on first use."""
+    existing = (
+        StripeCustomer.objects.filter(user=user).values_list("customer_id", flat=True).first()
+    )
+    if existing:
+        return existing
+    try:
+        customer_id = gateway.customer_create(
+            email=user.email, idempotency_key=f"customer:user:{user.pk}"
+        )
+    except gateway.GatewayError as exc:
+        raise PaymentUnavailable("The payment service cannot be reached; try again.") from exc
+    try:
+        with transaction.atomic():
+            StripeCustomer.objects.create(user=user, customer_id=customer_id)
+    except IntegrityError:  # a concurrent request saved one first: use it
+        return StripeCustomer.objects.get(user=user).customer_id
+    return customer_id
+
+
+def _payment_get_or_create(*, reference: str, user, amount: int, currency: str) -> Payment:
+    with transaction.atomic():
+        payment, _ = Payment.objects.get_or_create(
+            reference=reference,
+            kind=Payment.Kind.BOOKING,
+            defaults={"user": user, "amount": amount, "currency": currency},
+        )
+    return payment
+
+
+def payment_prepare(*, reference: str, user, amount: int, currency: str) -> Payment:
+    """Make sure a booking can be paid for: a payment row, a Stripe Customer and a
+    SetupIntent whose client secret lets a browser collect the card (Stripe.js).
+
+    If Stripe cannot be reached, the payment is returned without a client secret;
+    calling again later finishes the job.
+    """
+    payment = _payment_get_or_create(
+        reference=reference, user=user, amount=amount, currency=currency
+    )
+    if payment.setup_client_secret or payment.status not in (
+        Status.REQUIRES_PAYMENT_METHOD,
+        Status.FAILED,
+    ):
+        return payment
+    try:
+        customer_id = payment_customer_ensure(user=user)
+        intent_id, secret = gateway.setup_intent_create(
+            customer_id=customer_id, idempotency_key=f"{reference}:setup:v1"
+        )
+    except (gateway.GatewayError, PaymentUnavailable) as exc:
+        log.warning("Could not prepare payment %s: %s", reference, exc)
+        return payment
+    Payment.objects.filter(pk=payment.pk, setup_intent_id="").update(
+        customer_id=customer_id, setup_intent_id=intent_id, setup_client_secret=secret
+    )
+    payment.refresh_from_db()
+    return payment
+
+
+def _claim(
+    *,
+    payment_id: int,
+    operation: str,
+    allowed: tuple[str, ...],
+    amount: int | None = None,
+    before: Callable[[Payment], None] | None = None,
+) -> _Claim | None:
+    """Take the payment for one Stripe operation, or return None if its state
+    does not call for it. A payment already taken raises PaymentInProgress."""
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().get(pk=payment_id)
+        if payment.operation:
+            raise PaymentInProgress("A payment operation is already under way; try again shortly.")
+        if payment.status not in allowed:
+            return None
+        if before:
+            before(payment)
+        payment.attempts += 1
+        payment.operation = operation
+        payment.operation_amount = amount
+        payment.operation_key = f"{payment.reference}:{payment.kind}:{operation}:{payment.attempts}"
+        payment.operation_started_at = timezone.now()
+        payment.save()
+        return _Claim(payment=payment, key=payment.operation_key, amount=amount)
+
+
+def _finish(payment: Payment, *, error: gateway.GatewayError | None = None, **changes) -> Payment:
+    with transaction.atomic():
+        locked = Payment.objects.select_for_update().get(pk=payment.pk)
+        for field, value in changes.items():
+            setattr(locked, field, value)
+        locked.operation = ""
+        locked.operation_key = ""
+        locked.operation_amount = None
+        locked.operation_started_at = None
+        locked.last_error_code = error.code[:64] if error else ""
+        locked.last_error_message = error.message[:500] if error else ""
+        locked.save()
+        transaction.on_commit(
+            lambda: payment_changed.send(
+                sender=Payment, reference=locked.reference, kind=locked.kind, status=locked.status
+            )
+        )
+    return locked
+
+
+def payment_authorise(
+    *,
+    reference: str,
+    user,
+    amount: int,
+    currency: str,
+    payment_method_id: str,
+    capture_later: bool = True,
+) -> Payment:
+    """Pay for a booking with a card: a hold for the amount (capture_later), or
+    a charge at once. Repeating it after success returns the payment unchanged."""
+    if not payment_method_id.startswith("pm_"):
+        raise InvalidInput(
+            "payment_token must be a Stripe PaymentMethod id (pm_…).",
+            code="invalid_payment_token",
+            field="payment_token",
+        )
+    payment = _payment_get_or_create(
+        reference=reference, user=user, amount=amount, currency=currency
+    )
+    if payment.status in (Status.AUTHORISED, Status.CAPTURED):
+        return payment
+    if payment.status == Status.CANCELED:
+        raise Conflict("This payment was cancelled.", code="payment_canceled")
+
+    customer_id = payment.customer_id or payment_customer_ensure(user=user)
+
+    def before(p: Payment) -> None:
+        p.payment_method_id = payment_method_id
+        p.customer_id = customer_id
+        p.capture_mode = (
+            Payment.CaptureMode.MANUAL if capture_later else Payment.CaptureMode.IMMEDIATE
+        )
+
+    claim = _claim(
+        payment_id=payment.pk,
+        operation="authorise",
+        allowed=(Status.REQUIRES_PAYMENT_METHOD, Status.FAILED),
+        before=before,
+    )
+    if claim is None:  # settled between our read and the claim
+        payment.refresh_from_db()
+        return payment
+    try:
+        gateway.payment_method_attach(
+            payment_method_id=payment_method_id,
+            customer_id=customer_id,
+            idempotency_key=f"{claim.key}:attach",
+        )
+        state = gateway.payment_intent_create(
+            amount=payment.amount,
+            currency=payment.currency,
+            customer_id=customer_id,
+            payment_method_id=payment_method_id,
+            capture_later=capture_later,
+            off_session=False,
+            metadata={"reference": reference, "kind": payment.kind},
+            idempotency_key=claim.key,
+        )
+    except gateway.OutcomeUnknown as exc:
+        # The claim stays: the retry job asks Stripe what happened.
+        raise PaymentUnavailable("The payment service did not answer; try again shortly.") from exc
+    except gateway.CardDeclined as exc:
+        _finish(claim.payment, error=exc, status=Status.FAILED)
+        raise PaymentDeclined(exc.message) from exc
+    except gateway.GatewayError as exc:
+        _finish(claim.payment, error=exc, status=Status.FAILED)
+        raise PaymentDeclined(exc.message, code="payment_failed") from exc
+
+    if state.status == "requires_capture":
+        return _finish(
+            claim.payment,
+            status=Status.AUTHORISED,
+            payment_intent_id=state.id,
+            amount_authorised=state.amount,
+        )
+    if state.status == "succeeded":
+        return _finish(
+            claim.payment,
+            status=Status.CAPTURED,
+            payment_intent_id=state.id,
+            amount_authorised=state.amount,
+            amount_captured=state.amount,
+        )
+    # requires_action (3-D Secure) and anything else we cannot finish here.
+    error = gateway.CardDeclined(
+        "This card needs an extra check that cannot be done here; try another card.",
+        code="authentication_required",
+    )
+    try:
+        gateway.payment_intent_cancel(intent_id=state.id, idempotency_key=f"{claim.key}:cancel")
+    except gateway.GatewayError:
+        log.warning("Could not cancel unfinished intent %s", state.id)
+    _finish(claim.payment, error=error, status=Status.FAILED, payment_intent_id=state.id)
+    raise PaymentDeclined(error.message, code=error.code)
+
+
+def payment_settle(*, reference: str, amount: int, kind: str = Payment.Kind.BOOKING) -> Payment:
+    """Keep exactly `amount` of what the payment took or holds; give back the rest.
+
+    A hold is captured for `amount` (the rest released) or, for 0, cancelled; a
+    charge made at booking is refunded down to `amount`. Idempotent: settling
+    again to the same amount does nothing. Unpaid payments are just closed.
+    """
+    payment = Payment.objects.filter(reference=reference, kind=kind).first()
+    if payment is None:
+        raise NotFound("There is no such payment.", code="payment_not_found")
+    if amount < 0 or amount > payment.amount:
+        raise InvalidInput("Cannot settle for more than was paid.", code="invalid_amount")
+
+    if payment.status in (Status.REQUIRES_PAYMENT_METHOD, Status.FAILED) and not payment.operation:
+        if amount:
+            raise Conflict("Nothing was paid to settle from.", code="payment_not_made")
+        with transaction.atomic():
+            updated = Payment.objects.filter(
+                pk=payment.pk,
+                operation="",
+                status__in=(Status.REQUIRES_PAYMENT_METHOD, Status.FAILED),
+            ).update(status=Status.CANCELED)
+        if not updated:
+            return payment_settle(reference=reference, amount=amount, kind=kind)
+        payment.refresh_from_db()
+        return payment
+
+    if payment.status == Status.AUTHORISED:
+        claim = _claim(
+            payment_id=payment.pk,
+            operation="capture" if amount else "cancel",
+            allowed=(Status.AUTHORISED,),
+            amount=amount,
+        )
+        if claim is None:
+            return payment_settle(reference=reference, amount=amount, kind=kind)
+        return _run_settlement(claim)
+
+    if payment.status == Status.CAPTURED:
+        excess = payment.amount_net - amount
+        if excess <= 0:
+            return payment
+        claim = _claim(
+            payment_id=payment.pk,
+            operation="refund",
+            allowed=(Status.CAPTURED,),
+            amount=excess,
+        )
+        if claim is None:
+            return payment_settle(reference=reference, amount=amount, kind=kind)
+        return _run_settlement(claim)
+
+    if payment.status == Status.CANCELED and amount == 0:
+        return payment
+    if payment.operation:
+        raise PaymentInProgress("A payment operation is already under way; try again shortly.")
+    raise Conflict(
+        f"A {payment.get_status_display().lower()} payment cannot be settled so.",
+        code="payment_state",
+    )
+
+
+def _run_settlement(claim: _Claim) -> Payment:
+    payment = claim.payment
+    try:
+        if payment.operation == "capture":
+            gateway.payment_intent_capture(
+                intent_id=payment.payment_intent_id, amount=claim.amount, idempotency_key=claim.key
+            )
+            return _finish(payment, status=Status.CAPTURED, amount_captured=claim.amount)
+        if payment.operation == "cancel":
+            gateway.payment_intent_cancel(
+                intent_id=payment.payment_intent_id, idempotency_key=claim.key
+            )
+            return _finish(payment, status=Status.CANCELED)
+        if payment.operation == "refund":
+            gateway.refund_create(
+                intent_id=payment.payment_intent_id, amount=claim.amount, idempotency_key=claim.key
+            )
+            return _finish(payment, amount_refunded=payment.amount_refunded + claim.amount)
+    except gateway.OutcomeUnknown as exc:
+        raise PaymentUnavailable("The payment service did not answer; it will be retried.") from exc
+    except gateway.GatewayError as exc:
+        _finish(payment, error=exc)
+        raise PaymentFailed(exc.message, code="payment_operation_failed") from exc
+    raise AssertionError(f"unknown operation {payment.operation}")
+
+
+def payment_refund(*, reference: str, amount: int, kind: str = Payment.Kind.BOOKING) -> Payment:
+    """Give back `amount` of what was captured (staff refunds): never more than kept."""
+    payment = Payment.objects.filter(reference=reference, kind=kind).first()
+    if payment is None:
+        raise NotFound("There is no such payment.", code="payment_not_found")
+    if amount <= 0:
+        raise InvalidInput("Refund a positive amount.", code="invalid_amount", field="amount")
+
+    def check(p: Payment) -> None:
+        if amount > p.amount_net:
+            raise InvalidInput(
+                f"At most {p.amount_net} can be refunded.",
+                code="refund_exceeds_captured",
+                field="amount",
+            )
+
+    claim = _claim(
+        payment_id=payment.pk,
+        operation="refund",
+        allowed=(Status.CAPTURED,),
+        amount=amount,
+        before=check,
+    )
+    if claim is None:
+        raise Conflict("Only captured money can be refunded.", code="payment_not_captured")
+    return _run_settlement(claim)
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    payment: Payment | None
+    changes: dict
+
+
+def payment_sync(*, payment_intent_id: str, apply: bool = True) -> SyncResult:
+    """Bring our record of a PaymentIntent up to what Stripe says, forward only.
+
+    Used by webhooks (whose payloads may come twice or out of order, so the
+    intent is re-read rather than trusted) and by reconciliation.
+    """
+    payment = Payment.objects.filter(payment_intent_id=payment_intent_id).first()
+    if payment is None:
+        return SyncResult(payment=None, changes={})
+    state = gateway.payment_intent_retrieve(intent_id=payment_intent_id)
+    changes = _forward_changes(payment, state)
+    if not changes or not apply:
+        return SyncResult(payment=payment, changes=changes)
+    with transaction.atomic():
+        locked = Payment.objects.select_for_update().get(pk=payment.pk)
+        changes = _forward_changes(locked, state)  # again, under the lock
+        if changes:
+            for field, value in changes.items():
+                setattr(locked, field, value)
+            locked.save()
+            transaction.on_commit(
+                lambda: payment_changed.send(
+                    sender=Payment,
+                    reference=locked.reference,
+                    kind=locked.kind,
+                    status=locked.status,
+                )
+            )
+    return SyncResult(payment=locked, changes=changes)
+
+
+def _forward_changes(payment: Payment, state: gateway.IntentState) -> dict:
+    """What to change so that our record matches Stripe, never moving backwards."""
+    changes: dict = {}
+    if state.status == "requires_capture" and payment.status in (
+        Status.REQUIRES_PAYMENT_METHOD,
+        Status.FAILED,
+    ):
+        changes.update(status=Status.AUTHORISED, amount_authorised=state.amount)
+    elif state.status == "canceled" and payment.status == Status.AUTHORISED:
+        changes.update(status=Status.CANCELED)  # the hold lapsed or was released at Stripe
+    elif state.status == "succeeded":
+        if payment.status != Status.CAPTURED:
+            changes.update(
+                status=Status.CAPTURED,
+                amount_authorised=max(payment.amount_authorised, state.amount),
+                amount_captured=min(state.net_received + payment.amount_refunded, payment.amount),
+            )
+        captured = changes.get("amount_captured", payment.amount_captured)
+        refunded = max(payment.amount_refunded, captured - state.net_received)
+        if refunded != payment.amount_refunded:
+            changes["amount_refunded"] = min(refunded, captured)
+    if changes and payment.operation:
+        # What the pending operation was waiting to learn is now known.
+        changes.update(
+            operation="", operation_key="", operation_amount=None, operation_started_at=None
+        )
+    return changes
+
+
+def stripe_event_record(*, event_id: str, type: str, object_id: str, payload: dict) -> bool:
+    """Store a webhook event; False when it was already processed (a duplicate)."""
+    with transaction.atomic():
+        event, created = StripeEvent.objects.select_for_update().get_or_create(
+            event_id=event_id, defaults={"type": type, "object_id": object_id, "payload": payload}
+        )
+        return created or event.processed_at is None
+
+
+def stripe_event_mark_processed(*, event_id: str) -> None:
+    StripeEvent.objects.filter(event_id=event_id, processed_at__isnull=True).update(
+        processed_at=timezone.now()
+    )
