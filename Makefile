@@ -25,14 +25,27 @@ $(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	@touch $@
 
-setup: $(VENV)/.runtime
+# With no real Stripe key, everything talks to localstripe on loopback.
+ifeq ($(STRIPE_SECRET_KEY),)
+LOCALSTRIPE_PORT ?= 8420
+export STRIPE_SECRET_KEY := sk_test_localstripe
+export STRIPE_PUBLISHABLE_KEY := pk_test_localstripe
+export STRIPE_WEBHOOK_SECRET := whsec_localstripe
+export STRIPE_API_BASE := http://127.0.0.1:$(LOCALSTRIPE_PORT)
+export LOCALSTRIPE_PORT
+PROCESSES ?=
+else
+PROCESSES ?= web
+endif
+
+setup: $(VENV)/.dev
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput -v0
 	$(BIN)/python manage.py seed_demo
 
 run: setup
 	@echo "ParkSpot at http://127.0.0.1:$(PORT)  (API docs /api/v1/docs/, staff /admin/)"
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} PORT=$(PORT) $(BIN)/honcho start -f Procfile
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} PORT=$(PORT) $(BIN)/honcho start -f Procfile $(PROCESSES)
 
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -45,6 +45,7 @@ class IntentState:
     status: str  # Stripe's: requires_capture, succeeded, canceled, requires_payment_method…
     amount: int
     currency: str
+    captured: int
     # Money that stayed with us: captured minus refunded (Stripe counts the
     # released remainder of a partial capture as refunded too).
     net_received: int
@@ -80,32 +81,40 @@ def _call(description: str, fn, *args, **kwargs) -> Any:
         raise OutcomeUnknown(str(exc), code="stripe_unavailable") from exc
     except stripe.StripeError as exc:
         log.warning("Stripe refused %s: %s", description, exc)
-        raise GatewayError(exc.user_message or str(exc), code=exc.code or "stripe_error") from exc
+        code = exc.code or ("resource_missing" if exc.http_status == 404 else "stripe_error")
+        raise GatewayError(exc.user_message or str(exc), code=code) from exc
 
 
 def _opts(idempotency_key: str) -> dict:
     return {"idempotency_key": idempotency_key}
 
 
-def _charge_net(intent: dict) -> int:
+def _charge_amounts(intent: dict) -> tuple[int, int]:
+    """(captured, kept) of the intent's charge; kept = captured minus refunds."""
     charge = intent.get("latest_charge")
     if charge is None:
-        return 0
+        return 0, 0
     if isinstance(charge, str):  # Stripe sends the id unless expanded
         charge = _call("retrieve charge", _client().v1.charges.retrieve, charge).to_dict()
     if not charge.get("captured"):
-        return 0
-    return int(charge["amount"]) - int(charge.get("amount_refunded") or 0)
+        return 0, 0
+    amount = int(charge["amount"])
+    # localstripe has no amount_captured and reports a partial capture as a
+    # full one with the rest refunded; both ways, what was kept is the same.
+    captured = int(charge.get("amount_captured") or amount)
+    return captured, amount - int(charge.get("amount_refunded") or 0)
 
 
 def _state(stripe_intent: Any) -> IntentState:
     intent = stripe_intent.to_dict()
+    captured, kept = _charge_amounts(intent)
     return IntentState(
         id=intent["id"],
         status=intent["status"],
         amount=int(intent["amount"]),
         currency=intent["currency"],
-        net_received=_charge_net(intent),
+        captured=captured,
+        net_received=kept,
         metadata=dict(intent.get("metadata") or {}),
     )
 

@@ -222,6 +222,12 @@ def payment_authorise(
         raise PaymentDeclined(exc.message) from exc
     except gateway.GatewayError as exc:
         _finish(claim.payment, error=exc, status=Status.FAILED)
+        if exc.code == "resource_missing":
+            raise InvalidInput(
+                "There is no such payment method.",
+                code="invalid_payment_token",
+                field="payment_token",
+            ) from exc
         raise PaymentDeclined(exc.message, code="payment_failed") from exc
 
     if state.status == "requires_capture":
@@ -378,12 +384,20 @@ def payment_sync(*, payment_intent_id: str, apply: bool = True) -> SyncResult:
     """Bring our record of a PaymentIntent up to what Stripe says, forward only.
 
     Used by webhooks (whose payloads may come twice or out of order, so the
-    intent is re-read rather than trusted) and by reconciliation.
+    intent is re-read rather than trusted) and by reconciliation. An intent we
+    never heard back about (the call's outcome was unknown) is found by the
+    reference in its metadata.
     """
+    state = gateway.payment_intent_retrieve(intent_id=payment_intent_id)
     payment = Payment.objects.filter(payment_intent_id=payment_intent_id).first()
+    if payment is None and state.metadata.get("reference"):
+        payment = Payment.objects.filter(
+            reference=state.metadata["reference"],
+            kind=state.metadata.get("kind", Payment.Kind.BOOKING),
+            payment_intent_id="",
+        ).first()
     if payment is None:
         return SyncResult(payment=None, changes={})
-    state = gateway.payment_intent_retrieve(intent_id=payment_intent_id)
     changes = _forward_changes(payment, state)
     if not changes or not apply:
         return SyncResult(payment=payment, changes=changes)
@@ -408,6 +422,8 @@ def payment_sync(*, payment_intent_id: str, apply: bool = True) -> SyncResult:
 def _forward_changes(payment: Payment, state: gateway.IntentState) -> dict:
     """What to change so that our record matches Stripe, never moving backwards."""
     changes: dict = {}
+    if not payment.payment_intent_id:
+        changes["payment_intent_id"] = state.id
     if state.status == "requires_capture" and payment.status in (
         Status.REQUIRES_PAYMENT_METHOD,
         Status.FAILED,
@@ -417,15 +433,19 @@ def _forward_changes(payment: Payment, state: gateway.IntentState) -> dict:
         changes.update(status=Status.CANCELED)  # the hold lapsed or was released at Stripe
     elif state.status == "succeeded":
         if payment.status != Status.CAPTURED:
+            captured = min(state.captured, payment.amount)
             changes.update(
                 status=Status.CAPTURED,
                 amount_authorised=max(payment.amount_authorised, state.amount),
-                amount_captured=min(state.net_received + payment.amount_refunded, payment.amount),
+                amount_captured=captured,
+                amount_refunded=min(max(captured - state.net_received, 0), captured),
             )
-        captured = changes.get("amount_captured", payment.amount_captured)
-        refunded = max(payment.amount_refunded, captured - state.net_received)
-        if refunded != payment.amount_refunded:
-            changes["amount_refunded"] = min(refunded, captured)
+        elif state.net_received < payment.amount_net:
+            # Refunded at Stripe (dashboard, dispute): count it, never un-refund.
+            changes["amount_refunded"] = min(
+                payment.amount_refunded + payment.amount_net - state.net_received,
+                payment.amount_captured,
+            )
     if changes and payment.operation:
         # What the pending operation was waiting to learn is now known.
         changes.update(

@@ -404,7 +404,7 @@ def reservation_cancel(
         frees_spot=True,
         data={"reason": reason} if reason else None,
     )
-    _settle_payment(result.reservation)
+    settle_payment(result.reservation)
     return result
 
 
@@ -428,7 +428,7 @@ def reservation_expire(*, reservation_id: int, at: datetime | None = None) -> Tr
         apply=apply,
         frees_spot=True,
     )
-    _settle_payment(result.reservation)
+    settle_payment(result.reservation)
     return result
 
 
@@ -486,7 +486,7 @@ def reservation_depart(
         apply=apply,
         frees_spot=True,
     )
-    _settle_payment(result.reservation)
+    settle_payment(result.reservation)
     return result
 
 
@@ -519,7 +519,7 @@ def reservation_mark_no_show(
         apply=apply,
         frees_spot=True,
     )
-    _settle_payment(result.reservation)
+    settle_payment(result.reservation)
     return result
 
 
@@ -585,15 +585,15 @@ def reservation_complete(
         return reservation_confirm(reservation_id=reservation.pk, at=now).reservation
     except IllegalTransition:
         # Expired or cancelled while the card was being charged: give it back.
-        _settle_payment(Reservation.objects.get(pk=reservation.pk), amount=0)
+        settle_payment(Reservation.objects.get(pk=reservation.pk), amount=0)
         raise Conflict(
             "The hold on this spot ended while paying; the payment was released.",
             code="hold_expired",
         ) from None
 
 
-def _settle_payment(reservation: Reservation, amount: int | None = None) -> None:
-    """Bring the reservation's payment to what the driver owes. Runs after the
+def settle_payment(reservation: Reservation, amount: int | None = None) -> None:
+    """Bring the reservation's payment to what the driver owes (idempotent). Runs after the
     state change committed; a failure here is retried by the scheduler."""
     due = reservation.amount_due if amount is None else amount
     if due is None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from django.core.cache import cache
+from django.core.cache.backends.locmem import LocMemCache
 from django.test import Client
 from rest_framework.test import APIClient
 from rest_framework.throttling import ScopedRateThrottle
@@ -251,13 +251,16 @@ def test_a_token_of_one_user_shows_only_that_users_reservations(api):
 
 
 @pytest.fixture
-def low_auth_rate(monkeypatch):
+def low_auth_rate(monkeypatch) -> LocMemCache:
     # DRF copies DEFAULT_THROTTLE_RATES onto the class when it is defined, so
     # overriding settings in a test would not reach it: patch the class instead.
     monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"auth": "3/min"})
-    cache.clear()
-    yield
-    cache.clear()
+    # Count in a cache of this test's own: a shared Redis may be flushed by another
+    # test process between two requests, which would reset the count.
+    counts = LocMemCache("auth-throttle-test", {})
+    counts.clear()  # LocMemCache instances of one name share their storage
+    monkeypatch.setattr(ScopedRateThrottle, "cache", counts)
+    return counts
 
 
 def test_token_requests_beyond_the_auth_rate_are_429_throttled(api, low_auth_rate):
@@ -278,7 +281,7 @@ def test_register_is_throttled_too(api, low_auth_rate):
 
     assert_error(register(api, "user3@example.com"), 429, "throttled")
     # The throttled request created nothing.
-    cache.clear()
+    low_auth_rate.clear()
     assert register(api, "user3@example.com").status_code == 201
 
 

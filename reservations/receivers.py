@@ -1,0 +1,39 @@
+"""Reservations listening to payments (which know them only by reference)."""
+
+from __future__ import annotations
+
+import logging
+
+from django.dispatch import receiver
+
+from config.errors import ApplicationError
+from payments.models import Payment
+from payments.signals import payment_changed
+from reservations.models import Reservation, Status
+
+log = logging.getLogger(__name__)
+
+PREFIX = "reservation:"
+
+
+@receiver(payment_changed)
+def confirm_when_paid(sender, *, reference: str, kind: str, status: str, **kwargs) -> None:
+    """A payment Stripe authorised without our hearing back at the time (a lost
+    response, settled by a webhook or reconciliation) confirms the booking, or
+    is given back if the booking is gone by then."""
+    from reservations.services import reservation_confirm, settle_payment
+
+    if not reference.startswith(PREFIX) or kind != Payment.Kind.BOOKING:
+        return
+    if status not in (Payment.Status.AUTHORISED, Payment.Status.CAPTURED):
+        return
+    reservation = Reservation.objects.filter(code=reference.removeprefix(PREFIX)).first()
+    if reservation is None:
+        return
+    if reservation.status == Status.PENDING_PAYMENT:
+        try:
+            reservation_confirm(reservation_id=reservation.pk)
+        except ApplicationError as exc:
+            log.warning("Paid reservation %s not confirmed: %s", reservation.code, exc)
+    elif reservation.status in (Status.EXPIRED, Status.CANCELLED):
+        settle_payment(reservation)

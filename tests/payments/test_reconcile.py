@@ -1,0 +1,47 @@
+"""`manage.py reconcile_payments`: finds where our records and Stripe differ,
+and with --fix brings ours forward."""
+
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from payments.models import Payment
+from reservations.services import payment_reference, reservation_complete
+from tests.reservations.helpers import book
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_reconcile_reports_then_fixes_a_refund_made_at_stripe(stripe, lot, driver):
+    reservation = book(driver, lot, start=timezone.now() + timedelta(hours=1), hours=2)
+    reservation_complete(reservation_id=reservation.pk, payment_method_id=stripe.card())
+    payment = Payment.objects.get(reference=payment_reference(reservation))
+    stripe.client.v1.payment_intents.capture(payment.payment_intent_id)
+    stripe.client.v1.refunds.create(
+        params={"payment_intent": payment.payment_intent_id, "amount": 200}
+    )
+
+    report = StringIO()
+    with pytest.raises(SystemExit) as exit_code:
+        call_command("reconcile_payments", stdout=report)
+    assert exit_code.value.code == 1
+    assert f"{payment.reference} (booking) differs" in report.getvalue()
+    payment.refresh_from_db()
+    assert payment.status == "authorised"  # only reported
+
+    fixed = StringIO()
+    call_command("reconcile_payments", "--fix", stdout=fixed)
+    payment.refresh_from_db()
+    assert (payment.status, payment.amount_captured, payment.amount_refunded) == (
+        "captured",
+        500,
+        200,
+    )
+    assert "fixed 1" in fixed.getvalue()
+
+    clean = StringIO()
+    call_command("reconcile_payments", stdout=clean)
+    assert "differing 0" in clean.getvalue()
