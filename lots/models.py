@@ -129,3 +129,25 @@ class Rate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.lot}: {self.get_vehicle_type_display()}"
+
+
+class GateDevice(models.Model):
+    """A lot's gate hardware; it authenticates with a key of which only the hash is kept."""
+
+    lot = models.ForeignKey(Lot, on_delete=models.CASCADE, related_name="gates")
+    name = models.CharField(max_length=80, help_text="e.g. North entrance.")
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    key_prefix = models.CharField(max_length=12, editable=False, help_text="To tell keys apart.")
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["lot", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["lot", "name"], name="gate_name_unique_in_lot"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.lot}: {self.name}"

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
+import secrets
+from datetime import timedelta
 from decimal import Decimal
 
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F
+from django.utils import timezone
 
 from config.errors import ApplicationError, Conflict, InvalidInput
 from lots.constants import VehicleType
-from lots.models import Lot, Rate, Spot, validate_timezone
+from lots.models import GateDevice, Lot, Rate, Spot, validate_timezone
+
+
+def hash_key(raw: str) -> str:
+    # Keys are 256-bit random strings: an unsalted SHA-256 is enough to make a
+    # leaked table useless while keeping lookup a single indexed equality.
+    return hashlib.sha256(raw.encode()).hexdigest()
 
 
 def lot_availability_changed(*, lot_id: int) -> None:
@@ -227,3 +237,37 @@ def _highest_number(*, lot: Lot, prefix: str) -> int:
     labels = Spot.objects.filter(lot=lot, label__istartswith=start).values_list("label", flat=True)
     numbers = [int(label[len(start) :]) for label in labels if label[len(start) :].isdigit()]
     return max(numbers, default=0)
+
+
+def gate_create(*, lot: Lot, name: str) -> tuple[GateDevice, str]:
+    """Register a gate; returns it with its key, which is shown this once only."""
+    name = name.strip()
+    if not name:
+        raise InvalidInput("Name the gate.", code="invalid_name", field="name")
+    raw_key = "gk_" + secrets.token_urlsafe(32)
+    try:
+        with transaction.atomic():
+            gate = GateDevice.objects.create(
+                lot=lot, name=name, key_hash=hash_key(raw_key), key_prefix=raw_key[:10]
+            )
+    except IntegrityError as exc:
+        raise Conflict("This lot already has a gate of that name.", code="gate_exists") from exc
+    return gate, raw_key
+
+
+@transaction.atomic
+def gate_revoke(*, gate_id: int) -> GateDevice:
+    """Stop a gate's key from working (a lost or replaced device)."""
+    gate = GateDevice.objects.select_for_update().get(pk=gate_id)
+    if gate.is_active:
+        gate.is_active = False
+        gate.revoked_at = timezone.now()
+        gate.save(update_fields=["is_active", "revoked_at"])
+    return gate
+
+
+def gate_touch(*, gate: GateDevice) -> None:
+    """Note that the gate was heard from; at most once a minute, to spare writes."""
+    now = timezone.now()
+    if gate.last_seen_at is None or now - gate.last_seen_at > timedelta(minutes=1):
+        GateDevice.objects.filter(pk=gate.pk).update(last_seen_at=now)
