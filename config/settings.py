@@ -143,6 +143,7 @@ USE_TZ = True
 
 # --- Static -------------------------------------------------------------------------
 STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATIC_ROOT.mkdir(exist_ok=True)
 STORAGES = {
@@ -221,6 +222,23 @@ CARD_HOLD_MAX_DAYS = env.int("CARD_HOLD_MAX_DAYS", default=6)
 # Cancelling a confirmed reservation after its start: "charge" the full price
 # (the default, as SpotHero does) or "refund" everything.
 LATE_CANCEL_POLICY = env.str("LATE_CANCEL_POLICY", default="charge")
+
+# Stripe.js: localstripe serves a stand-in of it when STRIPE_API_BASE points there.
+STRIPE_JS_URL = env.str(
+    "STRIPE_JS_URL",
+    default=f"{STRIPE_API_BASE}/js.stripe.com/v3/" if STRIPE_API_BASE else "https://js.stripe.com/v3/",
+)
+
+# --- E-mail (console in development) ----------------------------------------------------
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="ParkSpot <no-reply@parkspot.test>")
+# Absolute links in e-mails (the pass, password resets).
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
 
 # --- Logging --------------------------------------------------------------------------
 LOGGING = {

@@ -13,6 +13,7 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from tests.factories import LotFactory, RateFactory, SpotFactory, UserFactory
+from tests.stripe_support import localstripe_url, stripe  # noqa: F401  (fixtures)
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 
@@ -84,6 +85,9 @@ def window(hours_from_now: float = 1, length_hours: float = 2, now: datetime | N
 def pytest_configure(config) -> None:
     from django.conf import settings
 
+    # Runs in parallel (two engineers, xdist) must not flush each other's cache.
+    for cache in settings.CACHES.values():
+        cache["KEY_PREFIX"] = f"{cache.get('KEY_PREFIX', '')}test{os.getpid()}"
     # Hashing passwords slowly is the point in production and a waste in tests.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # No collectstatic before tests: serve static files unhashed.

@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 
 from payments.models import Payment
 from reservations.models import Reservation, Status
-from tests.payments.conftest import DECLINED_CARD
+from tests.stripe_support import DECLINED_CARD
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -1,4 +1,6 @@
-"""A real localstripe process for payment tests, emptied before each test."""
+"""localstripe for tests: a real process per test session, emptied before each test.
+
+Fixtures `localstripe_url` and `stripe` are re-exported by tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import pytest
 import stripe as stripe_sdk
 from django.conf import settings as django_settings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 GOOD_CARD = "4242424242424242"
 DECLINED_CARD = "4000000000000341"  # attaches fine, every charge is declined
