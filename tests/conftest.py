@@ -86,8 +86,8 @@ def pytest_configure(config) -> None:
     from django.conf import settings
 
     # Runs in parallel (two engineers, xdist) must not flush each other's cache.
-    for cache in settings.CACHES.values():
-        cache["KEY_PREFIX"] = f"{cache.get('KEY_PREFIX', '')}test{os.getpid()}"
+    for backend in settings.CACHES.values():
+        backend["KEY_PREFIX"] = f"{backend.get('KEY_PREFIX', '')}test{os.getpid()}"
     # Hashing passwords slowly is the point in production and a waste in tests.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # No collectstatic before tests: serve static files unhashed.
