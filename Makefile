@@ -35,7 +35,7 @@ export STRIPE_API_BASE := http://127.0.0.1:$(LOCALSTRIPE_PORT)
 export LOCALSTRIPE_PORT
 PROCESSES ?=
 else
-PROCESSES ?= web
+PROCESSES ?= web worker beat
 endif
 
 setup: $(VENV)/.dev

@@ -208,6 +208,44 @@ BOOKING_MAX_PAST_MINUTES = env.int("BOOKING_MAX_PAST_MINUTES", default=5)
 BOOKING_MAX_AHEAD_DAYS = env.int("BOOKING_MAX_AHEAD_DAYS", default=90)
 AVAILABILITY_CACHE_SECONDS = env.int("AVAILABILITY_CACHE_SECONDS", default=60)
 
+# --- Celery (worker + exactly one beat) ------------------------------------------------------
+# Unset: kombu's file-system transport under var/, so `make run` needs no broker.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or "filesystem://"
+if CELERY_BROKER_URL == "filesystem://":
+    _broker_dir = Path(env.str("CELERY_FILESYSTEM_DIR", default=str(VAR_DIR / "celery")))
+    _queue = _broker_dir / "queue"
+    _queue.mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_queue),
+        "data_folder_out": str(_queue),
+        "control_folder": str(_broker_dir),
+        "store_processed": False,
+    }
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True  # a task lost with its worker runs again: tasks are idempotent
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = 300
+CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE = {
+    "expire-lapsed-holds": {
+        "task": "reservations.tasks.expire_lapsed_holds",
+        "schedule": SWEEP_INTERVAL_SECONDS,
+    },
+    "declare-no-shows": {
+        "task": "reservations.tasks.declare_no_shows",
+        "schedule": SWEEP_INTERVAL_SECONDS,
+    },
+    "settle-payments": {
+        "task": "reservations.tasks.settle_payments",
+        "schedule": SWEEP_INTERVAL_SECONDS,
+    },
+    "retry-payment-operations": {
+        "task": "payments.tasks.retry_payment_operations",
+        "schedule": SWEEP_INTERVAL_SECONDS,
+    },
+}
+
 # --- Payments (Stripe; localstripe in development and tests, DESIGN §5) ----------------
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
 STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="")
@@ -226,7 +264,9 @@ LATE_CANCEL_POLICY = env.str("LATE_CANCEL_POLICY", default="charge")
 # Stripe.js: localstripe serves a stand-in of it when STRIPE_API_BASE points there.
 STRIPE_JS_URL = env.str(
     "STRIPE_JS_URL",
-    default=f"{STRIPE_API_BASE}/js.stripe.com/v3/" if STRIPE_API_BASE else "https://js.stripe.com/v3/",
+    default=f"{STRIPE_API_BASE}/js.stripe.com/v3/"
+    if STRIPE_API_BASE
+    else "https://js.stripe.com/v3/",
 )
 
 # --- E-mail (console in development) ----------------------------------------------------

@@ -36,6 +36,8 @@ api_v1 = [
         reservations_api.ReservationCancelApi.as_view(),
         name="reservation-cancel",
     ),
+    path("gate/arrivals", reservations_api.GateArrivalApi.as_view(), name="gate-arrivals"),
+    path("gate/departures", reservations_api.GateDepartureApi.as_view(), name="gate-departures"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
 ]

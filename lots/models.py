@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import zoneinfo
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
@@ -151,3 +152,38 @@ class GateDevice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.lot}: {self.name}"
+
+
+class LotStaff(models.Model):
+    """A staff user's membership of a lot: in the admin they see and run only the
+    lots they are members of (superusers see every lot). What they may do there
+    comes from their Django permissions; the role says what they are to the lot."""
+
+    class Role(models.TextChoices):
+        MANAGER = "manager", "Manager"
+        ATTENDANT = "attendant", "Attendant"
+
+    lot = models.ForeignKey(Lot, on_delete=models.CASCADE, related_name="staff_memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="lot_memberships"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.ATTENDANT)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["lot", "user"]
+        verbose_name = "lot staff member"
+        verbose_name_plural = "lot staff"
+        constraints = [
+            models.UniqueConstraint(fields=["lot", "user"], name="lot_staff_unique"),
+            models.CheckConstraint(
+                condition=models.Q(role__in=["manager", "attendant"]), name="lot_staff_role_valid"
+            ),
+        ]
+        # The (lot, user) constraint's index serves "who staffs this lot";
+        # this one serves "which lots does this user staff", asked on every
+        # admin page.
+        indexes = [models.Index(fields=["user", "lot"], name="lot_staff_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user} at {self.lot} ({self.get_role_display()})"

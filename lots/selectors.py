@@ -6,7 +6,7 @@ from django.db.models import Count, Prefetch, Q, QuerySet
 
 from config.errors import NotFound
 from lots.constants import VehicleType
-from lots.models import Lot, Rate
+from lots.models import Lot, LotStaff, Rate
 
 
 def lot_list(*, city: str | None = None, vehicle_type: str | None = None) -> QuerySet[Lot]:
@@ -49,3 +49,14 @@ def lot_get(*, lot_id: str) -> Lot:
 
 def spot_counts(lot: Lot) -> dict[str, int]:
     return {vt: getattr(lot, f"spots_{vt}", 0) for vt in VehicleType.values}
+
+
+def lot_ids_for_staff(user) -> frozenset[int]:
+    """Ids of the lots a staff user is a member of (LotStaff).
+
+    Membership alone decides: callers treat superusers, who see every lot, apart.
+    Inactive or anonymous users staff nothing.
+    """
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return frozenset()
+    return frozenset(LotStaff.objects.filter(user=user).values_list("lot_id", flat=True))

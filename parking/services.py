@@ -11,7 +11,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 
-from config.errors import ApplicationError, Conflict, InvalidInput
+from config.errors import ApplicationError, Conflict, InvalidInput, NotFound
 from lots.constants import VehicleType
 from parking.models import ApiToken, User, Vehicle, hash_token, normalize_plate
 
@@ -144,3 +144,43 @@ def group_ensure(*, name: str, permissions: Iterable[str]) -> Group:
     if current != {permission.pk for permission in wanted}:
         group.permissions.set(wanted)
     return group
+
+
+def _vehicle_of(*, owner: User, vehicle_id: int) -> Vehicle:
+    vehicle = Vehicle.objects.select_for_update().filter(pk=vehicle_id, owner=owner).first()
+    if vehicle is None:
+        raise NotFound("There is no such vehicle.", code="vehicle_not_found")
+    return vehicle
+
+
+def vehicle_update(
+    *, owner: User, vehicle_id: int, plate: str, vehicle_type: str, nickname: str = ""
+) -> Vehicle:
+    """Change one of a driver's vehicles (another driver's is 'not found')."""
+    plate = normalize_plate(plate)
+    if not plate:
+        raise InvalidInput("Enter the number plate.", code="plate_required", field="plate")
+    if len(plate) > Vehicle._meta.get_field("plate").max_length:
+        raise InvalidInput("That plate is too long.", code="invalid_plate", field="plate")
+    if vehicle_type not in VehicleType.values:
+        raise InvalidInput(
+            "Unknown vehicle type.", code="invalid_vehicle_type", field="vehicle_type"
+        )
+    try:
+        with transaction.atomic():
+            vehicle = _vehicle_of(owner=owner, vehicle_id=vehicle_id)
+            vehicle.plate = plate
+            vehicle.vehicle_type = vehicle_type
+            vehicle.nickname = nickname
+            vehicle.save(update_fields=["plate", "vehicle_type", "nickname"])
+            return vehicle
+    except IntegrityError as exc:
+        raise Conflict(
+            "You already have a vehicle with this plate.", code="vehicle_exists", field="plate"
+        ) from exc
+
+
+@transaction.atomic
+def vehicle_remove(*, owner: User, vehicle_id: int) -> None:
+    """Forget one of a driver's vehicles. Reservations keep the plate they were made with."""
+    _vehicle_of(owner=owner, vehicle_id=vehicle_id).delete()

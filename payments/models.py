@@ -71,6 +71,9 @@ class Payment(models.Model):
     operation_key = models.CharField(max_length=255, blank=True)
     operation_amount = models.PositiveIntegerField(null=True, blank=True)
     operation_started_at = models.DateTimeField(null=True, blank=True)
+    # Retries of an operation whose outcome was unknown, with backoff.
+    operation_retries = models.PositiveIntegerField(default=0)
+    operation_retry_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     last_error_code = models.CharField(max_length=64, blank=True)
     last_error_message = models.CharField(max_length=500, blank=True)
@@ -106,7 +109,7 @@ class Payment(models.Model):
         ]
         indexes = [
             models.Index(
-                fields=["operation_started_at"],
+                fields=["operation_retry_at"],
                 condition=~Q(operation=""),
                 name="payment_pending_operations",
             ),

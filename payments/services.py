@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -25,6 +26,9 @@ from payments.signals import payment_changed
 log = logging.getLogger(__name__)
 
 Status = Payment.Status
+
+RETRY_FIRST_AFTER = timedelta(minutes=1)
+RETRY_MAX_DELAY = timedelta(hours=1)
 
 
 class PaymentDeclined(PaymentFailed):
@@ -131,6 +135,9 @@ def _claim(
         payment.operation_amount = amount
         payment.operation_key = f"{payment.reference}:{payment.kind}:{operation}:{payment.attempts}"
         payment.operation_started_at = timezone.now()
+        # If we never hear back, the retry job takes over from then.
+        payment.operation_retry_at = payment.operation_started_at + RETRY_FIRST_AFTER
+        payment.operation_retries = 0
         payment.save()
         return _Claim(payment=payment, key=payment.operation_key, amount=amount)
 
@@ -144,6 +151,8 @@ def _finish(payment: Payment, *, error: gateway.GatewayError | None = None, **ch
         locked.operation_key = ""
         locked.operation_amount = None
         locked.operation_started_at = None
+        locked.operation_retry_at = None
+        locked.operation_retries = 0
         locked.last_error_code = error.code[:64] if error else ""
         locked.last_error_message = error.message[:500] if error else ""
         locked.save()
@@ -449,7 +458,12 @@ def _forward_changes(payment: Payment, state: gateway.IntentState) -> dict:
     if changes and payment.operation:
         # What the pending operation was waiting to learn is now known.
         changes.update(
-            operation="", operation_key="", operation_amount=None, operation_started_at=None
+            operation="",
+            operation_key="",
+            operation_amount=None,
+            operation_started_at=None,
+            operation_retry_at=None,
+            operation_retries=0,
         )
     return changes
 
@@ -467,3 +481,163 @@ def stripe_event_mark_processed(*, event_id: str) -> None:
     StripeEvent.objects.filter(event_id=event_id, processed_at__isnull=True).update(
         processed_at=timezone.now()
     )
+
+
+def payment_charge_saved_card(
+    *, reference: str, kind: str, amount: int, currency: str, card_from_kind: str
+) -> Payment:
+    """Charge, off-session, the card saved with the `card_from_kind` payment of the
+    same reference (e.g. an overstay on the booking's card). Idempotent: one
+    payment per (reference, kind), charged once."""
+    source = Payment.objects.filter(reference=reference, kind=card_from_kind).first()
+    if source is None or not source.payment_method_id:
+        raise Conflict("No saved card to charge.", code="no_saved_card")
+    with transaction.atomic():
+        payment, _ = Payment.objects.get_or_create(
+            reference=reference,
+            kind=kind,
+            defaults={
+                "user_id": source.user_id,
+                "amount": amount,
+                "currency": currency,
+                "customer_id": source.customer_id,
+                "payment_method_id": source.payment_method_id,
+                "capture_mode": Payment.CaptureMode.IMMEDIATE,
+            },
+        )
+    claim = _claim(
+        payment_id=payment.pk,
+        operation="authorise",
+        allowed=(Status.REQUIRES_PAYMENT_METHOD, Status.FAILED),
+    )
+    if claim is None:
+        payment.refresh_from_db()
+        return payment
+    try:
+        state = gateway.payment_intent_create(
+            amount=payment.amount,
+            currency=payment.currency,
+            customer_id=payment.customer_id,
+            payment_method_id=payment.payment_method_id,
+            capture_later=False,
+            off_session=True,
+            metadata={"reference": reference, "kind": kind},
+            idempotency_key=claim.key,
+        )
+    except gateway.OutcomeUnknown as exc:
+        raise PaymentUnavailable("The payment service did not answer; it will be retried.") from exc
+    except gateway.GatewayError as exc:
+        _finish(claim.payment, error=exc, status=Status.FAILED)
+        raise PaymentDeclined(exc.message) from exc
+    if state.status != "succeeded":
+        error = gateway.CardDeclined("The saved card could not be charged.", code=state.status)
+        _finish(claim.payment, error=error, status=Status.FAILED, payment_intent_id=state.id)
+        raise PaymentDeclined(error.message)
+    return _finish(
+        claim.payment,
+        status=Status.CAPTURED,
+        payment_intent_id=state.id,
+        amount_authorised=state.amount,
+        amount_captured=state.amount,
+    )
+
+
+def payment_operations_retry(*, now: datetime | None = None, limit: int = 100) -> int:
+    """Finish operations whose outcome was unknown (Stripe unreachable, a worker
+    killed mid-call): ask Stripe what happened, and repeat the call with the same
+    idempotency key only if it did not. Backs off exponentially per payment.
+    Returns how many operations were finished."""
+    now = now or timezone.now()
+    due = list(
+        Payment.objects.exclude(operation="")
+        .filter(operation_retry_at__lte=now)
+        .order_by("operation_retry_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    finished = 0
+    for payment_id in due:
+        with transaction.atomic():
+            payment = (
+                Payment.objects.select_for_update(skip_locked=True)
+                .filter(pk=payment_id, operation_retry_at__lte=now)
+                .exclude(operation="")
+                .first()
+            )
+            if payment is None:  # another worker has it, or it finished
+                continue
+            # Push the next try out first, so a crash here cannot spin.
+            payment.operation_retries += 1
+            delay = min(RETRY_FIRST_AFTER * 2**payment.operation_retries, RETRY_MAX_DELAY)
+            payment.operation_retry_at = now + delay
+            payment.save(update_fields=["operation_retries", "operation_retry_at", "updated_at"])
+        try:
+            finished += _resolve(payment)
+        except gateway.GatewayError as exc:
+            log.warning("Retry of %s %s failed: %s", payment.reference, payment.operation, exc)
+    return finished
+
+
+def _resolve(payment: Payment) -> int:
+    op, key, amount = payment.operation, payment.operation_key, payment.operation_amount
+    if op == "authorise":
+        if payment.payment_intent_id:
+            state = gateway.payment_intent_retrieve(intent_id=payment.payment_intent_id)
+        else:  # never heard back: Stripe returns the original for the same key
+            state = gateway.payment_intent_create(
+                amount=payment.amount,
+                currency=payment.currency,
+                customer_id=payment.customer_id,
+                payment_method_id=payment.payment_method_id,
+                capture_later=payment.capture_mode == Payment.CaptureMode.MANUAL,
+                off_session=payment.kind != Payment.Kind.BOOKING,
+                metadata={"reference": payment.reference, "kind": payment.kind},
+                idempotency_key=key,
+            )
+        if state.status == "requires_capture":
+            _finish(
+                payment,
+                status=Status.AUTHORISED,
+                payment_intent_id=state.id,
+                amount_authorised=state.amount,
+            )
+        elif state.status == "succeeded":
+            _finish(
+                payment,
+                status=Status.CAPTURED,
+                payment_intent_id=state.id,
+                amount_authorised=state.amount,
+                amount_captured=state.captured,
+            )
+        else:
+            _finish(
+                payment,
+                status=Status.FAILED,
+                payment_intent_id=state.id,
+                error=gateway.CardDeclined("The card was not authorised.", code=state.status),
+            )
+        return 1
+    state = gateway.payment_intent_retrieve(intent_id=payment.payment_intent_id)
+    if op == "capture":
+        if state.status == "requires_capture":
+            state = gateway.payment_intent_capture(
+                intent_id=payment.payment_intent_id, amount=amount, idempotency_key=key
+            )
+        if state.status == "succeeded":
+            _finish(payment, status=Status.CAPTURED, amount_captured=amount)
+            return 1
+    elif op == "cancel":
+        if state.status == "requires_capture":
+            state = gateway.payment_intent_cancel(
+                intent_id=payment.payment_intent_id, idempotency_key=key
+            )
+        if state.status == "canceled":
+            _finish(payment, status=Status.CANCELED)
+            return 1
+    elif op == "refund":
+        if state.net_received > payment.amount_net - amount:
+            gateway.refund_create(
+                intent_id=payment.payment_intent_id, amount=amount, idempotency_key=key
+            )
+        _finish(payment, amount_refunded=payment.amount_refunded + amount)
+        return 1
+    return 0

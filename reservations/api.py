@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
@@ -13,19 +16,23 @@ from rest_framework.views import APIView
 from config.api import Pagination
 from config.errors import InvalidInput
 from config.fields import AwareDateTimeField, MoneyField
+from lots.authentication import GateKeyAuthentication, IsGate
 from lots.constants import VehicleType
 from payments.selectors import payments_for
 from reservations.models import Actor, Reservation, Status
 from reservations.selectors import (
     lot_availability,
+    reservation_for_gate,
     reservation_get_for_user,
     reservation_list_for_user,
 )
 from reservations.services import (
     payment_reference,
+    reservation_arrive,
     reservation_cancel,
     reservation_complete,
     reservation_create,
+    reservation_depart,
     reservation_payment_prepare,
 )
 
@@ -280,3 +287,128 @@ class ReservationCompleteApi(APIView):
             reservation_id=reservation.pk, payment_method_id=data.validated_data["payment_token"]
         )
         return Response(reservation_data(confirmed))
+
+
+# --- gate API (authenticated by a gate key, scoped to the gate's lot) ------------------
+
+GATE_CLOCK_SKEW = timedelta(minutes=2)
+
+
+class GateEventSerializer(serializers.Serializer):
+    reservation_id = serializers.CharField(max_length=20, required=False, allow_blank=False)
+    plate = serializers.CharField(max_length=20, required=False, allow_blank=False)
+    time = AwareDateTimeField(help_text="When the car passed the gate (ISO 8601 with offset).")
+
+    def validate_time(self, value):
+        if value > timezone.now() + GATE_CLOCK_SKEW:
+            raise serializers.ValidationError(
+                "The time is in the future; check the gate's clock.", code="time_in_future"
+            )
+        return value
+
+    def validate(self, attrs):
+        if bool(attrs.get("reservation_id")) == bool(attrs.get("plate")):
+            raise serializers.ValidationError(
+                "Give either reservation_id or plate.", code="reservation_or_plate"
+            )
+        return attrs
+
+
+class GateReservationSerializer(serializers.ModelSerializer):
+    id = serializers.CharField(source="code")
+    lot_id = serializers.CharField(source="lot.slug")
+    spot = SpotRefSerializer()
+    charges = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Reservation
+        fields = [
+            "id",
+            "status",
+            "lot_id",
+            "spot",
+            "vehicle_type",
+            "vehicle_plate",
+            "start",
+            "end",
+            "arrived_at",
+            "departed_at",
+            "charges",
+        ]
+
+    @extend_schema_field(
+        {
+            "type": "object",
+            "nullable": True,
+            "properties": {"price": {}, "overstay": {}, "total": {}},
+        }
+    )
+    def get_charges(self, reservation: Reservation) -> dict | None:
+        if reservation.status != Status.COMPLETED:
+            return None
+
+        def money(amount: int) -> dict:
+            return {"amount": amount, "currency": reservation.currency}
+
+        return {
+            "price": money(reservation.amount_due or 0),
+            "overstay": money(reservation.overstay_amount),
+            "total": money((reservation.amount_due or 0) + reservation.overstay_amount),
+        }
+
+
+class _GateApi(APIView):
+    authentication_classes = [GateKeyAuthentication]
+    permission_classes = [IsGate]
+    leaving = False
+
+    def _reservation(self, request) -> tuple[Reservation, dict]:
+        data = GateEventSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        event = data.validated_data
+        reservation = reservation_for_gate(
+            lot_id=request.auth.lot_id,
+            at=event["time"],
+            code=event.get("reservation_id", ""),
+            plate=event.get("plate", ""),
+            leaving=self.leaving,
+        )
+        return reservation, event
+
+
+class GateArrivalApi(_GateApi):
+    @extend_schema(
+        request=GateEventSerializer,
+        responses=GateReservationSerializer,
+        tags=["gate"],
+        summary="vehicle_arrived",
+    )
+    def post(self, request):
+        reservation, event = self._reservation(request)
+        result = reservation_arrive(
+            reservation_id=reservation.pk,
+            at=event["time"],
+            actor=Actor.GATE,
+            data={"gate": request.auth.name},
+        )
+        return Response(GateReservationSerializer(result.reservation).data)
+
+
+class GateDepartureApi(_GateApi):
+    leaving = True
+
+    @extend_schema(
+        request=GateEventSerializer,
+        responses=GateReservationSerializer,
+        tags=["gate"],
+        summary="vehicle_left",
+    )
+    def post(self, request):
+        reservation, event = self._reservation(request)
+        result = reservation_depart(
+            reservation_id=reservation.pk,
+            at=event["time"],
+            actor=Actor.GATE,
+            data={"gate": request.auth.name},
+        )
+        return Response(GateReservationSerializer(result.reservation).data)

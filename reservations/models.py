@@ -67,6 +67,11 @@ class Reservation(models.Model):
     # What the driver owes in the end, set when the reservation is settled
     # (cancelled, expired, completed, no-show); the payment is brought to it.
     amount_due = models.PositiveIntegerField(null=True, blank=True)
+    # When the payment reached amount_due; unset while the scheduler still has
+    # to finish it (Stripe unreachable, an operation in flight).
+    settled_at = models.DateTimeField(null=True, blank=True)
+    # Charged separately, off-session, when the car left after `end`.
+    overstay_amount = models.PositiveIntegerField(default=0)
     currency = models.CharField(max_length=3)
     hold_expires_at = models.DateTimeField(null=True, blank=True)
     arrived_at = models.DateTimeField(null=True, blank=True)
@@ -123,6 +128,11 @@ class Reservation(models.Model):
                 fields=["start"],
                 condition=models.Q(status=Status.CONFIRMED),
                 name="reservation_confirmed_start",
+            ),
+            models.Index(
+                fields=["updated_at"],
+                condition=models.Q(amount_due__isnull=False, settled_at__isnull=True),
+                name="reservation_unsettled",
             ),
         ]
 

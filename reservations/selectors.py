@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import zoneinfo
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Min, QuerySet
+from django.db.models import Count, Exists, Min, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
-from config.errors import NotFound
-from lots.models import Rate
+from config.errors import InvalidInput, NotFound
+from lots.models import Lot, Rate, Spot
 from lots.pricing import window_price
 from lots.selectors import active_lots
-from reservations.allocation import free_spots, overlapping_q
+from parking.models import normalize_plate
+from payments.models import Payment
+from payments.selectors import payments_for
+from reservations.allocation import free_spots, live_blocking_q, overlapping_q
 from reservations.models import Reservation, Status, normalize_code
 from reservations.rules import validate_window
+from reservations.services import payment_reference
 
 
 @dataclass(frozen=True)
@@ -117,3 +122,224 @@ def reservation_get_for_user(*, user, code: str) -> Reservation:
     if reservation is None:
         raise NotFound("There is no such reservation.", code="reservation_not_found")
     return reservation
+
+
+def reservation_for_gate(
+    *, lot_id: int, at: datetime, code: str = "", plate: str = "", leaving: bool = False
+) -> Reservation:
+    """The reservation a gate of this lot is reporting about, by code or by plate
+    (a camera). Other lots' reservations are 'not found' to it."""
+    reservations = Reservation.objects.select_related("lot", "spot").filter(lot_id=lot_id)
+    if code:
+        reservation = reservations.filter(code=normalize_code(code)).first()
+    else:
+        statuses = (
+            (Status.PARKED, Status.COMPLETED) if leaving else (Status.CONFIRMED, Status.PARKED)
+        )
+        early = timedelta(minutes=settings.EARLY_ARRIVAL_MINUTES)
+        candidates = reservations.filter(vehicle_plate=normalize_plate(plate), status__in=statuses)
+        if not leaving:
+            candidates = candidates.filter(start__lte=at + early, end__gt=at)
+        reservation = candidates.order_by("-start" if leaving else "start").first()
+    if reservation is None:
+        raise NotFound("There is no such reservation at this lot.", code="reservation_not_found")
+    return reservation
+
+
+# --- the booking website's reads ----------------------------------------------------------
+
+
+def local_to_utc(value: datetime, tz: zoneinfo.ZoneInfo) -> datetime:
+    """A wall-clock time at a lot (naive, in the lot's zone) as an aware UTC datetime.
+
+    DST-safe: a time the clocks skip (spring forward) is refused rather than
+    silently moved; a time they pass twice (fall back) is the first of the two.
+    An aware value is only converted.
+    """
+    if value.tzinfo is not None and value.utcoffset() is not None:
+        return value.astimezone(UTC)
+    aware = value.replace(tzinfo=tz, fold=0)
+    if aware.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != value:
+        raise InvalidInput(
+            f"{value:%H:%M} does not exist on {value.day} {value:%B} in {tz.key}: "
+            "the clocks go forward then. Pick a time outside that hour.",
+            code="nonexistent_local_time",
+        )
+    return aware.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class LotOffer:
+    """What one lot offers for a window searched in local time."""
+
+    lot: Lot
+    vehicle_type: str
+    start: datetime | None  # the window in UTC; None when it cannot be booked here
+    end: datetime | None
+    free_spots: int
+    price_amount: int | None
+    problem: str = ""  # why this window cannot be booked at this lot, for people
+
+    @property
+    def currency(self) -> str:
+        return self.lot.currency
+
+    @property
+    def is_free(self) -> bool:
+        return not self.problem and self.free_spots > 0 and self.price_amount is not None
+
+
+def lot_cities() -> list[tuple[str, str]]:
+    """(city, time zone) of the active lots, by city: one query."""
+    rows = (
+        Lot.objects.filter(is_active=True)
+        .values_list("city", "timezone")
+        .distinct()
+        .order_by("city", "timezone")
+    )
+    seen: dict[str, str] = {}
+    for city, tz in rows:
+        seen.setdefault(city, tz)
+    return list(seen.items())
+
+
+def lot_search(
+    *,
+    vehicle_type: str,
+    local_start: datetime,
+    local_end: datetime,
+    city: str | None = None,
+    now: datetime | None = None,
+) -> list[LotOffer]:
+    """The active lots (of a city, or all) that take this vehicle type, each with
+    its free spots and price for the window given in its own local time.
+
+    Two queries whatever the number of lots: the lots with their rate, then the
+    free spots of all of them counted together (one window per time zone).
+    """
+    now = now or timezone.now()
+    rate = Rate.objects.filter(lot=OuterRef("pk"), vehicle_type=vehicle_type)
+    lots = Lot.objects.filter(is_active=True).filter(
+        Exists(Spot.objects.filter(lot=OuterRef("pk"), vehicle_type=vehicle_type, is_active=True))
+    )
+    if city:
+        lots = lots.filter(city__iexact=city.strip())
+    lots = (
+        lots.annotate(
+            hourly=Subquery(rate.values("hourly_amount")[:1]),
+            daily_max=Subquery(rate.values("daily_max_amount")[:1]),
+        )
+        .filter(hourly__isnull=False)
+        .order_by("city", "name")
+    )
+
+    windows: dict[int, tuple[datetime, datetime]] = {}
+    problems: dict[int, str] = {}
+    lots = list(lots)
+    for lot in lots:
+        try:
+            start = local_to_utc(local_start, lot.tz)
+            end = local_to_utc(local_end, lot.tz)
+            validate_window(start=start, end=end, now=now)
+        except InvalidInput as exc:
+            problems[lot.pk] = _search_problem(exc, lot)
+            continue
+        windows[lot.pk] = (start, end)
+
+    free: dict[int, int] = {}
+    if windows:
+        by_window: dict[tuple[datetime, datetime], list[int]] = {}
+        for lot_pk, window in windows.items():
+            by_window.setdefault(window, []).append(lot_pk)
+        overlaps = Q()
+        for (start, end), lot_pks in by_window.items():
+            overlaps |= Q(lot_id__in=lot_pks) & overlapping_q(start, end)
+        taken = Reservation.objects.filter(spot=OuterRef("pk")).filter(
+            live_blocking_q(now), overlaps
+        )
+        free = dict(
+            Spot.objects.filter(lot_id__in=list(windows), vehicle_type=vehicle_type, is_active=True)
+            .filter(~Exists(taken))
+            .values("lot_id")
+            .annotate(n=Count("pk"))
+            .values_list("lot_id", "n")
+        )
+
+    offers = []
+    for lot in lots:
+        window = windows.get(lot.pk)
+        price = None
+        if window:
+            price = window_price(*window, hourly=lot.hourly, daily_max=lot.daily_max)
+        offers.append(
+            LotOffer(
+                lot=lot,
+                vehicle_type=vehicle_type,
+                start=window[0] if window else None,
+                end=window[1] if window else None,
+                free_spots=free.get(lot.pk, 0),
+                price_amount=price,
+                problem=problems.get(lot.pk, ""),
+            )
+        )
+    return offers
+
+
+def _search_problem(exc: InvalidInput, lot: Lot) -> str:
+    if exc.code == "start_in_past":
+        return f"These times have already passed in {lot.city}."
+    if exc.code == "nonexistent_local_time":
+        return f"That time does not exist in {lot.city} on that day (the clocks go forward)."
+    return exc.detail
+
+
+@dataclass(frozen=True)
+class ReservationRow:
+    """A driver's reservation with its payment (None before any was prepared)."""
+
+    reservation: Reservation
+    payment: Payment | None
+
+
+@dataclass(frozen=True)
+class ReservationOverview:
+    upcoming: list[ReservationRow]  # still to use or in use, soonest first
+    past: list[ReservationRow]  # finished, cancelled or lapsed, latest first
+    past_total: int
+
+
+def reservation_overview_for_user(
+    *, user, now: datetime | None = None, past_limit: int = 50
+) -> ReservationOverview:
+    """A driver's reservations, upcoming and past, with their payments: three queries.
+
+    Upcoming: parked now, or confirmed or awaiting payment (hold still running)
+    and not over yet. Everything else is past; only the latest `past_limit` are
+    listed, with how many there are in all.
+    """
+    now = now or timezone.now()
+    mine = Reservation.objects.filter(user=user).select_related("lot", "spot")
+    live = (
+        Q(status=Status.PARKED)
+        | Q(status=Status.CONFIRMED, end__gt=now)
+        | Q(status=Status.PENDING_PAYMENT, end__gt=now, hold_expires_at__gt=now)
+    )
+    upcoming = list(mine.filter(live).order_by("start", "id"))
+    past_qs = mine.exclude(live).order_by("-start", "-id")
+    past = list(past_qs[: past_limit + 1])
+    past_total = len(past) if len(past) <= past_limit else past_qs.count()
+    past = past[:past_limit]
+    payments = payments_for(references=[payment_reference(r) for r in (*upcoming, *past)])
+    return ReservationOverview(
+        upcoming=[ReservationRow(r, payments.get(payment_reference(r))) for r in upcoming],
+        past=[ReservationRow(r, payments.get(payment_reference(r))) for r in past],
+        past_total=past_total,
+    )
+
+
+def reservation_row_for_user(*, user, code: str) -> ReservationRow:
+    """One of a driver's reservations by its code, with its payment (anyone
+    else's is 'not found')."""
+    reservation = reservation_get_for_user(user=user, code=code)
+    reference = payment_reference(reservation)
+    return ReservationRow(reservation, payments_for(references=[reference]).get(reference))

@@ -22,7 +22,14 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from config.errors import ApplicationError, Conflict, IdempotencyKeyReused, InvalidInput, NotFound
+from config.errors import (
+    ApplicationError,
+    Conflict,
+    IdempotencyKeyReused,
+    InvalidInput,
+    NotFound,
+    PaymentFailed,
+)
 from lots.constants import VehicleType
 from lots.models import Lot, Rate, Spot
 from lots.pricing import no_show_charge, window_price
@@ -31,7 +38,12 @@ from lots.services import lot_availability_changed
 from parking.models import User, normalize_plate
 from payments.models import Payment
 from payments.selectors import payment_for
-from payments.services import payment_authorise, payment_prepare, payment_settle
+from payments.services import (
+    payment_authorise,
+    payment_charge_saved_card,
+    payment_prepare,
+    payment_settle,
+)
 from reservations.allocation import best_fit_spots, overlapping_q
 from reservations.models import (
     BLOCKING_STATUSES,
@@ -438,6 +450,7 @@ def reservation_arrive(
     at: datetime,
     actor: str = Actor.GATE,
     actor_user: User | None = None,
+    data: dict | None = None,
 ) -> TransitionResult:
     """confirmed → parked, from EARLY_ARRIVAL before the start until the end."""
 
@@ -457,6 +470,7 @@ def reservation_arrive(
         actor_user=actor_user,
         at=at,
         apply=apply,
+        data=data,
     )
 
 
@@ -466,14 +480,19 @@ def reservation_depart(
     at: datetime,
     actor: str = Actor.GATE,
     actor_user: User | None = None,
+    data: dict | None = None,
 ) -> TransitionResult:
     """parked → completed; leaving before the end frees the rest of the window.
-    The full price is taken from the card."""
+    The full price is taken from the card; staying past the end is charged
+    separately, per started hour at the hourly rate (each 24 h capped)."""
 
     def apply(reservation: Reservation) -> None:
+        if reservation.arrived_at and at < reservation.arrived_at:
+            raise Conflict("A car cannot leave before it arrived.", code="before_arrival")
         reservation.departed_at = at
         reservation.occupied_until = _clamp_to_window(reservation, at)
         reservation.amount_due = reservation.price_amount
+        reservation.overstay_amount = _overstay_price(reservation, at)
 
     result = _transition(
         reservation_id=reservation_id,
@@ -484,10 +503,24 @@ def reservation_depart(
         actor_user=actor_user,
         at=at,
         apply=apply,
+        data=data,
         frees_spot=True,
     )
     settle_payment(result.reservation)
     return result
+
+
+def _overstay_price(reservation: Reservation, departed_at: datetime) -> int:
+    if departed_at <= reservation.end:
+        return 0
+    rate = Rate.objects.filter(
+        lot_id=reservation.lot_id, vehicle_type=reservation.vehicle_type
+    ).first()
+    if rate is None:  # the lot stopped offering this type since: nothing to charge by
+        return 0
+    return window_price(
+        reservation.end, departed_at, hourly=rate.hourly_amount, daily_max=rate.daily_max_amount
+    )
 
 
 def no_show_grace(lot: Lot) -> timedelta:
@@ -592,16 +625,300 @@ def reservation_complete(
         ) from None
 
 
-def settle_payment(reservation: Reservation, amount: int | None = None) -> None:
-    """Bring the reservation's payment to what the driver owes (idempotent). Runs after the
-    state change committed; a failure here is retried by the scheduler."""
+def settle_payment(reservation: Reservation, amount: int | None = None) -> bool:
+    """Bring the reservation's payments to what the driver owes: the booking
+    payment to amount_due, and any overstay charged. Idempotent; runs after the
+    state change committed; what fails here the scheduler retries. True once
+    everything is settled."""
     due = reservation.amount_due if amount is None else amount
     if due is None:
-        return
+        return False
     reference = payment_reference(reservation)
-    if payment_for(reference=reference) is None:
-        return
     try:
-        payment_settle(reference=reference, amount=due)
+        if payment_for(reference=reference) is not None:
+            payment_settle(reference=reference, amount=due)
+        if reservation.overstay_amount:
+            payment_charge_saved_card(
+                reference=reference,
+                kind=Payment.Kind.OVERSTAY,
+                amount=reservation.overstay_amount,
+                currency=reservation.currency,
+                card_from_kind=Payment.Kind.BOOKING,
+            )
+    except PaymentFailed as exc:
+        # A declined overstay charge is final here: staff follow it up.
+        log.warning("Payment of %s failed (%s): %s", reservation.code, exc.code, exc)
     except ApplicationError as exc:
         log.warning("Payment of %s not settled yet (%s): %s", reservation.code, exc.code, exc)
+        return False
+    Reservation.objects.filter(pk=reservation.pk, settled_at__isnull=True).update(
+        settled_at=timezone.now()
+    )
+    return True
+
+
+def reservations_settle_pending(*, limit: int = 200) -> int:
+    """Settle what settle_payment could not finish at the time (scheduler)."""
+    pending = Reservation.objects.filter(amount_due__isnull=False, settled_at__isnull=True)
+    settled = 0
+    for reservation in pending.order_by("updated_at")[:limit]:
+        settled += settle_payment(reservation)
+    return settled
+
+
+def holds_expire_lapsed(*, now: datetime | None = None, limit: int = 500) -> int:
+    """Expire unpaid holds past their TTL (scheduler). Safe to run twice or at
+    once: each expiry locks its row and is a no-op when already done."""
+    now = now or timezone.now()
+    lapsed = Reservation.objects.filter(
+        status=Status.PENDING_PAYMENT, hold_expires_at__lte=now
+    ).values_list("pk", flat=True)
+    expired = 0
+    for reservation_id in list(lapsed[:limit]):
+        try:
+            expired += reservation_expire(reservation_id=reservation_id, at=now).changed
+        except Conflict:  # paid meanwhile
+            continue
+    return expired
+
+
+def no_shows_declare(*, now: datetime | None = None, limit: int = 500) -> int:
+    """Declare confirmed reservations nobody arrived for by start + grace, and
+    charge the no-show charge (scheduler). Safe to run twice or at once: the
+    transition locks the row, and the capture is claimed once and idempotent."""
+    now = now or timezone.now()
+    # Started ones only; the per-lot grace is checked on the few that remain.
+    started = (
+        Reservation.objects.filter(status=Status.CONFIRMED, start__lte=now)
+        .select_related("lot")
+        .order_by("start")[:limit]
+    )
+    declared = 0
+    for reservation in started:
+        if now < reservation.start + no_show_grace(reservation.lot):
+            continue
+        try:
+            declared += reservation_mark_no_show(reservation_id=reservation.pk, at=now).changed
+        except Conflict:  # arrived meanwhile
+            continue
+    return declared
+
+
+# --- lot staff ------------------------------------------------------------------------
+# Written for the admin (reservations/admin.py), where staff run their lots.
+
+from payments.services import PaymentUnavailable, payment_refund  # noqa: E402
+
+
+class SpotHasReservations(Conflict):
+    code = "spot_has_reservations"
+
+
+class NoSpotToMoveTo(Conflict):
+    code = "no_spot_to_move_to"
+
+
+@dataclass(frozen=True)
+class ReservationMove:
+    code: str
+    moved_from: str
+    moved_to: str
+
+
+@dataclass(frozen=True)
+class SpotOutOfServiceResult:
+    spot: Spot
+    changed: bool  # False when the spot was out of service already
+    moved: tuple[ReservationMove, ...] = ()
+    expired: tuple[str, ...] = ()  # codes of lapsed holds expired on the way
+
+
+def _codes(reservations: list[Reservation]) -> str:
+    return ", ".join(reservation.code for reservation in reservations)
+
+
+def spot_take_out_of_service(
+    *,
+    spot_id: int,
+    actor_user: User | None,
+    move_reservations: bool,
+    actor: str = Actor.STAFF,
+    now: datetime | None = None,
+) -> SpotOutOfServiceResult:
+    """Take a spot out of service without ever leaving a reservation on it.
+
+    The reservations that still hold the spot (occupied_until after now) are
+    each moved, for their whole window, to a free spot of the same type in the
+    lot chosen by the allocation policy, with an event saying from where to
+    where. If one cannot be moved, or `move_reservations` is False, nothing
+    changes and a Conflict names them. A car parked in the spot cannot be moved
+    by changing a record, so that refuses too. Unpaid holds past their TTL are
+    expired on the way, as allocation does.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        # The spot's lock keeps new bookings off it while we work (allocation
+        # locks a spot before it books it).
+        spot = Spot.objects.select_for_update().filter(pk=spot_id).first()
+        if spot is None:
+            raise NotFound("There is no such spot.", code="spot_not_found")
+        if not spot.is_active:
+            return SpotOutOfServiceResult(spot=spot, changed=False)
+        holding = list(
+            Reservation.objects.select_for_update()
+            .filter(spot=spot, status__in=BLOCKING_STATUSES, occupied_until__gt=now)
+            .order_by("start", "pk")
+        )
+        lapsed = [
+            r for r in holding if r.status == Status.PENDING_PAYMENT and r.hold_expires_at <= now
+        ]
+        live = [r for r in holding if r not in lapsed]
+        parked = [r for r in live if r.status == Status.PARKED]
+        if parked:
+            raise SpotHasReservations(
+                f"A car is parked in spot {spot.label} ({_codes(parked)}): take the spot out "
+                "of service once it has left.",
+                code="spot_in_use",
+            )
+        if live and not move_reservations:
+            raise SpotHasReservations(
+                f"Spot {spot.label} still has {len(live)} reservation(s) to come: "
+                f"{_codes(live)}. Move them to other spots, or wait until they are over."
+            )
+        moved: list[ReservationMove] = []
+        stuck: list[Reservation] = []
+        for reservation in live:
+            target = _reservation_move(reservation, away_from=spot, now=now)
+            if target is None:
+                stuck.append(reservation)
+                continue
+            move = ReservationMove(
+                code=reservation.code, moved_from=spot.label, moved_to=target.label
+            )
+            moved.append(move)
+            _record(
+                reservation,
+                from_status=reservation.status,
+                actor=actor,
+                actor_user=actor_user,
+                at=now,
+                data={"moved_from": move.moved_from, "moved_to": move.moved_to},
+            )
+        if stuck:
+            # Raising rolls back the moves made so far: all or nothing.
+            raise NoSpotToMoveTo(
+                f"No other {spot.get_vehicle_type_display().lower()} spot is free for the "
+                f"whole window of {_codes(stuck)}; spot {spot.label} stays in service and "
+                "no reservation was moved."
+            )
+        for reservation in lapsed:
+            reservation.status = Status.EXPIRED
+            reservation.amount_due = 0
+            reservation.save(update_fields=["status", "amount_due", "updated_at"])
+            _record(
+                reservation,
+                from_status=Status.PENDING_PAYMENT,
+                actor=Actor.SYSTEM,
+                at=now,
+                data={"reason": "hold lapsed; spot taken out of service"},
+            )
+        # An update, not save(): the post_save signal would bump the version a
+        # second time.
+        Spot.objects.filter(pk=spot.pk).update(is_active=False)
+        spot.is_active = False
+        lot_availability_changed(lot_id=spot.lot_id)
+    for reservation in lapsed:
+        settle_payment(reservation)  # after the commit: it may call Stripe
+    return SpotOutOfServiceResult(
+        spot=spot,
+        changed=True,
+        moved=tuple(moved),
+        expired=tuple(reservation.code for reservation in lapsed),
+    )
+
+
+def _reservation_move(reservation: Reservation, *, away_from: Spot, now: datetime) -> Spot | None:
+    """Put the reservation on the best free spot for its whole window; None if none is.
+
+    As in _allocate: lock the candidate (skipping spots another transaction is
+    booking), check again under the lock, and let the exclusion constraint have
+    the last word.
+    """
+    tried = [away_from.pk]
+    for _ in range(MAX_SPOT_ATTEMPTS):
+        candidates = best_fit_spots(
+            lot_id=reservation.lot_id,
+            vehicle_type=reservation.vehicle_type,
+            start=reservation.start,
+            end=reservation.occupied_until,
+            now=now,
+            exclude=tried,
+        )
+        try:
+            with transaction.atomic():
+                target = candidates.select_for_update(skip_locked=True).first()
+                if target is None:
+                    target = candidates.select_for_update().first()
+                if target is None:
+                    return None
+                tried.append(target.pk)
+                if _claim_window(
+                    spot=target, start=reservation.start, end=reservation.occupied_until, now=now
+                ):
+                    raise _SpotTaken
+                reservation.spot = target
+                reservation.save(update_fields=["spot", "updated_at"])
+                return target
+        except (_SpotTaken, IntegrityError):
+            reservation.spot = away_from
+            continue
+    return None
+
+
+def reservation_refund(
+    *,
+    reservation_id: int,
+    amount: int,
+    actor_user: User | None,
+    actor: str = Actor.STAFF,
+    reason: str = "",
+    at: datetime | None = None,
+) -> Payment:
+    """Give back `amount` (minor units) of what the driver paid for the booking,
+    and record it in the reservation's audit trail. Only captured money can be
+    refunded, and never more than was kept."""
+    at = at or timezone.now()
+    if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+        raise InvalidInput(
+            "Refund a whole, positive number of minor units.", code="invalid_amount", field="amount"
+        )
+    reservation = Reservation.objects.filter(pk=reservation_id).first()
+    if reservation is None:
+        raise NotFound("There is no such reservation.", code="reservation_not_found")
+    data: dict = {"refund": amount, "currency": reservation.currency}
+    if reason:
+        data["reason"] = reason
+    try:
+        # Outside any transaction: it calls Stripe.
+        payment = payment_refund(reference=payment_reference(reservation), amount=amount)
+    except PaymentUnavailable:
+        # Stripe did not answer: the retry job finishes the refund. Say so.
+        _refund_record(reservation_id, actor, actor_user, at, {**data, "outcome": "pending"})
+        raise
+    _refund_record(reservation_id, actor, actor_user, at, data)
+    return payment
+
+
+def _refund_record(
+    reservation_id: int, actor: str, actor_user: User | None, at: datetime, data: dict
+) -> None:
+    with transaction.atomic():
+        reservation = Reservation.objects.select_for_update().get(pk=reservation_id)
+        _record(
+            reservation,
+            from_status=reservation.status,
+            actor=actor,
+            actor_user=actor_user,
+            at=at,
+            data=data,
+        )
