@@ -40,7 +40,10 @@ def _require_services(request) -> None:
 
 @pytest.fixture(autouse=True)
 def _clear_cache() -> None:
-    cache.clear()
+    if hasattr(cache, "delete_pattern"):
+        cache.delete_pattern("*")  # only our prefix: Redis's clear() is FLUSHDB
+    else:
+        cache.clear()
 
 
 @pytest.fixture
