@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
+LOCALSTRIPE_PORT ?= 8420
 
 .PHONY: run test lint bench setup venv clean
 
@@ -25,27 +26,21 @@ $(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	@touch $@
 
-# With no real Stripe key, everything talks to localstripe on loopback.
-ifeq ($(STRIPE_SECRET_KEY),)
-LOCALSTRIPE_PORT ?= 8420
-export STRIPE_SECRET_KEY := sk_test_localstripe
-export STRIPE_PUBLISHABLE_KEY := pk_test_localstripe
-export STRIPE_WEBHOOK_SECRET := whsec_localstripe
-export STRIPE_API_BASE := http://127.0.0.1:$(LOCALSTRIPE_PORT)
-export LOCALSTRIPE_PORT
-PROCESSES ?=
-else
-PROCESSES ?= web worker beat
-endif
-
 setup: $(VENV)/.dev
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput -v0
 	$(BIN)/python manage.py seed_demo
 
+# With no real Stripe key, everything talks to localstripe on loopback (started
+# as one of the Procfile's processes); with one, localstripe is left out.
 run: setup
 	@echo "ParkSpot at http://127.0.0.1:$(PORT)  (API docs /api/v1/docs/, staff /admin/)"
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} PORT=$(PORT) $(BIN)/honcho start -f Procfile $(PROCESSES)
+	@if [ -z "$$STRIPE_SECRET_KEY" ]; then \
+	  export STRIPE_SECRET_KEY=sk_test_localstripe STRIPE_PUBLISHABLE_KEY=pk_test_localstripe \
+	    STRIPE_WEBHOOK_SECRET=whsec_localstripe LOCALSTRIPE_PORT=$(LOCALSTRIPE_PORT) \
+	    STRIPE_API_BASE=http://127.0.0.1:$(LOCALSTRIPE_PORT); processes=""; \
+	else processes="web worker beat"; fi; \
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} PORT=$(PORT) exec $(BIN)/honcho start -f Procfile $$processes
 
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -91,6 +91,9 @@ def pytest_configure(config) -> None:
     # Runs in parallel (two engineers, xdist) must not flush each other's cache.
     for backend in settings.CACHES.values():
         backend["KEY_PREFIX"] = f"{backend.get('KEY_PREFIX', '')}test{os.getpid()}"
+    # Hermetic whatever the shell exports: only the `stripe` fixture turns payments on.
+    settings.STRIPE_SECRET_KEY = ""
+    settings.STRIPE_API_BASE = ""
     # Hashing passwords slowly is the point in production and a waste in tests.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # No collectstatic before tests: serve static files unhashed.
