@@ -40,7 +40,8 @@ run: setup
 	    STRIPE_WEBHOOK_SECRET=whsec_localstripe LOCALSTRIPE_PORT=$(LOCALSTRIPE_PORT) \
 	    STRIPE_API_BASE=http://127.0.0.1:$(LOCALSTRIPE_PORT); processes=""; \
 	else processes="web worker beat"; fi; \
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} PORT=$(PORT) exec $(BIN)/honcho start -f Procfile $$processes
+	PATH="$(CURDIR)/$(BIN):$$PATH" DJANGO_DEBUG=$${DJANGO_DEBUG:-1} PORT=$(PORT) \
+	  exec $(BIN)/honcho start -f Procfile $$processes
 
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
