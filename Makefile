@@ -40,7 +40,7 @@ run: setup
 	    STRIPE_WEBHOOK_SECRET=whsec_localstripe LOCALSTRIPE_PORT=$(LOCALSTRIPE_PORT) \
 	    STRIPE_API_BASE=http://127.0.0.1:$(LOCALSTRIPE_PORT); processes=""; \
 	else processes="web worker beat"; fi; \
-	PATH="$(CURDIR)/$(BIN):$$PATH" DJANGO_DEBUG=$${DJANGO_DEBUG:-1} PORT=$(PORT) \
+	PATH="$(CURDIR)/$(BIN):$$PATH" DJANGO_DEBUG=$${DJANGO_DEBUG:-1} WEB_PORT=$(PORT) \
 	  exec $(BIN)/honcho start -f Procfile $$processes
 
 test: $(VENV)/.dev
