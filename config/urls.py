@@ -5,7 +5,6 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from config import views
 from lots import api as lots_api
 from parking import api as parking_api
-from parking import views as parking_views
 from reservations import api as reservations_api
 
 api_v1 = [
@@ -43,11 +42,12 @@ api_v1 = [
 ]
 
 urlpatterns = [
-    path("", parking_views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api"))),
     path("payments/", include("payments.urls")),
+    # The booking website, with sign-up, log-in and password reset (Django's auth views).
+    path("", include("parking.urls")),
 ]
 
 handler404 = "config.views.not_found"

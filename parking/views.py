@@ -1,12 +1,722 @@
-"""The booking website (grown by the website issue)."""
+"""The booking website: find a lot, reserve, pay, and manage reservations.
+
+Views are thin: a form checks the input, a selector reads or a service writes,
+a template renders. A service's refusal (ApplicationError) is shown next to the
+field it is about, or as a message, never as an error page.
+"""
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+import json
+import uuid
+import zoneinfo
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import urlencode
 
-from lots.selectors import lot_list
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import redirect, render
+from django.urls import reverse, reverse_lazy
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_http_methods
+
+from config.errors import ApplicationError, IdempotencyKeyReused, NotFound
+from lots.constants import VehicleType
+from lots.models import Lot
+from lots.selectors import lot_get, lot_list, spot_counts
+from parking import forms
+from parking.models import Vehicle
+from parking.services import user_register, vehicle_add, vehicle_remove, vehicle_update
+from parking.templatetags.parkspot import format_money, lot_time
+from payments.models import Payment
+from reservations.models import Actor, Reservation, Status
+from reservations.selectors import (
+    ReservationRow,
+    lot_availability,
+    lot_cities,
+    lot_search,
+    reservation_overview_for_user,
+    reservation_row_for_user,
+)
+from reservations.services import (
+    reservation_cancel,
+    reservation_complete,
+    reservation_create,
+    reservation_payment_prepare,
+)
+
+LOGIN_URL = "login"
+SEARCH_RESULTS_LIMIT = 100
+
+# Service fields with another name on the website's forms.
+RESERVE_FIELDS = {"vehicle_plate": "vehicle", "lot_id": None}
 
 
+def _login_required(view):
+    return login_required(view, login_url=LOGIN_URL)
+
+
+def _is_htmx(request: HttpRequest) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def _safe_next(request: HttpRequest, default: str) -> str:
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return default
+
+
+# --- times -----------------------------------------------------------------------------------
+
+
+def default_window(tz: zoneinfo.ZoneInfo, now: datetime | None = None) -> tuple[datetime, datetime]:
+    """A sensible first window at a lot: from the next full hour, for two hours (wall clock)."""
+    local = (now or timezone.now()).astimezone(tz).replace(tzinfo=None)
+    start = local.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    return start, start + timedelta(hours=2)
+
+
+def _latest_zone(zones: list[str]) -> zoneinfo.ZoneInfo:
+    """Of these zones, the one whose clocks are furthest ahead now: a wall-clock time
+    still to come there is still to come everywhere else."""
+    now = timezone.now()
+    candidates = [zoneinfo.ZoneInfo(name) for name in zones] or [zoneinfo.ZoneInfo("UTC")]
+    return max(candidates, key=lambda tz: now.astimezone(tz).utcoffset())
+
+
+def _window_query(vehicle_type: str, start: datetime, end: datetime, **extra) -> str:
+    return urlencode(
+        {
+            **extra,
+            "vehicle_type": vehicle_type,
+            "start": start.strftime("%Y-%m-%dT%H:%M"),
+            "end": end.strftime("%Y-%m-%dT%H:%M"),
+        }
+    )
+
+
+# --- home and search -------------------------------------------------------------------------
+
+
+@require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "parking/home.html", {"lots": lot_list()[:50]})
+    cities = lot_cities()
+    start, end = default_window(_latest_zone([tz for _, tz in cities]))
+    form = forms.SearchForm(
+        cities=[city for city, _ in cities],
+        initial={"vehicle_type": VehicleType.CAR, "start": start, "end": end},
+    )
+    lots = list(lot_list().prefetch_related("rates")[:12])
+    for lot in lots:
+        lot.cheapest = min(lot.rates.all(), key=lambda rate: rate.hourly_amount, default=None)
+    context = {"form": form, "lots": lots, "zones_json": json.dumps(dict(cities))}
+    return render(request, "parking/home.html", context)
+
+
+@require_GET
+def search(request: HttpRequest) -> HttpResponse:
+    cities = lot_cities()
+    names = [city for city, _ in cities]
+    if {"start", "end"} & set(request.GET):
+        form = forms.SearchForm(request.GET, cities=names)
+    else:
+        city = request.GET.get("city", "")
+        zones = [tz for name, tz in cities if name == city] or [tz for _, tz in cities]
+        start, end = default_window(_latest_zone(zones))
+        form = forms.SearchForm(
+            cities=names,
+            initial={
+                "city": city if city in names else "",
+                "vehicle_type": request.GET.get("vehicle_type") or VehicleType.CAR,
+                "start": start,
+                "end": end,
+            },
+        )
+    context: dict = {"form": form, "searched": False, "zones_json": json.dumps(dict(cities))}
+    if form.is_bound and form.is_valid():
+        data = form.cleaned_data
+        offers = lot_search(
+            city=data["city"] or None,
+            vehicle_type=data["vehicle_type"],
+            local_start=data["start"],
+            local_end=data["end"],
+        )
+        available = [offer for offer in offers if offer.is_free]
+        context.update(
+            searched=True,
+            available=available[:SEARCH_RESULTS_LIMIT],
+            more_available=max(0, len(available) - SEARCH_RESULTS_LIMIT),
+            unavailable=[offer for offer in offers if not offer.is_free][:SEARCH_RESULTS_LIMIT],
+            window_query=_window_query(data["vehicle_type"], data["start"], data["end"]),
+            vehicle_label=VehicleType(data["vehicle_type"]).label.lower(),
+            city=data["city"],
+        )
+    status = 400 if form.is_bound and form.errors else 200
+    return render(request, "parking/search.html", context, status=status)
+
+
+# --- a lot, its live quote, and reserving ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Quote:
+    free_spots: int
+    price_amount: int | None
+    currency: str
+    start: datetime
+    end: datetime
+    vehicle_type: str
+
+    @property
+    def is_free(self) -> bool:
+        return self.free_spots > 0 and self.price_amount is not None
+
+    @property
+    def vehicle_label(self) -> str:
+        return VehicleType(self.vehicle_type).label.lower()
+
+
+def _lot_or_404(lot_id: str) -> Lot:
+    try:
+        return lot_get(lot_id=lot_id)
+    except NotFound as exc:
+        raise Http404(exc.detail) from exc
+
+
+def _offered_types(lot: Lot) -> list[str]:
+    counts = spot_counts(lot)
+    return [rate.vehicle_type for rate in lot.rates.all() if counts.get(rate.vehicle_type)]
+
+
+def _user_vehicles(request: HttpRequest) -> list[Vehicle]:
+    # One read per request: the lot page asks for them more than once.
+    if hasattr(request, "_vehicles"):
+        return request._vehicles
+    if not request.user.is_authenticated:
+        return []
+    request._vehicles = list(request.user.vehicles.order_by("plate"))
+    return request._vehicles
+
+
+def _reserve_form(request: HttpRequest, lot: Lot, data) -> forms.ReserveForm:
+    return forms.ReserveForm(
+        data, lot=lot, vehicle_types=_offered_types(lot), vehicles=_user_vehicles(request)
+    )
+
+
+def _window_data(request: HttpRequest, lot: Lot) -> QueryDict:
+    """The window a lot page shows first: the window in its address, or the next
+    two hours, for the driver's own kind of vehicle when the lot takes it."""
+    if {"start", "end"} & set(request.GET):
+        data = request.GET.copy()
+    else:
+        offered = _offered_types(lot)
+        preferred = [v.vehicle_type for v in _user_vehicles(request) if v.vehicle_type in offered]
+        vehicle_type = preferred or [t for t in (VehicleType.CAR,) if t in offered] or offered
+        start, end = default_window(lot.tz)
+        data = QueryDict(_window_query(vehicle_type[0] if vehicle_type else "", start, end))
+        data = data.copy()
+    data["idempotency_key"] = uuid.uuid4().hex  # never one from an address
+    return data
+
+
+def _quote(form: forms.WindowForm, lot: Lot) -> Quote | None:
+    """The price and free spots of the form's window, or None (errors on the form).
+
+    Also after a booking failed on a valid form (e.g. the last spot went)."""
+    if not hasattr(form, "cleaned_data"):
+        form.is_valid()
+    data = form.cleaned_data
+    if any(form.has_error(name) for name in ("vehicle_type", "start", "end")):
+        return None
+    if not all(key in data for key in ("vehicle_type", "start_utc", "end_utc")):
+        return None
+    try:
+        answer = lot_availability(
+            lot_id=lot.slug,
+            vehicle_type=data["vehicle_type"],
+            start=data["start_utc"],
+            end=data["end_utc"],
+        )
+    except ApplicationError as exc:
+        form.add_application_error(exc)
+        return None
+    return Quote(
+        free_spots=answer.free_spots,
+        price_amount=answer.price_amount,
+        currency=answer.currency,
+        start=answer.start,
+        end=answer.end,
+        vehicle_type=answer.vehicle_type,
+    )
+
+
+def _lot_context(lot: Lot, form: forms.WindowForm, quote: Quote | None) -> dict:
+    data = getattr(form, "cleaned_data", {})
+    query = ""
+    if data.get("vehicle_type") and data.get("start") and data.get("end"):
+        query = _window_query(data["vehicle_type"], data["start"], data["end"])
+    counts = spot_counts(lot)
+    lot_url = reverse("lot_detail", args=[lot.slug])
+    return {
+        "lot": lot,
+        "form": form,
+        "quote": quote,
+        "rates": [(rate, counts.get(rate.vehicle_type, 0)) for rate in lot.rates.all()],
+        "offered": _offered_types(lot),
+        "lot_url": lot_url,
+        "window_query": query,
+        "here_url": f"{lot_url}?{query}" if query else lot_url,
+        "timezone_label": lot.tz.key.replace("_", " "),
+        "now": timezone.now(),
+    }
+
+
+@require_GET
+def lot_detail(request: HttpRequest, lot_id: str) -> HttpResponse:
+    lot = _lot_or_404(lot_id)
+    form = _reserve_form(request, lot, _window_data(request, lot))
+    quote = _quote(form, lot)
+    return render(request, "parking/lot_detail.html", _lot_context(lot, form, quote))
+
+
+@require_GET
+def lot_quote(request: HttpRequest, lot_id: str) -> HttpResponse:
+    """The live quote of the lot page (htmx): price and free spots for the window.
+
+    Field errors travel out of band to their places beside the fields."""
+    lot = _lot_or_404(lot_id)
+    if not _is_htmx(request):
+        return redirect(f"{reverse('lot_detail', args=[lot.slug])}?{request.GET.urlencode()}")
+    form = _reserve_form(request, lot, request.GET)
+    quote = _quote(form, lot)
+    context = _lot_context(lot, form, quote)
+    response = render(request, "parking/_quote_response.html", context)
+    if context["window_query"]:
+        # Reloading the page or sharing its address keeps the chosen window.
+        response["HX-Replace-Url"] = context["here_url"]
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+@_login_required
+def reserve(request: HttpRequest, lot_id: str) -> HttpResponse:
+    lot = _lot_or_404(lot_id)
+    if request.method == "GET":
+        return redirect("lot_detail", lot_id=lot.slug)
+    form = _reserve_form(request, lot, request.POST)
+    status = 400
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            result = reservation_create(
+                user=request.user,
+                lot_id=lot.slug,
+                vehicle_type=data["vehicle_type"],
+                start=data["start_utc"],
+                end=data["end_utc"],
+                vehicle_plate=data["vehicle_plate"],
+                idempotency_key=f"web:{key}" if (key := data["idempotency_key"]) else None,
+            )
+        except IdempotencyKeyReused as exc:
+            # A form already used for another booking (e.g. after going back).
+            fresh = request.POST.copy()
+            fresh["idempotency_key"] = uuid.uuid4().hex
+            form = _reserve_form(request, lot, fresh)
+            form.is_valid()
+            form.add_error(
+                None,
+                "This form was already used for another booking. "
+                "Check the details and press Reserve again.",
+            )
+            status = exc.status
+        except ApplicationError as exc:
+            form.add_application_error(exc, fields=RESERVE_FIELDS)
+            if exc.code == "no_spot_available":
+                messages.error(request, _spot_gone_message(lot, data["vehicle_type"]))
+            status = exc.status
+        else:
+            reservation_payment_prepare(reservation=result.reservation)
+            return redirect("reservation_pay", code=result.reservation.code)
+    quote = _quote(form, lot)
+    return render(request, "parking/lot_detail.html", _lot_context(lot, form, quote), status=status)
+
+
+def _spot_gone_message(lot: Lot, vehicle_type: str) -> str:
+    kind = VehicleType(vehicle_type).label.lower()
+    return (
+        f"Sorry, the last free {kind} spot at {lot.name} for those times has just been taken. "
+        "Try other times, or another lot nearby."
+    )
+
+
+# --- paying ------------------------------------------------------------------------------------
+
+
+def _row_or_404(request: HttpRequest, code: str) -> ReservationRow:
+    try:
+        return reservation_row_for_user(user=request.user, code=code)
+    except NotFound as exc:
+        raise Http404(exc.detail) from exc
+
+
+def _hold_lapsed(reservation: Reservation, now: datetime | None = None) -> bool:
+    now = now or timezone.now()
+    return reservation.status == Status.EXPIRED or (
+        reservation.status == Status.PENDING_PAYMENT
+        and reservation.hold_expires_at is not None
+        and reservation.hold_expires_at <= now
+    )
+
+
+def _again_url(reservation: Reservation) -> str:
+    """The lot page with the same window, to book again."""
+    tz = reservation.lot.tz
+    start = reservation.start.astimezone(tz).replace(tzinfo=None)
+    end = reservation.end.astimezone(tz).replace(tzinfo=None)
+    if reservation.start <= timezone.now():
+        start, end = default_window(tz)
+    query = _window_query(reservation.vehicle_type, start, end)
+    return f"{reverse('lot_detail', args=[reservation.lot.slug])}?{query}"
+
+
+def _pay_context(reservation: Reservation, payment: Payment | None) -> dict:
+    now = timezone.now()
+    seconds_left = 0
+    if reservation.hold_expires_at:
+        seconds_left = max(0, int((reservation.hold_expires_at - now).total_seconds()))
+    capture_later = reservation.end <= now + timedelta(days=settings.CARD_HOLD_MAX_DAYS)
+    return {
+        "reservation": reservation,
+        "payment": payment,
+        "client_secret": payment.setup_client_secret if payment else "",
+        "publishable_key": settings.STRIPE_PUBLISHABLE_KEY,
+        "stripe_js_url": settings.STRIPE_JS_URL,
+        "test_mode": settings.STRIPE_PUBLISHABLE_KEY.startswith("pk_test"),
+        "seconds_left": seconds_left,
+        "capture_later": capture_later,
+        "again_url": _again_url(reservation),
+        "terms": cancel_terms(reservation, payment, now),
+    }
+
+
+@require_http_methods(["GET", "POST"])
+@_login_required
+def reservation_pay(request: HttpRequest, code: str) -> HttpResponse:
+    row = _row_or_404(request, code)
+    reservation = row.reservation
+    if reservation.status != Status.PENDING_PAYMENT and reservation.status != Status.EXPIRED:
+        if reservation.status == Status.CANCELLED:
+            messages.info(request, "This reservation was cancelled; there is nothing to pay.")
+        return redirect("reservation_detail", code=reservation.code)
+    if _hold_lapsed(reservation):
+        return _render_hold_expired(request, reservation, status=200)
+
+    error = ""
+    status = 200
+    if request.method == "POST":
+        form = forms.PayForm(request.POST)
+        if form.is_valid():
+            try:
+                reservation_complete(
+                    reservation_id=reservation.pk,
+                    payment_method_id=form.cleaned_data["payment_method"],
+                )
+            except ApplicationError as exc:
+                if exc.code == "hold_expired":
+                    reservation.refresh_from_db()
+                    return _render_hold_expired(request, reservation, status=exc.status)
+                error = _payment_error(exc)
+                status = exc.status
+            else:
+                messages.success(
+                    request,
+                    "Paid — your spot is booked. Show this pass (or say its code) at the gate.",
+                )
+                return redirect("reservation_detail", code=reservation.code)
+        else:
+            error = " ".join(form.errors.get("payment_method", [])) or "Enter your card again."
+            status = 400
+        reservation.refresh_from_db()
+        if reservation.status != Status.PENDING_PAYMENT:
+            return redirect("reservation_detail", code=reservation.code)
+    # Creates the card set-up on first view, or finishes one Stripe was too slow for.
+    payment = reservation_payment_prepare(reservation=reservation)
+    context = _pay_context(reservation, payment)
+    context["error"] = error
+    return render(request, "parking/pay.html", context, status=status)
+
+
+def _payment_error(exc: ApplicationError) -> str:
+    if exc.code in ("payment_declined", "card_declined") or exc.status == 402:
+        detail = exc.detail.rstrip(".") if exc.detail else "Your card was declined"
+        return f"{detail}. Nothing was charged. Try another card."
+    if exc.code == "payment_provider_unavailable":
+        return (
+            "The payment service is not answering right now. Nothing was charged; "
+            "try again in a moment."
+        )
+    if exc.code == "payment_in_progress":
+        return "Your payment is still being processed. Wait a moment, then reload this page."
+    return exc.detail
+
+
+def _render_hold_expired(request: HttpRequest, reservation: Reservation, status: int):
+    return render(
+        request,
+        "parking/hold_expired.html",
+        {"reservation": reservation, "again_url": _again_url(reservation)},
+        status=status,
+    )
+
+
+# --- a reservation, the pass, cancelling ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CancelTerms:
+    """What cancelling now costs, said before the driver confirms."""
+
+    allowed: bool
+    charge_amount: int  # what the driver pays if they cancel now
+    summary: str  # one sentence for the pass page
+    detail: str  # what happens, for the confirmation page
+
+
+def cancel_terms(
+    reservation: Reservation, payment: Payment | None, now: datetime | None = None
+) -> CancelTerms:
+    now = now or timezone.now()
+    price = format_money(reservation.price_amount, reservation.currency)
+    start = lot_time(reservation.start, reservation.lot)
+    if reservation.status == Status.PENDING_PAYMENT:
+        return CancelTerms(
+            allowed=True,
+            charge_amount=0,
+            summary="Nothing has been charged yet.",
+            detail="Nothing has been charged. Cancelling gives the spot back straight away.",
+        )
+    if reservation.status != Status.CONFIRMED:
+        return CancelTerms(allowed=False, charge_amount=0, summary="", detail="")
+    charged_at_booking = payment is not None and payment.capture_mode == "immediate"
+    money_back = (
+        f"the {price} you paid is refunded in full"
+        if charged_at_booking
+        else f"the {price} hold on your card is released"
+    )
+    if now < reservation.start:
+        return CancelTerms(
+            allowed=True,
+            charge_amount=0,
+            summary=f"Free cancellation until {start}.",
+            detail=f"Cancelling before your reservation starts is free: {money_back}.",
+        )
+    if settings.LATE_CANCEL_POLICY == "charge":
+        return CancelTerms(
+            allowed=True,
+            charge_amount=reservation.price_amount,
+            summary=f"Your reservation started at {start}; cancelling now costs the full price.",
+            detail=(
+                f"Your reservation started at {start}. Cancelling after the start costs "
+                f"the full price: you will be charged {price}."
+            ),
+        )
+    return CancelTerms(
+        allowed=True,
+        charge_amount=0,
+        summary=f"Your reservation started at {start}; you can still cancel for free.",
+        detail=f"Your reservation has started, but cancelling is still free: {money_back}.",
+    )
+
+
+@require_GET
+@_login_required
+def reservation_detail(request: HttpRequest, code: str) -> HttpResponse:
+    row = _row_or_404(request, code)
+    reservation = row.reservation
+    if reservation.code != code:
+        return redirect("reservation_detail", code=reservation.code)
+    context = {
+        "reservation": reservation,
+        "payment": row.payment,
+        "terms": cancel_terms(reservation, row.payment),
+        "hold_lapsed": _hold_lapsed(reservation),
+        "again_url": _again_url(reservation),
+        "is_pass": reservation.status in (Status.CONFIRMED, Status.PARKED),
+    }
+    return render(request, "parking/reservation_detail.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@_login_required
+def reservation_cancel_view(request: HttpRequest, code: str) -> HttpResponse:
+    row = _row_or_404(request, code)
+    reservation = row.reservation
+    terms = cancel_terms(reservation, row.payment)
+    if not terms.allowed:
+        messages.info(
+            request,
+            f"A {reservation.get_status_display().lower()} reservation cannot be cancelled.",
+        )
+        return redirect("reservation_detail", code=reservation.code)
+    if request.method == "POST":
+        try:
+            result = reservation_cancel(
+                reservation_id=reservation.pk, actor=Actor.DRIVER, actor_user=request.user
+            )
+        except ApplicationError as exc:
+            messages.error(request, exc.detail)
+        else:
+            if result.changed:
+                messages.success(request, f"Reservation {reservation.code} is cancelled.")
+        return redirect("reservation_detail", code=reservation.code)
+    return render(
+        request,
+        "parking/reservation_cancel.html",
+        {
+            "reservation": reservation,
+            "payment": row.payment,
+            "terms": terms,
+            "late_policy": settings.LATE_CANCEL_POLICY,
+        },
+    )
+
+
+@require_GET
+@_login_required
+def reservation_list(request: HttpRequest) -> HttpResponse:
+    overview = reservation_overview_for_user(user=request.user)
+    return render(request, "parking/reservation_list.html", {"overview": overview})
+
+
+# --- accounts and vehicles ---------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+def signup(request: HttpRequest) -> HttpResponse:
+    next_url = _safe_next(request, reverse("home"))
+    if request.user.is_authenticated:
+        return redirect(next_url)
+    form = forms.SignUpForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = user_register(**form.cleaned_data)
+        except ApplicationError as exc:
+            form.add_application_error(exc)
+        else:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            messages.success(request, "Welcome to ParkSpot! Your account is ready.")
+            return redirect(next_url)
+    status = 400 if form.is_bound and form.errors else 200
+    return render(
+        request, "registration/signup.html", {"form": form, "next": next_url}, status=status
+    )
+
+
+class LoginView(auth_views.LoginView):
+    template_name = "registration/login.html"
+    authentication_form = forms.LoginForm
+    redirect_authenticated_user = True
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    template_name = "registration/password_reset_form.html"
+    email_template_name = "registration/password_reset_email.txt"
+    subject_template_name = "registration/password_reset_subject.txt"
+    form_class = forms.ResetForm
+
+
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    template_name = "registration/password_reset_confirm.html"
+    form_class = forms.NewPasswordForm
+
+
+class LogoutView(auth_views.LogoutView):
+    next_page = reverse_lazy("home")
+
+    def post(self, request, *args, **kwargs):
+        response = super().post(request, *args, **kwargs)
+        messages.info(request, "You are logged out. See you soon!")
+        return response
+
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    template_name = "parking/password_change.html"
+    success_url = reverse_lazy("account")
+
+    def form_valid(self, form):
+        messages.success(self.request, "Your password is changed.")
+        return super().form_valid(form)
+
+
+@require_http_methods(["GET", "POST"])
+@_login_required
+def account(request: HttpRequest) -> HttpResponse:
+    """The driver's account: who they are and their vehicles (add one here)."""
+    form = forms.VehicleForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            vehicle = vehicle_add(owner=request.user, **form.cleaned_data)
+        except ApplicationError as exc:
+            form.add_application_error(exc)
+        else:
+            messages.success(request, f"{vehicle.plate} is added to your vehicles.")
+            return redirect("account")
+    status = 400 if form.is_bound and form.errors else 200
+    context = {"form": form, "vehicles": _user_vehicles(request)}
+    return render(request, "parking/account.html", context, status=status)
+
+
+def _vehicle_or_404(request: HttpRequest, vehicle_id: int) -> Vehicle:
+    vehicle = request.user.vehicles.filter(pk=vehicle_id).first()
+    if vehicle is None:
+        raise Http404("There is no such vehicle.")
+    return vehicle
+
+
+@require_http_methods(["GET", "POST"])
+@_login_required
+def vehicle_edit(request: HttpRequest, vehicle_id: int) -> HttpResponse:
+    vehicle = _vehicle_or_404(request, vehicle_id)
+    initial = {
+        "plate": vehicle.plate,
+        "vehicle_type": vehicle.vehicle_type,
+        "nickname": vehicle.nickname,
+    }
+    form = forms.VehicleForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            vehicle = vehicle_update(owner=request.user, vehicle_id=vehicle.pk, **form.cleaned_data)
+        except ApplicationError as exc:
+            form.add_application_error(exc)
+        else:
+            messages.success(request, f"{vehicle.plate} is saved.")
+            return redirect("account")
+    status = 400 if form.is_bound and form.errors else 200
+    return render(
+        request, "parking/vehicle_edit.html", {"form": form, "vehicle": vehicle}, status=status
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@_login_required
+def vehicle_delete(request: HttpRequest, vehicle_id: int) -> HttpResponse:
+    vehicle = _vehicle_or_404(request, vehicle_id)
+    if request.method == "POST":
+        try:
+            vehicle_remove(owner=request.user, vehicle_id=vehicle.pk)
+        except ApplicationError as exc:
+            messages.error(request, exc.detail)
+        else:
+            messages.success(request, f"{vehicle.plate} is removed from your vehicles.")
+        return redirect("account")
+    return render(request, "parking/vehicle_delete.html", {"vehicle": vehicle})

@@ -102,6 +102,7 @@ def stripe(localstripe_url, settings):
     settings.STRIPE_PUBLISHABLE_KEY = "pk_test_parkspot"
     settings.STRIPE_WEBHOOK_SECRET = "whsec_test_parkspot"
     settings.STRIPE_MAX_NETWORK_RETRIES = 0
+    settings.STRIPE_JS_URL = f"{localstripe_url}/js.stripe.com/v3/"
     request = urllib.request.Request(f"{localstripe_url}/_config/data", method="DELETE")  # noqa: S310
     urllib.request.urlopen(request, timeout=5).close()  # noqa: S310  (loopback)
     return Stripe(localstripe_url)

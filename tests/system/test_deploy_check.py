@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_production_settings_pass_check_deploy():
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"},
         "DJANGO_SECRET_KEY": "x" * 20 + "production-secret-key-of-enough-entropy-1234567890",
         "DJANGO_SECURE_HSTS_SECONDS": "31536000",
         "DJANGO_SECURE_SSL_REDIRECT": "1",

@@ -1,0 +1,384 @@
+"""The bench database: derived from the configured one, rebuilt, seeded and checked.
+
+Never the developer's database: on PostgreSQL it is `<name>_bench` on the same
+server, dropped and re-created on every run; on SQLite it is var/bench.sqlite3,
+deleted on every run. Django is set up against it by `use_bench_database`.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit, urlunsplit
+
+from bench.config import VAR_DIR
+
+SQLITE_PATH = VAR_DIR / "bench.sqlite3"
+_PG_SCHEMES = ("postgres", "postgresql", "pgsql", "psql", "postgis")
+
+# (city, IANA time zone, currency): lots in many time zones, as in production.
+CITIES = (
+    ("Paris", "Europe/Paris", "eur"),
+    ("New York", "America/New_York", "usd"),
+    ("Tokyo", "Asia/Tokyo", "jpy"),
+    ("London", "Europe/London", "gbp"),
+    ("Sydney", "Australia/Sydney", "aud"),
+    ("Sao Paulo", "America/Sao_Paulo", "brl"),
+    ("Mumbai", "Asia/Kolkata", "inr"),
+    ("Berlin", "Europe/Berlin", "eur"),
+    ("Chicago", "America/Chicago", "usd"),
+    ("Toronto", "America/Toronto", "cad"),
+)
+# Share of a lot's spots per vehicle type.
+SPOT_MIX = (("motorcycle", 0.10), ("car", 0.75), ("van", 0.15))
+
+
+@dataclass(frozen=True)
+class BenchDatabase:
+    url: str  # what the bench and its server use as DATABASE_URL
+    vendor: str  # "postgresql" or "sqlite"
+    name: str
+    source: str  # what it was derived from ("" for the SQLite default)
+
+
+def derive(configured_url: str) -> BenchDatabase:
+    if not configured_url or configured_url.startswith("sqlite"):
+        return BenchDatabase(
+            url=f"sqlite:///{SQLITE_PATH}",
+            vendor="sqlite",
+            name=str(SQLITE_PATH),
+            source=configured_url,
+        )
+    parts = urlsplit(configured_url)
+    if parts.scheme not in _PG_SCHEMES:
+        raise SystemExit(f"bench: unsupported DATABASE_URL scheme {parts.scheme!r}")
+    name = parts.path.lstrip("/")
+    if not name:
+        raise SystemExit("bench: DATABASE_URL names no database")
+    bench_name = f"{name}_bench"
+    url = urlunsplit(parts._replace(path=f"/{bench_name}"))
+    return BenchDatabase(url=url, vendor="postgresql", name=bench_name, source=configured_url)
+
+
+def recreate(db: BenchDatabase) -> None:
+    """Start from nothing: drop and re-create the bench database."""
+    if db.vendor == "sqlite":
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            SQLITE_PATH.with_name(SQLITE_PATH.name + suffix).unlink(missing_ok=True)
+        return
+    import psycopg
+    from psycopg import sql
+
+    parts = urlsplit(db.url)
+    maintenance = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
+    with psycopg.connect(maintenance, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db.name))
+        )
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db.name)))
+
+
+def use_bench_database(db: BenchDatabase, redis_url: str) -> None:
+    """Point this process's Django at the bench database (call before django.setup)."""
+    os.environ["DATABASE_URL"] = db.url
+    if redis_url:
+        os.environ["REDIS_URL"] = redis_url
+    else:
+        os.environ.pop("REDIS_URL", None)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    import django
+
+    django.setup()
+
+
+def migrate() -> float:
+    from django.core.management import call_command
+
+    began = time.perf_counter()
+    call_command("migrate", interactive=False, verbosity=0)
+    return time.perf_counter() - began
+
+
+@dataclass(frozen=True)
+class Seeded:
+    lot_slugs: list[str]  # the ordinary lots, busiest first
+    event_slug: str  # a small lot next to a stadium, where the hot bookings go
+    tokens: list[str]  # raw bearer tokens, one per bench user
+    spots: int
+    reservations: int
+    seconds: float
+
+
+EVENT_SLUG = "bench-event"
+
+
+def seed(
+    *,
+    lots: int,
+    spots_per_lot: int,
+    event_spots: int,
+    reservations_per_spot: int,
+    users: int,
+    rng: random.Random,
+) -> Seeded:
+    """Lots x spots of mixed types with rates, one small event lot, users with API
+    tokens, and a booking history (non-overlapping confirmed/completed reservations) so that queries
+    run against realistic tables. bulk_create skips the signals that bump a lot's
+    availability version, which is fine on a fresh database."""
+    from django.contrib.auth.hashers import make_password
+    from django.db import transaction
+    from django.utils import timezone
+
+    from lots.models import Lot, Rate, Spot
+    from parking.models import ApiToken, User, hash_token
+    from reservations.models import Reservation
+
+    began = time.perf_counter()
+    now = timezone.now()
+    with transaction.atomic():
+        Lot.objects.bulk_create(
+            Lot(
+                slug=f"bench-{i:04d}",
+                name=f"Bench lot {i}",
+                address=f"{i} Benchmark Street",
+                city=CITIES[i % len(CITIES)][0],
+                timezone=CITIES[i % len(CITIES)][1],
+                currency=CITIES[i % len(CITIES)][2],
+            )
+            for i in range(lots)
+        )
+        Lot.objects.create(
+            slug=EVENT_SLUG,
+            name="Bench stadium lot",
+            address="1 Stadium Way",
+            city=CITIES[0][0],
+            timezone=CITIES[0][1],
+            currency=CITIES[0][2],
+        )
+        lot_rows = list(Lot.objects.order_by("slug").values_list("pk", "slug", "currency"))
+
+        rates: dict[tuple[int, str], tuple[int, int]] = {}
+        for lot_pk, _, _ in lot_rows:
+            for vehicle_type, _ in SPOT_MIX:
+                hourly = rng.randrange(100, 800, 10)
+                rates[(lot_pk, vehicle_type)] = (hourly, hourly * rng.randint(6, 12))
+        Rate.objects.bulk_create(
+            Rate(lot_id=lot_pk, vehicle_type=vt, hourly_amount=h, daily_max_amount=d)
+            for (lot_pk, vt), (h, d) in rates.items()
+        )
+
+        spots: list[Spot] = []
+        for lot_pk, slug, _ in lot_rows:
+            number = 0
+            size = event_spots if slug == EVENT_SLUG else spots_per_lot
+            for vehicle_type, share in SPOT_MIX:
+                for _ in range(max(1, round(size * share))):
+                    number += 1
+                    spots.append(
+                        Spot(
+                            lot_id=lot_pk,
+                            label=f"{vehicle_type[0].upper()}-{number:04d}",
+                            vehicle_type=vehicle_type,
+                        )
+                    )
+        Spot.objects.bulk_create(spots, batch_size=5000)
+
+        unusable = make_password(None)
+        User.objects.bulk_create(
+            User(email=f"driver{i}@bench.invalid", password=unusable) for i in range(users)
+        )
+        user_pks = list(
+            User.objects.filter(email__endswith="@bench.invalid").values_list("pk", flat=True)
+        )
+        tokens = [secrets.token_urlsafe(32) for _ in user_pks]
+        ApiToken.objects.bulk_create(
+            ApiToken(user_id=pk, key_hash=hash_token(raw), prefix=raw[:8])
+            for pk, raw in zip(user_pks, tokens, strict=True)
+        )
+
+    currency = {pk: cur for pk, _, cur in lot_rows}
+    spot_rows = list(Spot.objects.values_list("pk", "lot_id", "vehicle_type"))
+    history = _history(
+        spot_rows, currency, rates, user_pks, reservations_per_spot, now=now, rng=rng
+    )
+    for start in range(0, len(history), 5000):
+        with transaction.atomic():
+            Reservation.objects.bulk_create(history[start : start + 5000])
+    _analyze()
+
+    return Seeded(
+        lot_slugs=[slug for _, slug, _ in lot_rows if slug != EVENT_SLUG],
+        event_slug=EVENT_SLUG,
+        tokens=tokens,
+        spots=len(spot_rows),
+        reservations=len(history),
+        seconds=time.perf_counter() - began,
+    )
+
+
+def _analyze() -> None:
+    """Give PostgreSQL's planner the statistics a live database would have.
+
+    Without them (autovacuum has not run yet on a fresh database) it expects one
+    row everywhere and plans accordingly. SQLite gathers none unless asked, in
+    production too, so it is left alone."""
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
+
+
+_HISTORY_HOURS = (1, 2, 2, 3, 4, 8, 10, 24, 48)
+
+
+def _history(
+    spot_rows: list[tuple[int, int, str]],
+    currency: dict[int, str],
+    rates: dict[tuple[int, str], tuple[int, int]],
+    user_pks: list[int],
+    per_spot: int,
+    *,
+    now: datetime,
+    rng: random.Random,
+) -> list:
+    """`per_spot` non-overlapping reservations per spot, from 2 days ago to 60 days ahead."""
+    from lots.pricing import window_price
+    from reservations.models import Reservation
+
+    if per_spot <= 0:
+        return []
+    origin = now.replace(minute=0, second=0, microsecond=0) - timedelta(days=2)
+    segment_hours = (62 * 24) // per_spot
+    rows: list[Reservation] = []
+    for spot_pk, lot_pk, vehicle_type in spot_rows:
+        hourly, daily_max = rates[(lot_pk, vehicle_type)]
+        for k in range(per_spot):
+            hours = min(rng.choice(_HISTORY_HOURS), segment_hours - 1)
+            offset = rng.randrange(0, segment_hours - hours)
+            start = origin + timedelta(hours=k * segment_hours + offset)
+            end = start + timedelta(hours=hours)
+            if end <= now:
+                status = "completed"
+            elif start <= now:
+                status = "parked"
+            else:
+                status = "confirmed"
+            rows.append(
+                Reservation(
+                    user_id=rng.choice(user_pks),
+                    lot_id=lot_pk,
+                    spot_id=spot_pk,
+                    vehicle_type=vehicle_type,
+                    start=start,
+                    end=end,
+                    occupied_until=end,
+                    status=status,
+                    price_amount=window_price(start, end, hourly=hourly, daily_max=daily_max),
+                    currency=currency[lot_pk],
+                    arrived_at=start if status != "confirmed" else None,
+                    departed_at=end if status == "completed" else None,
+                )
+            )
+    return rows
+
+
+def describe_vendor() -> str:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SHOW server_version")
+            return f"PostgreSQL {cursor.fetchone()[0]}"
+        cursor.execute("SELECT sqlite_version()")
+        return f"SQLite {cursor.fetchone()[0]}"
+
+
+# --- checks after the load ------------------------------------------------------------
+
+# Two blocking reservations of one spot whose [start, occupied_until) overlap.
+OVERLAP_SQL = """
+SELECT COUNT(*)
+FROM reservations_reservation a
+JOIN reservations_reservation b
+  ON a.spot_id = b.spot_id AND a.id < b.id
+WHERE a.status IN ('pending_payment', 'confirmed', 'parked', 'completed', 'no_show')
+  AND b.status IN ('pending_payment', 'confirmed', 'parked', 'completed', 'no_show')
+  AND a.start < b.occupied_until
+  AND b.start < a.occupied_until
+"""
+
+
+@dataclass(frozen=True)
+class Booked:
+    """What a 201 answer said: the reservation id, its spot and window."""
+
+    code: str
+    spot: str
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    overlapping_pairs: int
+    reservations_total: int
+    booked_201: int
+    missing_codes: list[str]
+    mismatched_codes: list[str]
+    duplicate_codes: int
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.overlapping_pairs == 0
+            and not self.missing_codes
+            and not self.mismatched_codes
+            and not self.duplicate_codes
+        )
+
+
+def check(booked: list[Booked]) -> CheckResult:
+    """No two blocking reservations of one spot overlap; every 201 is a real row."""
+    from django.db import connection
+
+    from reservations.models import Reservation
+
+    began = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute(OVERLAP_SQL)
+        overlapping = int(cursor.fetchone()[0])
+        cursor.execute("SELECT COUNT(*) FROM reservations_reservation")
+        total = int(cursor.fetchone()[0])
+
+    by_code = {b.code: b for b in booked}
+    found: dict[str, tuple[str, datetime, datetime]] = {}
+    codes = list(by_code)
+    for i in range(0, len(codes), 500):
+        rows = Reservation.objects.filter(code__in=codes[i : i + 500]).values_list(
+            "code", "spot__public_id", "start", "end"
+        )
+        for code, spot, start, end in rows:
+            found[code] = (spot, start, end)
+
+    missing = sorted(set(by_code) - set(found))
+    mismatched = sorted(
+        code
+        for code, (spot, start, end) in found.items()
+        if (spot, start, end) != (by_code[code].spot, by_code[code].start, by_code[code].end)
+    )
+    return CheckResult(
+        overlapping_pairs=overlapping,
+        reservations_total=total,
+        booked_201=len(booked),
+        missing_codes=missing,
+        mismatched_codes=mismatched,
+        duplicate_codes=len(booked) - len(by_code),
+        seconds=time.perf_counter() - began,
+    )

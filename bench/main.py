@@ -1,0 +1,371 @@
+"""`make bench`: seed a bench database, start gunicorn, load it over HTTP, check, report."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import secrets
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from bench import database, loadgen, report, system
+from bench.config import VAR_DIR, BenchConfig, redact
+from bench.server import HOST, Server, ServerConfig, free_port, server_env
+from bench.workload import (
+    AvailabilityWorkload,
+    BookingLedger,
+    BookingWorkload,
+    baseline_request,
+    booked_from_answer,
+    iso,
+)
+
+TARGETS = {"availability": 1000, "bookings": 300}
+# Share of the machine used by processes other than ours that makes a phase suspect.
+OTHER_LOAD_WARN_PCT = 10.0
+
+
+def log(message: str) -> None:
+    print(f"[bench {datetime.now().strftime('%H:%M:%S')}] {message}", flush=True)  # noqa: DTZ005
+
+
+def bench_redis_url(redis_url: str, redis_db: int) -> str:
+    """Same Redis server, another database (BENCH_REDIS_DB, default 15), flushed first.
+
+    Cache keys carry lot primary keys and versions, which restart at 1 and 0 in
+    every fresh bench database: sharing the developer's Redis database (or the
+    last run's) would serve their answers to ours and ours to theirs."""
+    if not redis_url:
+        return ""
+    url = urlunsplit(urlsplit(redis_url)._replace(path=f"/{redis_db}"))
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=2)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+    return url
+
+
+@dataclass
+class Outcome:
+    """Everything a run found out, turned into the report at the end."""
+
+    phases: dict[str, dict[str, Any]] = field(default_factory=dict)
+    smoke: dict[str, Any] = field(default_factory=dict)
+    booked: list[database.Booked] = field(default_factory=list)
+    checks: dict[str, Any] | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+def main() -> int:
+    cfg = BenchConfig.from_env()
+    rng = random.Random(cfg.seed)
+    started = datetime.now(UTC)
+
+    busy_before = system.busy_fraction()
+    if busy_before * 100 >= OTHER_LOAD_WARN_PCT:
+        log(f"warning: the machine is already {busy_before:.0%} busy before the bench starts")
+
+    db = database.derive(cfg.database_url)
+    redis_url = bench_redis_url(cfg.redis_url, cfg.redis_db)
+    log(f"bench database: {db.vendor} {redact(db.url)} (re-created)")
+    database.recreate(db)
+    database.use_bench_database(db, redis_url)
+    log(f"migrated in {database.migrate():.1f} s; seeding ...")
+    seeded = database.seed(
+        lots=cfg.lots,
+        spots_per_lot=cfg.spots_per_lot,
+        event_spots=cfg.event_spots,
+        reservations_per_spot=cfg.reservations_per_spot,
+        users=cfg.users,
+        rng=rng,
+    )
+    log(
+        f"seeded {len(seeded.lot_slugs)} lots + 1 event lot, {seeded.spots} spots, "
+        f"{seeded.reservations} reservations, {len(seeded.tokens)} drivers "
+        f"in {seeded.seconds:.1f} s"
+    )
+    db_version = database.describe_vendor()
+    from django.db import connections
+
+    connections.close_all()  # the server must not share our connections
+
+    server_cfg = ServerConfig(
+        worker_class=cfg.worker_class,
+        workers=cfg.workers,
+        threads=cfg.threads,
+        port=cfg.port or free_port(),
+    )
+    server = Server(server_cfg, server_env(db.url, redis_url, payments=cfg.payments))
+    outcome = Outcome()
+    log(f"starting {server_cfg.describe()}")
+    try:
+        server.start()
+        log("server healthy; smoke test through the real auth endpoints")
+        outcome.smoke = asyncio.run(_smoke(server_cfg.port, seeded.lot_slugs[-1], outcome))
+        _run_phases(cfg, server, seeded, db, rng, outcome)
+    finally:
+        code = server.stop()
+        log(f"gunicorn stopped (exit {code})")
+
+    _judge_phases(outcome)
+    if "bookings" in outcome.phases:
+        _check_bookings(outcome)
+
+    json_path = VAR_DIR / f"bench-{started.strftime('%Y%m%d-%H%M%S')}.json"
+    full = {
+        "started_at": started.isoformat(),
+        "machine": {**system.machine(), "busy_before_pct": round(busy_before * 100, 1)},
+        "database": {"vendor": db.vendor, "version": db_version, "name": db.name},
+        "cache": f"Redis {redact(redis_url)} (django-redis)"
+        if redis_url
+        else "local memory (one per gunicorn worker process)",
+        "server": server_cfg.describe(),
+        "payments": "Stripe settings passed through (BENCH_PAYMENTS=1)"
+        if cfg.payments
+        else "off: no Stripe key, bookings skip the SetupIntent calls",
+        "config": cfg.as_dict(),
+        "seed": {
+            "lots": len(seeded.lot_slugs),
+            "event_lot_spots": cfg.event_spots,
+            "spots": seeded.spots,
+            "reservations": seeded.reservations,
+            "users": len(seeded.tokens),
+            "seconds": round(seeded.seconds, 1),
+        },
+        "smoke": outcome.smoke,
+        "phases": outcome.phases,
+        "checks": outcome.checks,
+        "problems": outcome.problems,
+        "ok": not outcome.problems,
+        "json_path": str(json_path),
+    }
+    report.write_json(full, json_path)
+    print(report.render(full), flush=True)
+    return 0 if not outcome.problems else 1
+
+
+def _run_phases(
+    cfg: BenchConfig,
+    server: Server,
+    seeded: database.Seeded,
+    db: database.BenchDatabase,
+    rng: random.Random,
+    outcome: Outcome,
+) -> None:
+    pg_name = db.name if db.vendor == "postgresql" else ""
+    now = datetime.now(UTC)
+    if "baseline" in cfg.phases:
+        outcome.phases["baseline"] = _run(
+            "baseline",
+            server,
+            cfg.concurrency,
+            cfg.baseline_seconds,
+            min(1.0, cfg.warmup_seconds),
+            baseline_request,
+            expected=(200,),
+            database_name=pg_name,
+        )
+    if "availability" in cfg.phases:
+        avail = AvailabilityWorkload(
+            seeded.lot_slugs, repeat_ratio=cfg.repeat_ratio, rng=rng, now=now
+        )
+        phase = _run(
+            "availability",
+            server,
+            cfg.availability_concurrency,
+            cfg.seconds,
+            cfg.warmup_seconds,
+            avail.request,
+            expected=(200,),
+            database_name=pg_name,
+        )
+        phase["mix"] = dict(avail.kinds)
+        phase["repeat_share_pct"] = avail.repeat_share_pct()
+        outcome.phases["availability"] = phase
+    if "bookings" in cfg.phases:
+        booking = BookingWorkload(
+            seeded.lot_slugs,
+            seeded.event_slug,
+            seeded.tokens,
+            hot_ratio=cfg.hot_ratio,
+            idempotency_keys=cfg.idempotency_keys,
+            rng=rng,
+            now=now,
+        )
+        ledger: BookingLedger = booking.ledger
+        phase = _run(
+            "bookings",
+            server,
+            cfg.bookings_concurrency,
+            cfg.seconds,
+            cfg.warmup_seconds,
+            booking.request,
+            expected=(201, 409),
+            database_name=pg_name,
+            on_response=ledger.on_response,
+        )
+        phase["mix"] = dict(ledger.kinds)
+        phase["conflict_codes"] = dict(ledger.conflict_codes)
+        outcome.phases["bookings"] = phase
+        outcome.booked += ledger.booked
+        odd = set(ledger.conflict_codes) - {"no_spot_available"}
+        if odd:
+            outcome.problems.append(f"bookings: unexpected 409 codes {sorted(odd)}")
+
+
+def _run(
+    name: str,
+    server: Server,
+    concurrency: int,
+    seconds: float,
+    warmup_seconds: float,
+    make_request: loadgen.RequestFactory,
+    *,
+    expected: tuple[int, ...],
+    database_name: str,
+    on_response: loadgen.ResponseHook | None = None,
+) -> dict[str, Any]:
+    """One phase: a warm-up whose numbers are dropped, then the measured run."""
+
+    def run(label: str, duration: float) -> loadgen.PhaseResult:
+        return asyncio.run(
+            loadgen.run_phase(
+                name=label,
+                host=HOST,
+                port=server.config.port,
+                concurrency=concurrency,
+                seconds=duration,
+                make_request=make_request,
+                on_response=on_response,
+            )
+        )
+
+    if warmup_seconds > 0:
+        log(f"{name}: warm-up {warmup_seconds:g} s at concurrency {concurrency}")
+        run(f"{name}-warmup", warmup_seconds)
+    log(f"{name}: {seconds:g} s at concurrency {concurrency}")
+    before = system.sample(server.pid, database_name)
+    result = run(name, seconds)
+    after = system.sample(server.pid, database_name)
+
+    summary = report.phase_summary(result, expected=expected)
+    summary["cpu"] = system.cpu_breakdown(before, after, result.requests)
+    lat = summary["latency_ms"]
+    log(
+        f"{name}: {summary['requests']} requests, {summary['req_per_s']:.0f} req/s, "
+        f"p50 {lat['p50']} ms, p99 {lat['p99']} ms, statuses {summary['statuses']}"
+    )
+    other = summary["cpu"]["other_pct"]
+    if other >= OTHER_LOAD_WARN_PCT:
+        summary["warning"] = (
+            f"other processes used {other:.0f}% of the machine during this phase: "
+            "the figures understate what the server can do"
+        )
+        log(f"warning: {summary['warning']}")
+    if summary["errors"]:
+        log(f"!!! {name}: {summary['errors']} UNEXPECTED ANSWERS, e.g. {result.error_samples[:3]}")
+    return summary
+
+
+def _judge_phases(outcome: Outcome) -> None:
+    for name, phase in outcome.phases.items():
+        if phase["errors"]:
+            outcome.problems.append(
+                f"{name}: {phase['errors']} unexpected answers (statuses {phase['statuses']}); "
+                f"first: {phase['error_samples'][:2]}"
+            )
+        target = TARGETS.get(name)
+        if target:
+            phase["target_req_per_s"] = target
+            if phase["req_per_s"] < target:
+                log(f"note: {name} {phase['req_per_s']:.0f} req/s is below the {target} target")
+
+
+def _check_bookings(outcome: Outcome) -> None:
+    result = database.check(outcome.booked)
+    outcome.checks = {
+        "overlapping_pairs": result.overlapping_pairs,
+        "reservations_total": result.reservations_total,
+        "booked_201": result.booked_201,
+        "missing_codes": result.missing_codes[:50],
+        "mismatched_codes": result.mismatched_codes[:50],
+        "duplicate_codes": result.duplicate_codes,
+        "seconds": round(result.seconds, 2),
+    }
+    problems = outcome.problems
+    if result.overlapping_pairs:
+        problems.append(f"DOUBLE BOOKING: {result.overlapping_pairs} overlapping pairs")
+    if result.missing_codes:
+        problems.append(f"{len(result.missing_codes)} bookings answered 201 but are missing")
+    if result.mismatched_codes:
+        problems.append(f"{len(result.mismatched_codes)} bookings differ from what the 201 said")
+    if result.duplicate_codes:
+        problems.append(f"{result.duplicate_codes} reservation ids were answered twice")
+
+
+async def _smoke(port: int, lot_slug: str, outcome: Outcome) -> dict[str, Any]:
+    """Register, get a token, check availability and book once, through the real API."""
+    email = f"smoke-{secrets.token_hex(4)}@bench.invalid"
+    password = secrets.token_urlsafe(16)
+    credentials = json.dumps({"email": email, "password": password}).encode()
+    json_headers = (("Content-Type", "application/json"),)
+
+    async def send(request: loadgen.Request) -> loadgen.Response:
+        return await loadgen.send(HOST, port, request)
+
+    began = time.perf_counter()
+    register = await send(
+        loadgen.Request("POST", "/api/v1/auth/register", credentials, json_headers)
+    )
+    token = await send(loadgen.Request("POST", "/api/v1/auth/token", credentials, json_headers))
+    out: dict[str, Any] = {
+        "register": register.status,
+        "token": token.status,
+        "auth_seconds": round(time.perf_counter() - began, 2),
+    }
+    if register.status != 201 or token.status != 200:
+        outcome.problems.append(
+            f"smoke: register {register.status} {register.body[:200]!r}, "
+            f"token {token.status} {token.body[:200]!r}"
+        )
+        return out
+
+    rng = random.Random(0)
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=7)
+    window = {"start": iso(start, rng), "end": iso(start + timedelta(hours=2), rng)}
+    availability = await send(
+        loadgen.Request(
+            "GET",
+            f"/api/v1/lots/{lot_slug}/availability?vehicle_type=car"
+            f"&start={quote(window['start'], safe='')}&end={quote(window['end'], safe='')}",
+        )
+    )
+    out["availability"] = availability.status
+    if availability.status != 200 or not json.loads(availability.body).get("is_free"):
+        outcome.problems.append(
+            f"smoke: availability {availability.status} {availability.body[:300]!r}"
+        )
+
+    body = json.dumps({"lot_id": lot_slug, "vehicle_type": "car", **window}).encode()
+    bearer = ("Authorization", f"Bearer {json.loads(token.body)['token']}")
+    booking = await send(
+        loadgen.Request("POST", "/api/v1/reservations", body, (bearer, *json_headers))
+    )
+    out["booking"] = booking.status
+    if booking.status == 201:
+        outcome.booked.append(booked_from_answer(booking.body))
+    else:
+        outcome.problems.append(f"smoke: booking {booking.status} {booking.body[:300]!r}")
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,189 @@
+"""What the virtual users ask for: availability checks and bookings.
+
+Windows always pass the API's rules (DESIGN §4): aware times with an offset,
+start from now to 90 days ahead, length 30 minutes to 30 days.
+
+Availability: a share (`repeat_ratio`) of the checks are popular windows (this
+evening, tomorrow morning, the weekend...) on popular lots, which repeat and so
+can be answered from the cache; the rest are unique windows that cannot.
+
+Bookings: a share (`hot_ratio`) go to two events at a small lot next to a
+stadium, which sell out within seconds and then answer 409 no_spot_available;
+the rest are spread over all lots and the next 60 days.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from urllib.parse import quote
+
+from bench.database import Booked
+from bench.loadgen import Request, Response
+
+# Clients send times in their own offsets; the same instant must hit the same cache key.
+OFFSETS = tuple(timezone(timedelta(minutes=m)) for m in (0, 60, 120, -300, -240, 540, 330, 600))
+VEHICLE_TYPES = ("car",) * 8 + ("van", "motorcycle")
+_SHORT_HOURS = (1, 2, 2, 3, 4, 4, 8, 9, 24, 72)
+
+AVAILABILITY_PATH = "/api/v1/lots/{lot}/availability?vehicle_type={vt}&start={start}&end={end}"
+RESERVATIONS_PATH = "/api/v1/reservations"
+
+
+def iso(moment: datetime, rng: random.Random) -> str:
+    return moment.astimezone(rng.choice(OFFSETS)).isoformat()
+
+
+def popularity(count: int, skew: float = 0.8) -> list[float]:
+    """Zipf-like weights: a few lots are much busier than most."""
+    return [1.0 / (rank + 1) ** skew for rank in range(count)]
+
+
+def _next_hour(now: datetime) -> datetime:
+    return now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+
+
+class AvailabilityWorkload:
+    def __init__(
+        self, lot_slugs: list[str], *, repeat_ratio: float, rng: random.Random, now: datetime
+    ) -> None:
+        self.rng = rng
+        self.lots = lot_slugs
+        self.cum_weights = list(itertools.accumulate(popularity(len(lot_slugs))))
+        self.repeat_ratio = repeat_ratio
+        base = _next_hour(now)
+        # About 40 windows that many drivers ask about: the next days at common hours.
+        self.popular: list[tuple[datetime, datetime]] = [
+            (base + timedelta(days=day, hours=hour), base + timedelta(days=day, hours=hour + h))
+            for day in range(5)
+            for hour, h in ((1, 2), (3, 1), (6, 4), (10, 9), (20, 24), (30, 3), (44, 72), (50, 8))
+        ]
+        self.now = now
+        self.kinds: Counter[str] = Counter()
+        self._seen: set[tuple[str, str, datetime, datetime]] = set()
+        self._asked = 0
+
+    def repeat_share_pct(self) -> float:
+        """Share of checks that asked a question asked before (the best hit rate a
+        shared cache could reach, before expiry and per-process caches)."""
+        return round((1 - len(self._seen) / self._asked) * 100, 1) if self._asked else 0.0
+
+    def request(self, user: int) -> Request:
+        rng = self.rng
+        if rng.random() < self.repeat_ratio:
+            self.kinds["repeated"] += 1
+            lot = rng.choices(self.lots, cum_weights=self.cum_weights)[0]
+            start, end = rng.choice(self.popular)
+            vehicle_type = "car"
+        else:
+            self.kinds["unique"] += 1
+            lot = rng.choice(self.lots)
+            start = self.now + timedelta(minutes=rng.randrange(30, 60 * 24 * 60))
+            end = start + timedelta(minutes=rng.randrange(30, 60 * 24 * 3))
+            vehicle_type = rng.choice(VEHICLE_TYPES)
+        self._asked += 1
+        self._seen.add((lot, vehicle_type, start, end))
+        path = AVAILABILITY_PATH.format(
+            lot=lot,
+            vt=vehicle_type,
+            start=quote(iso(start, rng), safe=""),
+            end=quote(iso(end, rng), safe=""),
+        )
+        return Request("GET", path)
+
+
+def booked_from_answer(body: bytes) -> Booked:
+    """The reservation id, spot and window a 201 answer to a booking gave."""
+    answer = json.loads(body)
+    return Booked(
+        code=answer["id"],
+        spot=answer["spot"]["id"],
+        start=datetime.fromisoformat(answer["start"]).astimezone(UTC),
+        end=datetime.fromisoformat(answer["end"]).astimezone(UTC),
+    )
+
+
+@dataclass
+class BookingLedger:
+    """What the bookings phase saw beyond status codes."""
+
+    booked: list[Booked] = field(default_factory=list)
+    conflict_codes: Counter[str] = field(default_factory=Counter)
+    kinds: Counter[str] = field(default_factory=Counter)
+
+    def on_response(self, user: int, request: Request, response: Response) -> None:
+        if response.status == 201:
+            self.booked.append(booked_from_answer(response.body))
+        elif response.status == 409:
+            try:
+                code = json.loads(response.body).get("code", "?")
+            except ValueError:
+                code = "unparseable"
+            self.conflict_codes[code] += 1
+
+
+class BookingWorkload:
+    def __init__(
+        self,
+        lot_slugs: list[str],
+        event_slug: str,
+        tokens: list[str],
+        *,
+        hot_ratio: float,
+        idempotency_keys: bool,
+        rng: random.Random,
+        now: datetime,
+    ) -> None:
+        self.rng = rng
+        self.lots = lot_slugs
+        self.cum_weights = list(itertools.accumulate(popularity(len(lot_slugs))))
+        self.tokens = tokens
+        self.hot_ratio = hot_ratio
+        self.idempotency_keys = idempotency_keys
+        base = _next_hour(now)
+        # A concert and a match: everyone wants the same two windows at the stadium.
+        self.hot_windows = [
+            (base + timedelta(days=1, hours=5), base + timedelta(days=1, hours=10)),
+            (base + timedelta(days=2, hours=2), base + timedelta(days=2, hours=6)),
+        ]
+        self.event_slug = event_slug
+        self.now = now
+        self.ledger = BookingLedger()
+
+    def request(self, user: int) -> Request:
+        rng = self.rng
+        if rng.random() < self.hot_ratio:
+            self.ledger.kinds["hot"] += 1
+            lot = self.event_slug
+            start, end = rng.choice(self.hot_windows)
+            vehicle_type = rng.choice(VEHICLE_TYPES)
+        else:
+            self.ledger.kinds["spread"] += 1
+            lot = rng.choices(self.lots, cum_weights=self.cum_weights)[0]
+            start = _next_hour(self.now) + timedelta(minutes=15 * rng.randrange(0, 4 * 24 * 60))
+            end = start + timedelta(hours=rng.choice(_SHORT_HOURS))
+            vehicle_type = rng.choice(VEHICLE_TYPES)
+        body = json.dumps(
+            {
+                "lot_id": lot,
+                "vehicle_type": vehicle_type,
+                "start": iso(start, rng),
+                "end": iso(end, rng),
+            }
+        ).encode()
+        headers = [
+            ("Authorization", f"Bearer {self.tokens[rng.randrange(len(self.tokens))]}"),
+            ("Content-Type", "application/json"),
+        ]
+        if self.idempotency_keys:
+            headers.append(("Idempotency-Key", uuid.uuid4().hex))
+        return Request("POST", RESERVATIONS_PATH, body=body, headers=tuple(headers))
+
+
+def baseline_request(user: int) -> Request:
+    return Request("GET", "/healthz")

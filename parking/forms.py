@@ -1,0 +1,281 @@
+"""Forms of the booking website. They check input; services decide and write.
+
+Times are entered as wall-clock times at the lot (<input type="datetime-local">,
+no offset) and turned into aware UTC datetimes with the lot's own time zone.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime, timedelta
+
+from django import forms
+from django.conf import settings
+from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm, SetPasswordForm
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from config.errors import ApplicationError, InvalidInput
+from lots.constants import VehicleType
+from lots.models import Lot
+from parking.models import Vehicle, normalize_plate
+from reservations.rules import validate_window
+from reservations.selectors import local_to_utc
+
+# Words for the website where a rule's own message speaks API (offsets, ISO 8601).
+_WINDOW_MESSAGES = {
+    "start_in_past": "This time has already passed at the lot.",
+    "end_before_start": "Departure must be after arrival.",
+}
+
+
+class AccessibleFormMixin:
+    """Every input names its help text and its error list (aria-describedby), and
+    the error list is always in the page, so that a live update (htmx) can fill it."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+        self.describe_fields()
+
+    def describe_fields(self) -> None:
+        """(Re)point each input at its help text and error list; call again after
+        changing help texts."""
+        for name, field in self.fields.items():
+            if field.widget.is_hidden:
+                continue
+            auto_id = self[name].auto_id
+            described = [f"{auto_id}_helptext"] if field.help_text else []
+            described.append(f"{auto_id}_errors")
+            field.widget.attrs["aria-describedby"] = " ".join(described)
+
+    def add_application_error(self, exc: ApplicationError, *, fields: dict | None = None) -> None:
+        """Show a service's refusal next to the field it is about (or above the form)."""
+        name = (fields or {}).get(exc.field, exc.field)
+        self.add_error(name if name in self.fields else None, exc.detail)
+
+
+class DateTimeLocalInput(forms.DateTimeInput):
+    input_type = "datetime-local"
+
+    def __init__(self, attrs=None):
+        super().__init__(attrs=attrs, format="%Y-%m-%dT%H:%M")
+
+
+class LocalDateTimeField(forms.DateTimeField):
+    """A wall-clock time, without a time zone (the lot's is applied later)."""
+
+    widget = DateTimeLocalInput
+    default_error_messages = {"invalid": "Enter a date and time, e.g. 2026-05-01 09:30."}
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        if isinstance(value, datetime):
+            parsed = value
+        else:
+            text = str(value).strip().replace(" ", "T", 1)
+            try:
+                parsed = datetime.fromisoformat(text)
+            except ValueError:
+                raise ValidationError(self.error_messages["invalid"], code="invalid") from None
+        if parsed.tzinfo is not None or not (2000 <= parsed.year <= 2200):
+            raise ValidationError(self.error_messages["invalid"], code="invalid")
+        return parsed.replace(second=0, microsecond=0)
+
+    def prepare_value(self, value):
+        return value  # naive on purpose: never shift it into the server's zone
+
+
+def check_window_shape(form: forms.Form, start: datetime | None, end: datetime | None) -> None:
+    """The rules a window obeys wherever it is (DESIGN §4), on wall-clock times."""
+    if start is None or end is None:
+        return
+    if end <= start:
+        form.add_error("end", "Departure must be after arrival.")
+    elif end - start < timedelta(minutes=settings.BOOKING_MIN_MINUTES):
+        form.add_error("end", f"A booking lasts at least {settings.BOOKING_MIN_MINUTES} minutes.")
+    elif end - start > timedelta(days=settings.BOOKING_MAX_DAYS):
+        form.add_error("end", f"A booking lasts at most {settings.BOOKING_MAX_DAYS} days.")
+
+
+class SearchForm(AccessibleFormMixin, forms.Form):
+    city = forms.ChoiceField(label="City", required=False)
+    vehicle_type = forms.ChoiceField(
+        label="Vehicle", choices=VehicleType.choices, initial=VehicleType.CAR
+    )
+    start = LocalDateTimeField(label="Arrival", help_text="Local time at the lot.")
+    end = LocalDateTimeField(label="Departure", help_text="Local time at the lot.")
+
+    def __init__(self, *args, cities: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["city"].choices = [("", "All cities"), *((c, c) for c in cities)]
+
+    def clean(self):
+        data = super().clean()
+        check_window_shape(self, data.get("start"), data.get("end"))
+        return data
+
+
+class WindowForm(AccessibleFormMixin, forms.Form):
+    """A window at one lot: what its live quote and its Reserve button take."""
+
+    vehicle_type = forms.ChoiceField(label="Vehicle", choices=VehicleType.choices)
+    start = LocalDateTimeField(label="Arrival")
+    end = LocalDateTimeField(label="Departure")
+
+    def __init__(self, *args, lot: Lot, vehicle_types: list[str] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lot = lot
+        offered = vehicle_types or VehicleType.values
+        self.fields["vehicle_type"].choices = [
+            (value, label) for value, label in VehicleType.choices if value in offered
+        ]
+        zone = lot.tz.key.replace("_", " ")
+        for name in ("start", "end"):
+            self.fields[name].help_text = f"Local time in {lot.city} ({zone})."
+        self.describe_fields()
+
+    def clean(self):
+        data = super().clean()
+        start, end = data.get("start"), data.get("end")
+        check_window_shape(self, start, end)
+        if start is None or end is None or self.errors:
+            return data
+        try:
+            data["start_utc"] = local_to_utc(start, self.lot.tz)
+        except InvalidInput as exc:
+            self.add_error("start", exc.detail)
+        try:
+            data["end_utc"] = local_to_utc(end, self.lot.tz)
+        except InvalidInput as exc:
+            self.add_error("end", exc.detail)
+        if "start_utc" in data and "end_utc" in data:
+            try:
+                validate_window(start=data["start_utc"], end=data["end_utc"], now=timezone.now())
+            except InvalidInput as exc:
+                self.add_error(exc.field, _WINDOW_MESSAGES.get(exc.code, exc.detail))
+        return data
+
+
+class ReserveForm(WindowForm):
+    vehicle = forms.TypedChoiceField(
+        label="Your vehicle", required=False, coerce=int, empty_value=None
+    )
+    # One per rendering of the form: pressing Reserve twice books once.
+    idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=64, required=False)
+
+    def __init__(self, *args, vehicles: list[Vehicle] = (), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.vehicles = {vehicle.pk: vehicle for vehicle in vehicles}
+        self.fields["vehicle"].choices = [
+            ("", "Not now"),
+            *((vehicle.pk, _vehicle_label(vehicle)) for vehicle in vehicles),
+        ]
+        self.fields["vehicle"].help_text = "Its plate goes on your pass."
+        if not self.is_bound:
+            self.initial.setdefault("idempotency_key", uuid.uuid4().hex)
+
+    def clean(self):
+        data = super().clean()
+        vehicle = self.vehicles.get(data.get("vehicle"))
+        data["vehicle_plate"] = vehicle.plate if vehicle else ""
+        vehicle_type = data.get("vehicle_type")
+        if vehicle and vehicle_type and vehicle.vehicle_type != vehicle_type:
+            self.add_error(
+                "vehicle",
+                f"{vehicle.plate} is a {vehicle.get_vehicle_type_display().lower()}: "
+                f"choose {vehicle.get_vehicle_type_display()} as the vehicle type, "
+                "or another vehicle.",
+            )
+        return data
+
+
+def _vehicle_label(vehicle: Vehicle) -> str:
+    label = f"{vehicle.plate} · {vehicle.get_vehicle_type_display()}"
+    return f"{label} ({vehicle.nickname})" if vehicle.nickname else label
+
+
+_PAYMENT_METHOD = re.compile(r"^pm_[A-Za-z0-9_]{1,250}$")
+
+
+class PayForm(forms.Form):
+    payment_method = forms.CharField(widget=forms.HiddenInput, max_length=255)
+
+    def clean_payment_method(self) -> str:
+        value = self.cleaned_data["payment_method"].strip()
+        if not _PAYMENT_METHOD.match(value):
+            raise ValidationError("The card could not be read; enter it again.", code="invalid")
+        return value
+
+
+class VehicleForm(AccessibleFormMixin, forms.Form):
+    plate = forms.CharField(
+        label="Number plate",
+        max_length=30,
+        help_text="As it is on the plate; spaces and dashes do not matter.",
+        widget=forms.TextInput(attrs={"autocapitalize": "characters", "autocomplete": "off"}),
+    )
+    vehicle_type = forms.ChoiceField(
+        label="Type", choices=VehicleType.choices, initial=VehicleType.CAR
+    )
+    nickname = forms.CharField(
+        label="Nickname (optional)",
+        max_length=60,
+        required=False,
+        help_text="e.g. “Work van”.",
+    )
+
+    def clean_plate(self) -> str:
+        plate = normalize_plate(self.cleaned_data["plate"])
+        if not plate:
+            raise ValidationError("Enter the number plate.", code="required")
+        if len(plate) > Vehicle._meta.get_field("plate").max_length:
+            raise ValidationError("That plate is too long.", code="max_length")
+        return plate
+
+
+class SignUpForm(AccessibleFormMixin, forms.Form):
+    full_name = forms.CharField(
+        label="Your name (optional)",
+        max_length=150,
+        required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "name"}),
+    )
+    email = forms.EmailField(
+        label="E-mail address",
+        max_length=254,
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+    )
+    password = forms.CharField(
+        label="Password",
+        strip=False,
+        max_length=128,
+        help_text="At least 8 characters, not only digits, and not a common password.",
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+
+
+class LoginForm(AccessibleFormMixin, AuthenticationForm):
+    error_messages = {
+        "invalid_login": "That e-mail address and password do not match an account.",
+        "inactive": "This account is disabled.",
+    }
+
+    def __init__(self, request=None, *args, **kwargs):
+        super().__init__(request, *args, **kwargs)
+        self.fields["username"].label = "E-mail address"
+        self.fields["username"].widget.input_type = "email"
+        self.fields["username"].widget.attrs["autocomplete"] = "email"
+        self.fields["password"].widget.attrs["autocomplete"] = "current-password"
+
+
+class ResetForm(AccessibleFormMixin, PasswordResetForm):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["email"].label = "E-mail address"
+
+
+class NewPasswordForm(AccessibleFormMixin, SetPasswordForm):
+    pass

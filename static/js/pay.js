@@ -1,0 +1,121 @@
+/* The payment page: collect the card with Stripe.js, then let the server charge it.
+ *
+ * stripe.confirmCardSetup() saves the card on the booking's SetupIntent and gives
+ * a PaymentMethod id, which the form posts; the server authorises the payment
+ * and confirms the reservation. Works with Stripe's own Stripe.js and with
+ * localstripe's stand-in (development and tests).
+ */
+(function () {
+  "use strict";
+
+  var form = document.getElementById("pay-form");
+  if (!form) return;
+  var button = document.getElementById("pay-button");
+  var errors = document.getElementById("card-errors");
+  var mountPoint = document.getElementById("card-element");
+  var buttonText = button.textContent;
+  var holdOver = false;
+
+  function showError(message) {
+    errors.textContent = message;
+  }
+
+  function reset() {
+    button.disabled = holdOver;
+    button.textContent = buttonText;
+    form.removeAttribute("aria-busy");
+  }
+
+  // Errors worth showing as they are come from Stripe with a type; anything else
+  // (a network failure, a script error) gets a plain sentence.
+  function messageOf(error) {
+    if (error && error.type && error.message) return error.message;
+    if (error && error.code === "card_declined") return "Your card was declined. Try another card.";
+    return "We could not check this card. Check its details and try again.";
+  }
+
+  if (typeof window.Stripe !== "function") {
+    showError("The card form could not be loaded. Check your connection, then reload the page.");
+    return;
+  }
+
+  var stripe = window.Stripe(form.getAttribute("data-publishable-key"));
+  var card = stripe.elements().create("card", {
+    hidePostalCode: false,
+    style: { base: { fontSize: "16px", color: "#102030" } },
+  });
+  card.mount(mountPoint);
+
+  // localstripe's stand-in draws bare inputs named only by placeholders: label them.
+  // (Stripe's own card field lives in an iframe that labels itself.)
+  var names = {
+    number: "Card number",
+    exp_month: "Expiry month (MM)",
+    exp_year: "Expiry year (YY)",
+    cvc: "Security code (CVC)",
+    postal_code: "Postal code",
+  };
+  mountPoint.querySelectorAll("input").forEach(function (input) {
+    var name = names[input.getAttribute("placeholder")];
+    if (name && !input.getAttribute("aria-label")) input.setAttribute("aria-label", name);
+    input.setAttribute("inputmode", input.getAttribute("placeholder") === "postal_code" ? "text" : "numeric");
+    input.setAttribute("autocomplete", "off");
+  });
+
+  card.on("change", function (event) {
+    if (event && event.error) showError(event.error.message);
+    else showError("");
+  });
+  button.disabled = false;
+
+  document.addEventListener("countdown:end", function () {
+    holdOver = true;
+    button.disabled = true;
+    var notice = document.getElementById("hold-over");
+    if (notice) notice.hidden = false;
+  });
+
+  var busy = false;
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    if (busy || holdOver) return;
+    busy = true;
+    button.disabled = true;
+    button.textContent = "Checking your card…";
+    form.setAttribute("aria-busy", "true");
+    showError("");
+
+    var secret = form.getAttribute("data-client-secret");
+    Promise.resolve()
+      .then(function () {
+        return stripe.confirmCardSetup(secret, { payment_method: { card: card } });
+      })
+      .then(function (result) {
+        if (result && result.error && result.error.code === "setup_intent_unexpected_state") {
+          // A card was saved for this booking already and then declined: Stripe
+          // will not set the same SetupIntent up twice, so send the new card as is.
+          return stripe.createPaymentMethod({ type: "card", card: card }).then(function (created) {
+            if (created && created.paymentMethod) return { id: created.paymentMethod.id };
+            return { error: (created && created.error) || result.error };
+          });
+        }
+        if (!result || result.error) return { error: result && result.error };
+        var method = result.setupIntent.payment_method;
+        return { id: typeof method === "string" ? method : method.id };
+      })
+      .catch(function (error) {
+        return { error: error };
+      })
+      .then(function (outcome) {
+        if (!outcome.id) {
+          busy = false;
+          reset();
+          showError(messageOf(outcome.error));
+          return;
+        }
+        button.textContent = "Paying…";
+        form.querySelector("input[name=payment_method]").value = outcome.id;
+        form.submit();
+      });
+  });
+})();

@@ -1,0 +1,97 @@
+/* ParkSpot: small enhancements on top of server-rendered pages (all optional). */
+(function () {
+  "use strict";
+
+  // --- Countdowns: [data-countdown data-seconds-left="900"] with a [data-countdown-value].
+  // Seconds come from the server, so a wrong clock on the phone does not matter.
+  function format(seconds) {
+    var s = Math.max(0, Math.ceil(seconds));
+    var m = Math.floor(s / 60);
+    var rest = s % 60;
+    return m + ":" + (rest < 10 ? "0" : "") + rest;
+  }
+
+  function startCountdown(el) {
+    var total = parseInt(el.getAttribute("data-seconds-left"), 10);
+    if (isNaN(total)) return;
+    var out = el.querySelector("[data-countdown-value]");
+    var announcer = el.querySelector("[data-countdown-announce]");
+    var started = performance.now();
+    var warned = total <= 120;
+    function tick() {
+      var left = total - (performance.now() - started) / 1000;
+      if (out) out.textContent = format(left);
+      if (!warned && left <= 120) {
+        warned = true;
+        if (announcer) announcer.textContent = "About two minutes left to pay.";
+      }
+      if (left <= 0) {
+        el.classList.add("is-over");
+        if (announcer) announcer.textContent = "The hold on your spot has run out.";
+        el.dispatchEvent(new CustomEvent("countdown:end", { bubbles: true }));
+        return;
+      }
+      window.setTimeout(tick, 250);
+    }
+    tick();
+  }
+
+  // --- After a live update (htmx), mark inputs whose error list is now filled.
+  function syncInvalid(root) {
+    (root || document).querySelectorAll("[data-errors-for]").forEach(function (box) {
+      var input = document.getElementById(box.getAttribute("data-errors-for"));
+      if (!input) return;
+      if (box.textContent.trim()) input.setAttribute("aria-invalid", "true");
+      else input.removeAttribute("aria-invalid");
+    });
+  }
+
+  // --- The search form suggests the next two hours: at the chosen city's clock, or,
+  // for all cities, at the driver's own. It stops once the driver edits a time.
+  function pad(n) {
+    return (n < 10 ? "0" : "") + n;
+  }
+  function wallClock(date, zone) {
+    // The date as its wall clock in `zone` (IANA), as numbers.
+    var parts = {};
+    new Intl.DateTimeFormat("en-CA", {
+      timeZone: zone || undefined, year: "numeric", month: "2-digit", day: "2-digit",
+      hour: "2-digit", minute: "2-digit", hourCycle: "h23",
+    }).formatToParts(date).forEach(function (part) { parts[part.type] = part.value; });
+    return { y: +parts.year, m: +parts.month, d: +parts.day, h: +parts.hour };
+  }
+  function inputValue(clock, plusHours) {
+    // Whole hours on a wall clock (UTC arithmetic on purpose: no zone shifts here).
+    var t = new Date(Date.UTC(clock.y, clock.m - 1, clock.d, clock.h + plusHours));
+    return t.getUTCFullYear() + "-" + pad(t.getUTCMonth() + 1) + "-" + pad(t.getUTCDate()) +
+      "T" + pad(t.getUTCHours()) + ":00";
+  }
+  function suggestTimes(form) {
+    var start = form.querySelector("input[name=start]");
+    var end = form.querySelector("input[name=end]");
+    var city = form.querySelector("select[name=city]");
+    if (!start || !end) return;
+    var zones = {};
+    try { zones = JSON.parse(form.getAttribute("data-zones") || "{}"); } catch (e) { zones = {}; }
+    var edited = false;
+    [start, end].forEach(function (input) {
+      input.addEventListener("input", function () { edited = true; });
+    });
+    function suggest() {
+      if (edited) return;
+      var clock = wallClock(new Date(), city && zones[city.value]);
+      start.value = inputValue(clock, 1);
+      end.value = inputValue(clock, 3);
+    }
+    if (city) city.addEventListener("change", suggest);
+    suggest();
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("form[data-suggest-times]").forEach(suggestTimes);
+    document.querySelectorAll("[data-countdown]").forEach(startCountdown);
+  });
+  document.addEventListener("htmx:afterSettle", function () {
+    syncInvalid(document);
+  });
+})();
