@@ -8,17 +8,17 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Count, Exists, Min, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from config.errors import InvalidInput, NotFound
 from lots.models import Lot, Rate, Spot
 from lots.pricing import window_price
-from lots.selectors import active_lots
 from parking.models import normalize_plate
 from payments.models import Payment
 from payments.selectors import payments_for
-from reservations.allocation import free_spots, live_blocking_q, overlapping_q
+from reservations import hot_sql
+from reservations.allocation import live_blocking_q, overlapping_q
 from reservations.models import Reservation, Status, normalize_code
 from reservations.rules import validate_window
 from reservations.services import payment_reference
@@ -50,19 +50,17 @@ def lot_availability(
     """
     now = now or timezone.now()
     validate_window(start=start, end=end, now=now)
-    lot = active_lots(lot_id=lot_id).values("pk", "availability_version", "currency").first()
+    lot = hot_sql.lot_version(lot_id)
     if lot is None:
         raise NotFound("There is no such lot.", code="lot_not_found")
+    lot_pk, version, currency = lot
 
-    key = (
-        f"avail:{lot['pk']}:{lot['availability_version']}:{vehicle_type}:"
-        f"{start.timestamp():.6f}:{end.timestamp():.6f}"
-    )
+    key = f"avail:{lot_pk}:{version}:{vehicle_type}:{start.timestamp():.6f}:{end.timestamp():.6f}"
     cached = cache.get(key)
     if cached is not None and cached[2] > now.timestamp():
         free, price, _ = cached
     else:
-        free, price, valid_until = _compute(lot["pk"], vehicle_type, start, end, now)
+        free, price, valid_until = _compute(lot_pk, vehicle_type, start, end, now)
         ttl = min(settings.AVAILABILITY_CACHE_SECONDS, valid_until - now.timestamp())
         if ttl >= 1:
             cache.set(key, (free, price, valid_until), timeout=ttl)
@@ -73,36 +71,26 @@ def lot_availability(
         end=end,
         free_spots=free,
         price_amount=price,
-        currency=lot["currency"],
+        currency=currency,
     )
 
 
 def _compute(
     lot_pk: int, vehicle_type: str, start: datetime, end: datetime, now: datetime
 ) -> tuple[int, int | None, float]:
-    rate = Rate.objects.filter(lot_id=lot_pk, vehicle_type=vehicle_type).first()
-    if rate is None:
-        return 0, None, now.timestamp() + settings.AVAILABILITY_CACHE_SECONDS
-    price = window_price(start, end, hourly=rate.hourly_amount, daily_max=rate.daily_max_amount)
-    free = free_spots(
-        lot_id=lot_pk, vehicle_type=vehicle_type, start=start, end=end, now=now
-    ).count()
+    """(free spots, price, until when the answer holds), in one query."""
+    valid_until = now.timestamp() + settings.AVAILABILITY_CACHE_SECONDS
+    row = hot_sql.availability(
+        lot_pk=lot_pk, vehicle_type=vehicle_type, start=start, end=end, now=now
+    )
+    if row is None:  # no rate: the lot does not take this vehicle type
+        return 0, None, valid_until
+    hourly, daily_max, free, first_lapse = row
     # A hold counted as taken will lapse without a version bump; stop trusting
     # the answer at the earliest such moment.
-    first_lapse = (
-        Reservation.objects.filter(
-            lot_id=lot_pk,
-            vehicle_type=vehicle_type,
-            status=Status.PENDING_PAYMENT,
-            hold_expires_at__gt=now,
-        )
-        .filter(overlapping_q(start, end))
-        .aggregate(at=Min("hold_expires_at"))["at"]
-    )
-    valid_until = now.timestamp() + settings.AVAILABILITY_CACHE_SECONDS
     if first_lapse is not None:
         valid_until = min(valid_until, first_lapse.timestamp())
-    return free, price, valid_until
+    return free, window_price(start, end, hourly=hourly, daily_max=daily_max), valid_until
 
 
 def reservation_list_for_user(*, user, status: str | None = None) -> QuerySet[Reservation]:
