@@ -9,7 +9,7 @@ compare the two on the same data.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.db import connection
 from django.utils.dateparse import parse_datetime
@@ -82,3 +82,78 @@ def availability(
         return None
     hourly, daily_max, free, first_lapse = row
     return hourly, daily_max, free, _py_time(first_lapse)
+
+
+# Stand-in for "no booking on that side": far enough that any real gap is smaller.
+_HORIZON_DAYS = 400
+
+_NEIGHBOUR = f"""
+    FROM reservations_reservation x
+    WHERE x.spot_id = s.id AND x.status IN ({_BLOCKING})
+      AND NOT (x.status = {_PENDING} AND x.hold_expires_at <= %s)
+"""
+
+# Free spots for the window, best fit first (see allocation.best_fit_spots): the
+# smallest span between the previous booking's end and the next one's start.
+# Parameters: lot, type, end, start, now, [excluded ids…], then for the span
+# now, end, far end, now, start, far start.
+_PICK = """
+SELECT s.id, s.lot_id, s.public_id, s.label, s.vehicle_type, s.is_active
+FROM lots_spot s
+WHERE s.lot_id = %s AND s.vehicle_type = %s AND s.is_active
+  AND NOT EXISTS ({taken}) {exclude}
+ORDER BY {span}, s.label
+LIMIT 1 {lock}
+"""
+_NEXT_START = f"COALESCE((SELECT MIN(x.start) {_NEIGHBOUR} AND x.start >= %s), %s)"
+_PREVIOUS_END = (
+    f"COALESCE((SELECT MAX(x.occupied_until) {_NEIGHBOUR} AND x.occupied_until <= %s), %s)"
+)
+_SPAN = {
+    "postgresql": f"({_NEXT_START} - {_PREVIOUS_END})",
+    "sqlite": f"(julianday({_NEXT_START}) - julianday({_PREVIOUS_END}))",
+}
+SPOT_COLUMNS = ["id", "lot_id", "public_id", "label", "vehicle_type", "is_active"]
+
+
+def pick_spot(
+    *,
+    lot_pk: int,
+    vehicle_type: str,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    exclude: list[int],
+    wait: bool,
+) -> tuple | None:
+    """The best-fit free spot's row (SPOT_COLUMNS), locked on PostgreSQL: past
+    spots another booking is locking, or, with `wait`, waiting for them."""
+    horizon = timedelta(days=_HORIZON_DAYS)
+    s, e, n = _db_time(start), _db_time(end), _db_time(now)
+    vendor = connection.vendor
+    lock = ""
+    if connection.features.has_select_for_update:
+        lock = "FOR UPDATE" if wait else "FOR UPDATE SKIP LOCKED"
+    sql = _PICK.format(
+        taken=_TAKEN,
+        exclude=f"AND s.id NOT IN ({', '.join(['%s'] * len(exclude))})" if exclude else "",
+        span=_SPAN["postgresql" if vendor == "postgresql" else "sqlite"],
+        lock=lock,
+    )
+    params = [
+        lot_pk,
+        vehicle_type,
+        e,
+        s,
+        n,
+        *exclude,
+        n,
+        e,
+        _db_time(end + horizon),
+        n,
+        s,
+        _db_time(start - horizon),
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()

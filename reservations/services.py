@@ -44,6 +44,7 @@ from payments.services import (
     payment_prepare,
     payment_settle,
 )
+from reservations import hot_sql
 from reservations.allocation import best_fit_spots, overlapping_q
 from reservations.models import (
     BLOCKING_STATUSES,
@@ -90,18 +91,20 @@ def _fingerprint(**fields: object) -> str:
 
 
 def _replay(*, user: User, key: str, fingerprint: str) -> BookingResult | None:
+    # Nearly every key is new: look it up cheaply, load the booking only if not.
     record = (
-        IdempotencyKey.objects.select_related("reservation__lot", "reservation__spot")
-        .filter(user=user, key=key)
+        IdempotencyKey.objects.filter(user=user, key=key)
+        .values_list("fingerprint", "reservation_id")
         .first()
     )
     if record is None:
         return None
-    if record.fingerprint != fingerprint:
+    if record[0] != fingerprint:
         raise IdempotencyKeyReused(
             "This Idempotency-Key was already used with a different request.",
         )
-    return BookingResult(reservation=record.reservation, created=False)
+    reservation = Reservation.objects.select_related("lot", "spot").get(pk=record[1])
+    return BookingResult(reservation=reservation, created=False)
 
 
 def reservation_create(
@@ -203,18 +206,22 @@ def _allocate(
 ) -> Reservation:
     tried: list[int] = []
     for _ in range(MAX_SPOT_ATTEMPTS):
-        candidates = best_fit_spots(
-            lot_id=lot.pk, vehicle_type=vehicle_type, start=start, end=end, now=now, exclude=tried
-        )
+        pick = {
+            "lot_pk": lot.pk,
+            "vehicle_type": vehicle_type,
+            "start": start,
+            "end": end,
+            "now": now,
+            "exclude": tried,
+        }
         try:
             with transaction.atomic():
                 # Move past spots another booking is taking; only when every free
                 # spot is being taken, wait for one of them to know the outcome.
-                spot = candidates.select_for_update(skip_locked=True).first()
-                if spot is None:
-                    spot = candidates.select_for_update().first()
-                if spot is None:
+                row = hot_sql.pick_spot(**pick, wait=False) or hot_sql.pick_spot(**pick, wait=True)
+                if row is None:
                     break
+                spot = Spot.from_db("default", hot_sql.SPOT_COLUMNS, row)
                 tried.append(spot.pk)
                 # Our snapshot may predate a booking committed while we waited
                 # for the lock: look again now that the spot is ours.
@@ -565,7 +572,10 @@ def payment_reference(reservation: Reservation) -> str:
 
 def reservation_payment_prepare(*, reservation: Reservation) -> Payment | None:
     """What a client needs to pay for a pending reservation (a SetupIntent's
-    client secret); None once there is nothing left to pay."""
+    client secret); None once there is nothing left to pay, or when payments
+    are not configured."""
+    if not settings.STRIPE_SECRET_KEY:
+        return None
     if reservation.status != Status.PENDING_PAYMENT:
         return payment_for(reference=payment_reference(reservation))
     return payment_prepare(
@@ -758,8 +768,10 @@ def spot_take_out_of_service(
     now = now or timezone.now()
     with transaction.atomic():
         # The spot's lock keeps new bookings off it while we work (allocation
-        # locks a spot before it books it).
-        spot = Spot.objects.select_for_update().filter(pk=spot_id).first()
+        # locks a spot before it books it). Unordered and of the spot alone:
+        # Spot's default ordering joins the lot, whose row would be locked too
+        # and deadlock with bookings bumping its availability version.
+        spot = Spot.objects.select_for_update(of=("self",)).filter(pk=spot_id).order_by().first()
         if spot is None:
             raise NotFound("There is no such spot.", code="spot_not_found")
         if not spot.is_active:

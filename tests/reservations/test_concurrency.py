@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from config.errors import ApplicationError
 from lots.models import Spot
+from reservations import hot_sql
 from reservations.models import Reservation, Status
 from reservations.services import reservation_cancel, reservation_create
 from tests.factories import LotFactory, RateFactory, SpotFactory, UserFactory
@@ -170,15 +171,13 @@ def test_an_overlap_caught_only_by_the_constraint_is_a_409_not_a_500(monkeypatch
         reservation_create(user=user, lot_id=lot.slug, vehicle_type="car", start=start, end=end)
 
     # Break both checks: every spot looks free and the re-check sees nothing.
-    monkeypatch.setattr(
-        services,
-        "best_fit_spots",
-        lambda *, lot_id, vehicle_type, exclude, **_: (
-            Spot.objects.filter(lot_id=lot_id, vehicle_type=vehicle_type)
-            .exclude(pk__in=list(exclude))
-            .order_by("label")
-        ),
-    )
+    def any_spot(*, lot_pk, vehicle_type, exclude, **_):
+        spots = Spot.objects.filter(lot_id=lot_pk, vehicle_type=vehicle_type).exclude(
+            pk__in=list(exclude)
+        )
+        return spots.order_by("label").values_list(*hot_sql.SPOT_COLUMNS).first()
+
+    monkeypatch.setattr(services.hot_sql, "pick_spot", any_spot)
     monkeypatch.setattr(services, "_claim_window", lambda **_: False)
 
     with pytest.raises(ApplicationError) as exc:

@@ -1,5 +1,5 @@
-"""The hand-written availability SQL says what the ORM version says, on a lot
-full of bookings in every state, for many windows."""
+"""The hand-written SQL (availability, best-fit spot) says what the ORM version
+says, on a lot full of bookings in every state, for many windows."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from django.db.models import Min
 from django.utils import timezone
 
 from reservations import hot_sql
-from reservations.allocation import free_spots, overlapping_q
+from reservations.allocation import best_fit_spots, free_spots, overlapping_q
 from reservations.models import Reservation, Status
 from tests.factories import LotFactory, RateFactory, SpotFactory, UserFactory
 
@@ -61,6 +61,17 @@ def test_hand_written_availability_matches_the_orm():
             lot_pk=lot.pk, vehicle_type="car", start=start, end=end, now=now
         )
         assert (hourly, daily_max) == (300, 2000)
+        best = best_fit_spots(lot_id=lot.pk, vehicle_type="car", start=start, end=end, now=now)
+        picked = hot_sql.pick_spot(
+            lot_pk=lot.pk,
+            vehicle_type="car",
+            start=start,
+            end=end,
+            now=now,
+            exclude=[],
+            wait=False,
+        )
+        assert (picked[0] if picked else None) == (best[0].pk if best else None)
         assert (
             free
             == free_spots(lot_id=lot.pk, vehicle_type="car", start=start, end=end, now=now).count()
