@@ -1,16 +1,39 @@
-"""Staff admin for lots, their spots and their rates."""
+"""Staff admin for lots, their spots, rates and gates, scoped to the lots a user staffs.
+
+Lot staff (LotStaff) see and change only their lots and what belongs to them;
+superusers see everything. LotScopedAdminMixin enforces it in querysets (lists,
+searches, filters, autocompletes, actions), object permissions (another lot's
+object by URL is a 404) and foreign-key choices; reservations/admin.py and
+payments use it too.
+
+What needs reservations (taking a spot out of service, the occupancy view) is
+added to LotAdmin and SpotAdmin by reservations/admin.py: lots does not import
+reservations.
+"""
 
 from __future__ import annotations
 
 import zoneinfo
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin.models import ADDITION, LogEntry
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import Count, Q, QuerySet
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import NoReverseMatch, path, reverse
+from django.utils.decorators import method_decorator
+from django.utils.html import format_html_join
+from django.views.decorators.cache import never_cache
 
+from config.errors import ApplicationError
 from lots.constants import VehicleType
-from lots.models import Lot, Rate, Spot
+from lots.models import GateDevice, Lot, LotStaff, Rate, Spot
+from lots.selectors import lot_ids_for_staff
+from lots.services import MAX_SPOTS_PER_CALL, gate_create, gate_revoke, spots_add
 
 # ISO 4217 currencies whose minor unit is not a hundredth.
 _ZERO_DECIMAL = {"bif", "clp", "djf", "gnf", "isk", "jpy", "kmf", "krw", "pyg", "rwf", "ugx"}
@@ -18,16 +41,113 @@ _ZERO_DECIMAL |= {"vnd", "vuv", "xaf", "xof", "xpf"}
 _THREE_DECIMAL = {"bhd", "iqd", "jod", "kwd", "lyd", "omr", "tnd"}
 
 
+def currency_places(currency: str) -> int:
+    """Digits after the decimal point in the currency's major unit (2 for eur, 0 for jpy)."""
+    code = currency.lower()
+    return 0 if code in _ZERO_DECIMAL else 3 if code in _THREE_DECIMAL else 2
+
+
 def format_money(amount: int | None, currency: str) -> str:
     """`1250, "eur"` → `12.50 EUR`; `600, "jpy"` → `600 JPY` (the yen has no minor unit)."""
     if amount is None:
         return "—"
     code = currency.lower()
-    places = 0 if code in _ZERO_DECIMAL else 3 if code in _THREE_DECIMAL else 2
+    places = currency_places(code)
     if places == 0:
         return f"{amount:,} {code.upper()}"
     whole, minor = divmod(amount, 10**places)
     return f"{whole:,}.{minor:0{places}} {code.upper()}"
+
+
+# --- scoping ------------------------------------------------------------------------------
+
+
+def staff_lot_ids(request: HttpRequest) -> frozenset[int] | None:
+    """The lots this request's user may see in the admin; None means every lot
+    (an active superuser). Asked once per request."""
+    user = request.user
+    if user.is_active and user.is_superuser:
+        return None
+    if not hasattr(request, "_staff_lot_ids"):
+        request._staff_lot_ids = lot_ids_for_staff(user)
+    return request._staff_lot_ids
+
+
+class LotScopedAdminMixin:
+    """Only what belongs to the user's lots, for everyone but superusers.
+
+    `lot_lookup` is the path from the model to its lot's id. Models that reach
+    their lot in another way override `scope_queryset`.
+    """
+
+    lot_lookup = "lot_id"
+
+    def scope_queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        lot_ids = staff_lot_ids(request)
+        if lot_ids is None:
+            return queryset
+        return queryset.filter(**{f"{self.lot_lookup}__in": lot_ids})
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return self.scope_queryset(request, super().get_queryset(request))
+
+    def in_scope(self, request: HttpRequest, obj) -> bool:
+        if obj is None or staff_lot_ids(request) is None:
+            return True
+        if obj.pk is None:
+            return False
+        checked = request.__dict__.setdefault("_lot_scope_checked", {})
+        key = (self.model._meta.label, obj.pk)
+        if key not in checked:
+            rows = self.model._default_manager.filter(pk=obj.pk)
+            checked[key] = self.scope_queryset(request, rows).exists()
+        return checked[key]
+
+    def get_object(self, request: HttpRequest, object_id, from_field=None):
+        obj = super().get_object(request, object_id, from_field)
+        if obj is None and staff_lot_ids(request) is not None:
+            # Another lot's object and a missing one get the same answer.
+            raise Http404("Not found.")
+        return obj
+
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+        return super().has_view_permission(request, obj) and self.in_scope(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return super().has_change_permission(request, obj) and self.in_scope(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return super().has_delete_permission(request, obj) and self.in_scope(request, obj)
+
+    def formfield_for_foreignkey(self, db_field, request: HttpRequest, **kwargs):
+        lot_ids = staff_lot_ids(request)
+        if lot_ids is not None and "queryset" not in kwargs:
+            if db_field.related_model is Lot:
+                kwargs["queryset"] = Lot.objects.filter(pk__in=lot_ids)
+            elif db_field.related_model is Spot:
+                kwargs["queryset"] = Spot.objects.filter(lot_id__in=lot_ids)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+def scoped_object_or_404(model_admin, request: HttpRequest, object_id: str):
+    """The object for a custom admin view, by the same rules as the change page."""
+    obj = model_admin.get_object(request, unquote(object_id))
+    if obj is None:
+        raise Http404("Not found.")
+    if not model_admin.has_view_permission(request, obj):
+        raise PermissionDenied
+    return obj
+
+
+def log_additions(request: HttpRequest, objects: list, message: str) -> None:
+    """Admin log entries for objects a service created in bulk."""
+    if objects:
+        LogEntry.objects.log_actions(
+            user_id=request.user.pk, queryset=objects, action_flag=ADDITION, change_message=message
+        )
+
+
+# --- lots ---------------------------------------------------------------------------------
 
 
 def _spot_count_annotations() -> dict[str, Count]:
@@ -69,15 +189,60 @@ class RateInline(admin.TabularInline):
     fields = ("vehicle_type", "hourly_amount", "daily_max_amount")
 
 
+class LotStaffInline(admin.TabularInline):
+    """Who runs the lot. Only users with permissions on LotStaff (superusers)
+    see it: staff do not choose their own colleagues."""
+
+    model = LotStaff
+    extra = 0
+    fields = ("user", "role", "created_at")
+    readonly_fields = ("created_at",)
+    verbose_name_plural = "Staff of this lot"
+
+    def formfield_for_foreignkey(self, db_field, request: HttpRequest, **kwargs):
+        if db_field.name == "user":
+            model = db_field.related_model
+            kwargs["queryset"] = model._default_manager.filter(is_staff=True).order_by("email")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+class AddSpotsForm(forms.Form):
+    vehicle_type = forms.ChoiceField(choices=VehicleType.choices)
+    count = forms.IntegerField(
+        min_value=1, max_value=MAX_SPOTS_PER_CALL, help_text="How many spots to add."
+    )
+    prefix = forms.CharField(
+        max_length=10,
+        help_text="Labels are PREFIX-NNN, numbered on from the highest label with this "
+        "prefix (e.g. C-041, C-042…).",
+    )
+
+
+_DEFAULT_PREFIX = {VehicleType.MOTORCYCLE: "M", VehicleType.CAR: "C", VehicleType.VAN: "V"}
+
+
 @admin.register(Lot)
-class LotAdmin(admin.ModelAdmin):
+class LotAdmin(LotScopedAdminMixin, admin.ModelAdmin):
+    lot_lookup = "pk"
     form = LotAdminForm
-    list_display = ("name", "slug", "city", "timezone", "currency", "is_active", "spot_counts")
+    # Explicit: the spot-count annotation groups rows, which drops Meta.ordering
+    # (and an unordered autocomplete cannot be paginated).
+    ordering = ("name", "pk")
+    list_display = (
+        "name",
+        "slug",
+        "city",
+        "timezone",
+        "currency",
+        "is_active",
+        "spot_counts",
+        "tools",
+    )
     list_filter = ("city", "currency", "is_active")
     search_fields = ("name", "slug", "city")
     prepopulated_fields = {"slug": ("name",)}
     readonly_fields = ("spot_counts", "availability_version", "created_at")
-    inlines = [RateInline]
+    inlines = [RateInline, LotStaffInline]
     fieldsets = [
         (None, {"fields": ("name", "slug", "is_active")}),
         ("Where", {"fields": ("address", "city", "latitude", "longitude", "timezone")}),
@@ -89,6 +254,56 @@ class LotAdmin(admin.ModelAdmin):
         # The counts come with the lots in one query: no query per row.
         return super().get_queryset(request).annotate(**_spot_count_annotations())
 
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # Opening a lot is an operator's decision; staff run the lots they have.
+        return super().has_add_permission(request) and staff_lot_ids(request) is None
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Lot | None = None):
+        fields = tuple(super().get_readonly_fields(request, obj))
+        if obj is not None and staff_lot_ids(request) is not None:
+            # The lot's public id and the currency its prices are in are the
+            # operator's: changing them breaks links and every price.
+            fields += ("slug", "currency")
+        return fields
+
+    def get_prepopulated_fields(self, request: HttpRequest, obj: Lot | None = None):
+        if "slug" in self.get_readonly_fields(request, obj):
+            return {}
+        return super().get_prepopulated_fields(request, obj)
+
+    def get_urls(self):
+        own = [
+            path(
+                "<path:object_id>/add-spots/",
+                self.admin_site.admin_view(self.add_spots_view),
+                name="lots_lot_add_spots",
+            ),
+        ]
+        return own + super().get_urls()
+
+    # Links to what staff do with a lot, on its row and its page.
+    def lot_links(self, request: HttpRequest | None, lot: Lot) -> list[tuple[str, str]]:
+        links = [
+            (reverse("admin:lots_spot_changelist") + f"?lot__id__exact={lot.pk}", "Spots"),
+            (reverse("admin:lots_lot_add_spots", args=[lot.pk]), "Add spots"),
+            (reverse("admin:lots_gatedevice_changelist") + f"?lot__id__exact={lot.pk}", "Gates"),
+        ]
+        return links
+
+    @admin.display(description="Run the lot")
+    def tools(self, lot: Lot) -> str:
+        try:
+            links = self.lot_links(None, lot)
+        except NoReverseMatch:  # pragma: no cover (an admin site without the views)
+            return "—"
+        return format_html_join(" · ", '<a href="{}">{}</a>', links)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        lot = self.get_object(request, unquote(object_id))
+        if lot is not None:
+            extra_context = {**(extra_context or {}), "lot_links": self.lot_links(request, lot)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
     @admin.display(description="Active spots (moto / car / van)")
     def spot_counts(self, lot: Lot) -> str:
         if lot.pk is None:
@@ -99,23 +314,94 @@ class LotAdmin(admin.ModelAdmin):
                 setattr(lot, name, value)
         return " / ".join(str(getattr(lot, f"spots_{vt}")) for vt in VehicleType.values)
 
+    def add_spots_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        lot = scoped_object_or_404(self, request, object_id)
+        spot_admin = self.admin_site.get_model_admin(Spot)
+        if not spot_admin.has_add_permission(request):
+            raise PermissionDenied
+        vehicle_type = request.GET.get("vehicle_type", VehicleType.CAR)
+        form = AddSpotsForm(
+            request.POST or None,
+            initial={
+                "vehicle_type": vehicle_type,
+                "count": 10,
+                "prefix": _DEFAULT_PREFIX.get(vehicle_type, "S"),
+            },
+        )
+        if request.method == "POST" and form.is_valid():
+            try:
+                spots = spots_add(lot=lot, **form.cleaned_data)
+            except ApplicationError as exc:
+                form.add_error(exc.field if exc.field in form.fields else None, exc.detail)
+            else:
+                kind = VehicleType(form.cleaned_data["vehicle_type"]).label.lower()
+                message = (
+                    f"Added {len(spots)} {kind} spot{'s' if len(spots) != 1 else ''}: "
+                    f"{spots[0].label} to {spots[-1].label}."
+                )
+                self.log_change(request, lot, message)
+                log_additions(request, spots, f"Added with {len(spots) - 1} others to {lot}.")
+                self.message_user(request, message, messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:lots_lot_change", args=[lot.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Add spots to {lot}",
+            "subtitle": None,
+            "opts": self.model._meta,
+            "original": lot,
+            "lot": lot,
+            "form": form,
+            "spot_counts": self.spot_counts(lot),
+            "has_view_permission": True,
+        }
+        return TemplateResponse(request, "admin/lots/lot/add_spots.html", context)
+
+
+# --- spots --------------------------------------------------------------------------------
+
 
 @admin.register(Spot)
-class SpotAdmin(admin.ModelAdmin):
+class SpotAdmin(LotScopedAdminMixin, admin.ModelAdmin):
     list_display = ("label", "lot", "vehicle_type", "is_active")
-    list_filter = ("vehicle_type", "is_active", "lot")
+    list_filter = ("vehicle_type", "is_active", ("lot", admin.RelatedOnlyFieldListFilter))
     search_fields = ("label", "public_id")
     list_select_related = ("lot",)
-    list_editable = ("is_active",)
     readonly_fields = ("public_id",)
     autocomplete_fields = ("lot",)
     fields = ("lot", "label", "vehicle_type", "is_active", "public_id")
+    actions = ["return_to_service"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Spot | None = None):
+        fields = tuple(super().get_readonly_fields(request, obj))
+        if obj is not None:
+            # A spot's reservations are for its lot and its vehicle type, and
+            # taking it out of service must deal with them (the actions do): so
+            # these three change only through the actions, never by typing.
+            fields += ("lot", "vehicle_type", "is_active")
+        return fields
+
+    @admin.action(description="Put selected spots back in service", permissions=["change"])
+    def return_to_service(self, request: HttpRequest, queryset: QuerySet[Spot]) -> None:
+        back = []
+        for spot in queryset.filter(is_active=False).order_by("lot", "label"):
+            with transaction.atomic():
+                spot.is_active = True
+                spot.save(update_fields=["is_active"])  # the signal bumps availability
+            self.log_change(request, spot, "Put back in service.")
+            back.append(spot.label)
+        if back:
+            self.message_user(request, f"Back in service: {', '.join(back)}.", messages.SUCCESS)
+        else:
+            self.message_user(request, "Those spots were in service already.", messages.WARNING)
+
+
+# --- rates --------------------------------------------------------------------------------
 
 
 @admin.register(Rate)
-class RateAdmin(admin.ModelAdmin):
+class RateAdmin(LotScopedAdminMixin, admin.ModelAdmin):
     list_display = ("lot", "vehicle_type", "hourly", "daily_max")
-    list_filter = ("vehicle_type", "lot__currency", "lot")
+    list_filter = ("vehicle_type", "lot__currency", ("lot", admin.RelatedOnlyFieldListFilter))
     search_fields = ("lot__name", "lot__slug")
     list_select_related = ("lot",)
     autocomplete_fields = ("lot",)
@@ -128,3 +414,133 @@ class RateAdmin(admin.ModelAdmin):
     @admin.display(description="Daily maximum", ordering="daily_max_amount")
     def daily_max(self, rate: Rate) -> str:
         return format_money(rate.daily_max_amount, rate.lot.currency)
+
+
+# --- gates --------------------------------------------------------------------------------
+
+
+class GateCreateForm(forms.Form):
+    lot = forms.ModelChoiceField(queryset=Lot.objects.none())
+    name = forms.CharField(max_length=80, help_text="e.g. North entrance.")
+
+    def __init__(self, *args, lots: QuerySet[Lot], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["lot"].queryset = lots
+        if len(lots) == 1:
+            self.fields["lot"].initial = lots[0].pk
+
+
+@admin.register(GateDevice)
+class GateDeviceAdmin(LotScopedAdminMixin, admin.ModelAdmin):
+    """A gate's key is made by gate_create and shown once, on the page that
+    answers the add form; only its prefix is kept readable. Revoking stops it."""
+
+    list_display = ("name", "lot", "key", "is_active", "created_at", "last_seen_at", "revoked_at")
+    list_filter = ("is_active", ("lot", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("name", "key_prefix")
+    list_select_related = ("lot",)
+    fields = ("lot", "name", "key", "is_active", "created_at", "last_seen_at", "revoked_at")
+    readonly_fields = fields
+    actions = ["revoke_gates"]
+
+    @admin.display(description="Key", ordering="key_prefix")
+    def key(self, gate: GateDevice) -> str:
+        return f"{gate.key_prefix}…"
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        # A revoked gate stays listed, with when it was revoked.
+        return False
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return self.has_change_permission(request)
+
+    def get_urls(self):
+        own = [
+            path(
+                "<path:object_id>/revoke/",
+                self.admin_site.admin_view(self.revoke_view),
+                name="lots_gatedevice_revoke",
+            ),
+        ]
+        return own + super().get_urls()
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        gate = self.get_object(request, unquote(object_id))
+        extra_context = {
+            **(extra_context or {}),
+            "show_save": False,
+            "show_save_and_continue": False,
+            "show_save_and_add_another": False,
+            "can_revoke": gate is not None
+            and gate.is_active
+            and self.has_change_permission(request, gate),
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    @method_decorator(never_cache)
+    def add_view(self, request: HttpRequest, form_url="", extra_context=None) -> HttpResponse:
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        lots = self.formfield_for_foreignkey(GateDevice._meta.get_field("lot"), request).queryset
+        form = GateCreateForm(request.POST or None, lots=lots)
+        if request.method == "POST" and form.is_valid():
+            try:
+                gate, raw_key = gate_create(
+                    lot=form.cleaned_data["lot"], name=form.cleaned_data["name"]
+                )
+            except ApplicationError as exc:
+                form.add_error(
+                    "name" if exc.code in ("gate_exists", "invalid_name") else None, exc.detail
+                )
+            else:
+                self.log_addition(request, gate, "Created; its key was shown once.")
+                context = {
+                    **self.admin_site.each_context(request),
+                    "title": f"Gate {gate.name} created",
+                    "opts": self.model._meta,
+                    "gate": gate,
+                    "raw_key": raw_key,
+                    "has_view_permission": True,
+                }
+                response = TemplateResponse(request, "admin/lots/gatedevice/key_once.html", context)
+                return response
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Add gate device",
+            "opts": self.model._meta,
+            "form": form,
+            "has_view_permission": self.has_view_permission(request),
+        }
+        return TemplateResponse(request, "admin/lots/gatedevice/add.html", context)
+
+    @admin.action(description="Revoke the keys of selected gates", permissions=["revoke"])
+    def revoke_gates(self, request: HttpRequest, queryset: QuerySet[GateDevice]) -> None:
+        revoked = []
+        for gate in queryset.filter(is_active=True).order_by("pk"):
+            gate_revoke(gate_id=gate.pk)
+            self.log_change(request, gate, "Revoked its key.")
+            revoked.append(gate.name)
+        if revoked:
+            self.message_user(
+                request,
+                f"Revoked: {', '.join(revoked)}. Their keys no longer work.",
+                messages.SUCCESS,
+            )
+        else:
+            self.message_user(request, "Those gates were revoked already.", messages.WARNING)
+
+    def revoke_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        gate = scoped_object_or_404(self, request, object_id)
+        if not self.has_change_permission(request, gate):
+            raise PermissionDenied
+        if request.method != "POST":
+            return HttpResponseRedirect(reverse("admin:lots_gatedevice_change", args=[gate.pk]))
+        if gate.is_active:
+            gate_revoke(gate_id=gate.pk)
+            self.log_change(request, gate, "Revoked its key.")
+            self.message_user(
+                request, f"Gate {gate.name} revoked: its key no longer works.", messages.SUCCESS
+            )
+        else:
+            self.message_user(request, f"Gate {gate.name} was revoked already.", messages.WARNING)
+        return HttpResponseRedirect(reverse("admin:lots_gatedevice_change", args=[gate.pk]))

@@ -9,6 +9,7 @@ from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 
+from lots.models import LotStaff
 from parking.models import ApiToken, User, Vehicle, normalize_plate
 
 admin.site.site_header = "ParkSpot administration"
@@ -74,6 +75,18 @@ class VehicleInline(admin.TabularInline):
     readonly_fields = ("created_at",)
 
 
+class LotMembershipInline(admin.TabularInline):
+    """The lots a staff user runs: in the admin they see only these (superusers
+    see every lot). Needs permissions on lot staff, which lot staff lack."""
+
+    model = LotStaff
+    extra = 0
+    fields = ("lot", "role", "created_at")
+    readonly_fields = ("created_at",)
+    verbose_name = "lot staffed"
+    verbose_name_plural = "Lots staffed (what this user sees in the admin)"
+
+
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
     form = EmailUserChangeForm
@@ -83,7 +96,7 @@ class UserAdmin(DjangoUserAdmin):
     search_fields = ("email", "full_name")
     ordering = ("email",)
     readonly_fields = ("last_login", "date_joined")
-    inlines = [VehicleInline]
+    inlines = [VehicleInline, LotMembershipInline]
     fieldsets = (
         (None, {"fields": ("email", "password")}),
         ("Personal info", {"fields": ("full_name",)}),
@@ -112,8 +125,13 @@ class UserAdmin(DjangoUserAdmin):
     )
 
     def get_inlines(self, request: HttpRequest, obj: User | None):
-        # The add page asks only for e-mail and password; vehicles come after.
-        return self.inlines if obj is not None else []
+        # The add page asks only for e-mail and password; vehicles come after,
+        # and the lots they staff for staff users.
+        if obj is None:
+            return []
+        if obj.is_staff:
+            return self.inlines
+        return [inline for inline in self.inlines if inline is not LotMembershipInline]
 
 
 @admin.register(Vehicle)

@@ -28,6 +28,9 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(Payment)
 class PaymentAdmin(ReadOnlyAdmin):
+    """Payments know nothing of lots; reservations/admin.py registers a subclass
+    that shows lot staff only the payments of their lots' reservations."""
+
     list_display = [
         "reference_link",
         "kind",

@@ -1,20 +1,78 @@
-"""Staff admin for reservations: read-only records, changed only through services.
+"""Staff admin for reservations, and what lots and payments need of them.
 
 A reservation's status, money and times move only along the state machine in
-reservations/services.py, so the admin shows them and offers the one staff
-transition (cancel) as an action that calls the service.
+reservations/services.py, so the admin shows them read-only and offers the
+staff transitions as actions that call the services and say what happened:
+cancel (the payment is settled by the cancellation policy), mark arrived, mark
+left, refund part. Each leaves a reservation event naming the staff member and
+an entry in Django's admin log.
+
+This module also extends the lots and payments admins with what needs
+reservations (lots and payments do not import reservations): the occupancy
+view of a lot, taking a spot out of service, and payments scoped to the lots
+a staff member runs.
 """
 
 from __future__ import annotations
 
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from django import forms
 from django.contrib import admin, messages
-from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.admin.utils import unquote
+from django.db.models import (
+    CharField,
+    Count,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+)
+from django.db.models.functions import Coalesce, Concat
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
 
 from config.errors import ApplicationError
-from lots.admin import format_money
-from reservations.models import Actor, IdempotencyKey, Reservation, ReservationEvent
-from reservations.services import reservation_cancel
+from lots import admin as lots_admin
+from lots.admin import (
+    LotScopedAdminMixin,
+    currency_places,
+    format_money,
+    scoped_object_or_404,
+    staff_lot_ids,
+)
+from lots.models import Lot, Spot
+from parking.models import normalize_plate
+from payments import admin as payments_admin
+from payments.models import Payment
+from reservations.models import (
+    BLOCKING_STATUSES,
+    Actor,
+    IdempotencyKey,
+    Reservation,
+    ReservationEvent,
+    Status,
+    normalize_code,
+)
+from reservations.occupancy import local_today, lot_occupancy, occupancy_svg
+from reservations.services import (
+    payment_reference,
+    reservation_arrive,
+    reservation_cancel,
+    reservation_depart,
+    reservation_refund,
+    spot_take_out_of_service,
+)
+
+PAYMENT_PREFIX = "reservation:"
 
 
 class ReadOnlyAdminMixin:
@@ -30,33 +88,151 @@ class ReadOnlyAdminMixin:
         return False
 
 
+def local_time(moment: datetime | None, lot: Lot, *, with_zone: bool = True) -> str:
+    """A moment on the lot's wall clock: `2026-03-04 11:00 CET`."""
+    if moment is None:
+        return "—"
+    local = moment.astimezone(lot.tz)
+    return f"{local:%Y-%m-%d %H:%M} {local:%Z}" if with_zone else f"{local:%Y-%m-%d %H:%M}"
+
+
+def booking_payments(reservation: Reservation) -> list[Payment]:
+    return list(
+        Payment.objects.filter(reference=payment_reference(reservation)).order_by("kind", "pk")
+    )
+
+
+def payment_summary(payments: list[Payment]) -> str:
+    """`Booking: captured 5.00 EUR, refunded 1.00 EUR (captured)`."""
+    if not payments:
+        return "No payment was made."
+    parts = []
+    for p in payments:
+        figures = [f"authorised {format_money(p.amount_authorised, p.currency)}"]
+        if p.amount_captured:
+            figures.append(f"captured {format_money(p.amount_captured, p.currency)}")
+        if p.amount_refunded:
+            figures.append(f"refunded {format_money(p.amount_refunded, p.currency)}")
+        pending = f"; {p.operation} under way" if p.operation else ""
+        parts.append(
+            f"{p.get_kind_display()}: {', '.join(figures)} "
+            f"({p.get_status_display().lower()}{pending})"
+        )
+    return " · ".join(parts)
+
+
+# --- reservations -------------------------------------------------------------------------
+
+
 class ReservationEventInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = ReservationEvent
     extra = 0
-    fields = ("at", "from_status", "to_status", "actor", "actor_user", "data")
+    fields = ("at_local", "from_status", "to_status", "actor", "who", "data")
     readonly_fields = fields
     ordering = ("at", "id")
     verbose_name = "event"
     verbose_name_plural = "Audit trail"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ReservationEvent]:
-        return super().get_queryset(request).select_related("actor_user")
+        return super().get_queryset(request).select_related("actor_user", "reservation__lot")
+
+    @admin.display(description="When (lot time)")
+    def at_local(self, event: ReservationEvent) -> str:
+        return local_time(event.at, event.reservation.lot)
+
+    @admin.display(description="Who")
+    def who(self, event: ReservationEvent) -> str:
+        return event.actor_user.email if event.actor_user else "—"
+
+
+class StartDayFilter(admin.SimpleListFilter):
+    """Reservations starting on a day of each lot's own calendar."""
+
+    title = "starting (lot time)"
+    parameter_name = "starting"
+    _OFFSETS = {"yesterday": (-1, 1), "today": (0, 1), "tomorrow": (1, 1), "next7": (0, 7)}
+
+    def lookups(self, request, model_admin):
+        return [
+            ("yesterday", "Yesterday"),
+            ("today", "Today"),
+            ("tomorrow", "Tomorrow"),
+            ("next7", "Next 7 days"),
+        ]
+
+    def queryset(self, request, queryset):
+        if self.value() not in self._OFFSETS:
+            return queryset
+        first, days = self._OFFSETS[self.value()]
+        lots = Lot.objects.all()
+        lot_ids = staff_lot_ids(request)
+        if lot_ids is not None:
+            lots = lots.filter(pk__in=lot_ids)
+        now = timezone.now()
+        condition = Q(pk__in=[])
+        for tz_name in lots.values_list("timezone", flat=True).distinct():
+            tz = ZoneInfo(tz_name)
+            today = now.astimezone(tz).date()
+            start_day = today + timedelta(days=first)
+            start = datetime.combine(start_day, datetime.min.time(), tzinfo=tz)
+            end = datetime.combine(start_day + timedelta(days=days), datetime.min.time(), tzinfo=tz)
+            condition |= Q(lot__timezone=tz_name, start__gte=start, start__lt=end)
+        return queryset.filter(condition)
+
+
+class RefundForm(forms.Form):
+    amount = forms.DecimalField(min_value=Decimal(0), help_text="In the lot's currency.")
+    reason = forms.CharField(
+        max_length=200, required=False, help_text="For the audit trail (optional)."
+    )
+
+    def __init__(self, *args, currency: str, refundable: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.currency = currency
+        self.places = currency_places(currency)
+        self.refundable = refundable
+        self.fields["amount"].decimal_places = self.places
+        self.fields["amount"].widget.attrs["step"] = str(Decimal(1).scaleb(-self.places))
+        self.fields[
+            "amount"
+        ].help_text = f"In {currency.upper()}; at most {format_money(refundable, currency)}."
+
+    def clean_amount(self) -> int:
+        amount = self.cleaned_data["amount"]
+        if amount.as_tuple().exponent < -self.places:
+            raise forms.ValidationError(
+                f"{self.currency.upper()} has {self.places} decimal places."
+            )
+        minor = int(amount.scaleb(self.places))
+        if minor <= 0:
+            raise forms.ValidationError("Refund more than nothing.")
+        if minor > self.refundable:
+            raise forms.ValidationError(
+                f"At most {format_money(self.refundable, self.currency)} can be refunded."
+            )
+        return minor
 
 
 @admin.register(Reservation)
-class ReservationAdmin(admin.ModelAdmin):
+class ReservationAdmin(LotScopedAdminMixin, admin.ModelAdmin):
     list_display = (
         "code",
         "lot",
         "spot_label",
         "vehicle_type",
+        "vehicle_plate",
         "status",
-        "start",
-        "end",
+        "start_local",
+        "end_local",
         "price",
-        "created_at",
+        "driver",
     )
-    list_filter = ("status", "lot", "vehicle_type")
+    list_filter = (
+        "status",
+        StartDayFilter,
+        ("lot", admin.RelatedOnlyFieldListFilter),
+        "vehicle_type",
+    )
     date_hierarchy = "start"
     search_fields = ("code", "vehicle_plate", "user__email")
     search_help_text = "Code, number plate or driver's e-mail."
@@ -65,45 +241,57 @@ class ReservationAdmin(admin.ModelAdmin):
     show_full_result_count = False
     ordering = ("-start",)
     inlines = [ReservationEventInline]
-    actions = ["cancel_reservations"]
+    actions = [
+        "cancel_reservations",
+        "mark_arrived",
+        "mark_left",
+        "refund_part",
+    ]
     fieldsets = [
-        (None, {"fields": ("code", "status", "user", "vehicle_type", "vehicle_plate")}),
+        (None, {"fields": ("code", "status", "driver", "vehicle_type", "vehicle_plate")}),
         ("Where", {"fields": ("lot", "spot")}),
         (
-            "When (UTC)",
+            "When (in the lot's time zone)",
             {
                 "fields": (
-                    "start",
-                    "end",
                     "local_window",
-                    "occupied_until",
-                    "hold_expires_at",
-                    "arrived_at",
-                    "departed_at",
+                    "start_local",
+                    "end_local",
+                    "occupied_until_local",
+                    "hold_expires_local",
+                    "arrived_local",
+                    "departed_local",
                 )
             },
         ),
-        ("Money", {"fields": ("price",)}),
-        ("Record", {"fields": ("created_at", "updated_at")}),
+        (
+            "Money",
+            {"fields": ("price", "no_show_charge", "owed", "overstay", "payments")},
+        ),
+        ("Record", {"fields": ("created_local", "updated_local")}),
     ]
     readonly_fields = (
         "code",
         "status",
-        "user",
+        "driver",
         "vehicle_type",
         "vehicle_plate",
         "lot",
         "spot",
-        "start",
-        "end",
         "local_window",
-        "occupied_until",
-        "hold_expires_at",
-        "arrived_at",
-        "departed_at",
+        "start_local",
+        "end_local",
+        "occupied_until_local",
+        "hold_expires_local",
+        "arrived_local",
+        "departed_local",
         "price",
-        "created_at",
-        "updated_at",
+        "no_show_charge",
+        "owed",
+        "overstay",
+        "payments",
+        "created_local",
+        "updated_local",
     )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -114,54 +302,281 @@ class ReservationAdmin(admin.ModelAdmin):
         # Deleting would erase the audit trail; cancel instead.
         return False
 
+    def get_search_results(self, request, queryset, search_term):
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        term = search_term.strip()
+        if term:
+            # However the code or plate is typed: "r7k29qxm", "AB-123 CD".
+            exact = Q(code=normalize_code(term))
+            plate = normalize_plate(term)
+            if plate:
+                exact |= Q(vehicle_plate=plate)
+            results = results | queryset.filter(exact)
+        return results, may_have_duplicates
+
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        # Every field is read-only: no save buttons that would do nothing.
+        # Every field is read-only: no save buttons that would do nothing. The
+        # staff transitions are buttons that run the actions on this one row.
+        reservation = self.get_object(request, unquote(object_id))
         extra_context = {
             **(extra_context or {}),
             "show_save": False,
             "show_save_and_continue": False,
             "show_save_and_add_another": False,
+            "reservation_actions": self._actions_for(request, reservation),
+            "changelist_url": reverse("admin:reservations_reservation_changelist"),
         }
         return super().change_view(request, object_id, form_url, extra_context)
+
+    def _actions_for(self, request: HttpRequest, reservation: Reservation | None) -> list:
+        if reservation is None or not self.has_change_permission(request, reservation):
+            return []
+        offered = []
+        if reservation.status in (Status.PENDING_PAYMENT, Status.CONFIRMED):
+            offered.append(("cancel_reservations", "Cancel"))
+        if reservation.status == Status.CONFIRMED:
+            offered.append(("mark_arrived", "Mark arrived now"))
+        if reservation.status == Status.PARKED:
+            offered.append(("mark_left", "Mark left now"))
+        if any(
+            p.kind == Payment.Kind.BOOKING and p.amount_net > 0
+            for p in booking_payments(reservation)
+        ):
+            offered.append(("refund_part", "Refund…"))
+        return offered
+
+    # --- columns and fields ---
 
     @admin.display(description="Spot", ordering="spot__label")
     def spot_label(self, reservation: Reservation) -> str:
         return reservation.spot.label
 
+    @admin.display(description="Driver", ordering="user__email")
+    def driver(self, reservation: Reservation) -> str:
+        return reservation.user.email
+
     @admin.display(description="Price", ordering="price_amount")
     def price(self, reservation: Reservation) -> str:
         return format_money(reservation.price_amount, reservation.currency)
 
+    @admin.display(description="No-show charge")
+    def no_show_charge(self, reservation: Reservation) -> str:
+        return format_money(reservation.no_show_amount, reservation.currency)
+
+    @admin.display(description="Owed in the end")
+    def owed(self, reservation: Reservation) -> str:
+        if reservation.amount_due is None:
+            return "Not settled yet"
+        settled = getattr(reservation, "settled_at", None)
+        state = "settled" if settled else "settlement pending"
+        return f"{format_money(reservation.amount_due, reservation.currency)} ({state})"
+
+    @admin.display(description="Overstay")
+    def overstay(self, reservation: Reservation) -> str:
+        return format_money(getattr(reservation, "overstay_amount", 0), reservation.currency)
+
+    @admin.display(description="Payments")
+    def payments(self, reservation: Reservation) -> str:
+        found = booking_payments(reservation)
+        url = reverse("admin:payments_payment_changelist")
+        return format_html(
+            '{} <a href="{}?q={}">Open</a>',
+            payment_summary(found),
+            url,
+            payment_reference(reservation),
+        )
+
+    @admin.display(description="Start", ordering="start")
+    def start_local(self, reservation: Reservation) -> str:
+        return local_time(reservation.start, reservation.lot)
+
+    @admin.display(description="End", ordering="end")
+    def end_local(self, reservation: Reservation) -> str:
+        return local_time(reservation.end, reservation.lot)
+
+    @admin.display(description="Spot held until")
+    def occupied_until_local(self, reservation: Reservation) -> str:
+        return local_time(reservation.occupied_until, reservation.lot)
+
+    @admin.display(description="Unpaid hold expires")
+    def hold_expires_local(self, reservation: Reservation) -> str:
+        return local_time(reservation.hold_expires_at, reservation.lot)
+
+    @admin.display(description="Arrived")
+    def arrived_local(self, reservation: Reservation) -> str:
+        return local_time(reservation.arrived_at, reservation.lot)
+
+    @admin.display(description="Left")
+    def departed_local(self, reservation: Reservation) -> str:
+        return local_time(reservation.departed_at, reservation.lot)
+
+    @admin.display(description="Booked")
+    def created_local(self, reservation: Reservation) -> str:
+        return local_time(reservation.created_at, reservation.lot)
+
+    @admin.display(description="Last changed")
+    def updated_local(self, reservation: Reservation) -> str:
+        return local_time(reservation.updated_at, reservation.lot)
+
     @admin.display(description="Window in the lot's time zone")
     def local_window(self, reservation: Reservation) -> str:
-        tz = reservation.lot.tz
-        start, end = reservation.start.astimezone(tz), reservation.end.astimezone(tz)
-        return f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} ({reservation.lot.timezone})"
+        lot = reservation.lot
+        start = local_time(reservation.start, lot, with_zone=False)
+        end = local_time(reservation.end, lot, with_zone=False)
+        return f"{start} to {end} ({lot.timezone})"
 
-    @admin.action(description="Cancel selected reservations", permissions=["change"])
-    def cancel_reservations(self, request: HttpRequest, queryset: QuerySet[Reservation]) -> None:
-        # One service call (one transaction) per reservation: one that cannot be
-        # cancelled is reported and does not stop the others.
-        for reservation in queryset.order_by("pk"):
-            try:
-                result = reservation_cancel(
-                    reservation_id=reservation.pk, actor=Actor.STAFF, actor_user=request.user
+    # --- actions: each calls a service per reservation and reports on each ---
+
+    def _back(self, request: HttpRequest, queryset: QuerySet[Reservation]) -> HttpResponse | None:
+        """Back to the reservation's page when the action was run from it."""
+        if request.POST.get("_back") == "change":
+            selected = request.POST.getlist(ACTION_CHECKBOX_NAME)
+            if len(selected) == 1:
+                return HttpResponseRedirect(
+                    reverse("admin:reservations_reservation_change", args=[selected[0]])
                 )
+        return None
+
+    def _run(self, request, queryset, *, verb: str, call, done, already: str):
+        for reservation in queryset.select_related("lot").order_by("pk"):
+            try:
+                result = call(reservation)
             except ApplicationError as exc:
                 self.message_user(
-                    request, f"{reservation.code}: not cancelled. {exc.detail}", messages.ERROR
+                    request, f"{reservation.code}: not {verb}. {exc.detail}", messages.ERROR
                 )
                 continue
             if result.changed:
-                self.message_user(request, f"{reservation.code}: cancelled.", messages.SUCCESS)
+                message = done(result.reservation)
+                self.log_change(request, reservation, message)
+                self.message_user(request, f"{reservation.code}: {message}", messages.SUCCESS)
             else:
-                self.message_user(
-                    request, f"{reservation.code}: was already cancelled.", messages.WARNING
+                self.message_user(request, f"{reservation.code}: {already}", messages.WARNING)
+        return self._back(request, queryset)
+
+    @admin.action(description="Cancel selected reservations", permissions=["change"])
+    def cancel_reservations(self, request: HttpRequest, queryset: QuerySet[Reservation]):
+        def done(reservation: Reservation) -> str:
+            due = reservation.amount_due or 0
+            money = (
+                f"charged {format_money(due, reservation.currency)} (cancelled after its start)"
+                if due
+                else "nothing charged"
+            )
+            return f"cancelled; {money}. {payment_summary(booking_payments(reservation))}"
+
+        return self._run(
+            request,
+            queryset,
+            verb="cancelled",
+            call=lambda r: reservation_cancel(
+                reservation_id=r.pk, actor=Actor.STAFF, actor_user=request.user
+            ),
+            done=done,
+            already="was already cancelled.",
+        )
+
+    @admin.action(description="Mark arrived now", permissions=["change"])
+    def mark_arrived(self, request: HttpRequest, queryset: QuerySet[Reservation]):
+        now = timezone.now()
+        return self._run(
+            request,
+            queryset,
+            verb="marked arrived",
+            call=lambda r: reservation_arrive(
+                reservation_id=r.pk, at=now, actor=Actor.STAFF, actor_user=request.user
+            ),
+            done=lambda r: f"marked arrived at {local_time(now, r.lot)}.",
+            already="had arrived already.",
+        )
+
+    @admin.action(description="Mark left now", permissions=["change"])
+    def mark_left(self, request: HttpRequest, queryset: QuerySet[Reservation]):
+        now = timezone.now()
+
+        def done(reservation: Reservation) -> str:
+            charged = format_money(reservation.amount_due or 0, reservation.currency)
+            overstay = getattr(reservation, "overstay_amount", 0)
+            extra = (
+                f" plus {format_money(overstay, reservation.currency)} overstay" if overstay else ""
+            )
+            return f"marked left at {local_time(now, reservation.lot)}; charged {charged}{extra}."
+
+        return self._run(
+            request,
+            queryset,
+            verb="marked left",
+            call=lambda r: reservation_depart(
+                reservation_id=r.pk, at=now, actor=Actor.STAFF, actor_user=request.user
+            ),
+            done=done,
+            already="had left already.",
+        )
+
+    @admin.action(description="Refund part of the payment…", permissions=["change"])
+    def refund_part(self, request: HttpRequest, queryset: QuerySet[Reservation]):
+        chosen = list(queryset.select_related("lot")[:2])
+        if len(chosen) != 1:
+            self.message_user(request, "Refund one reservation at a time.", messages.WARNING)
+            return self._back(request, queryset)
+        reservation = chosen[0]
+        payment = Payment.objects.filter(
+            reference=payment_reference(reservation), kind=Payment.Kind.BOOKING
+        ).first()
+        refundable = payment.amount_net if payment else 0
+        if refundable <= 0:
+            self.message_user(
+                request,
+                f"{reservation.code}: nothing to refund; only money taken from the card can be "
+                f"refunded. {payment_summary([payment] if payment else [])}",
+                messages.ERROR,
+            )
+            return self._back(request, queryset)
+        form = RefundForm(
+            request.POST if "apply" in request.POST else None,
+            currency=reservation.currency,
+            refundable=refundable,
+        )
+        if "apply" in request.POST and form.is_valid():
+            amount = form.cleaned_data["amount"]
+            try:
+                reservation_refund(
+                    reservation_id=reservation.pk,
+                    amount=amount,
+                    actor_user=request.user,
+                    reason=form.cleaned_data["reason"],
                 )
+            except ApplicationError as exc:
+                self.message_user(
+                    request, f"{reservation.code}: not refunded. {exc.detail}", messages.ERROR
+                )
+            else:
+                message = f"refunded {format_money(amount, reservation.currency)}."
+                self.log_change(request, reservation, message)
+                summary = payment_summary(booking_payments(reservation))
+                self.message_user(
+                    request, f"{reservation.code}: {message} {summary}", messages.SUCCESS
+                )
+            return self._back(request, queryset)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Refund part of {reservation.code}",
+            "opts": self.model._meta,
+            "reservation": reservation,
+            "payment": payment,
+            "refundable": format_money(refundable, reservation.currency),
+            "form": form,
+            "action": "refund_part",
+            "back": request.POST.get("_back", ""),
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
+            "has_view_permission": True,
+        }
+        return TemplateResponse(request, "admin/reservations/reservation/refund.html", context)
 
 
 @admin.register(ReservationEvent)
-class ReservationEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class ReservationEventAdmin(LotScopedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    lot_lookup = "reservation__lot_id"
     list_display = ("reservation", "from_status", "to_status", "actor", "actor_user", "at")
     list_filter = ("actor", "to_status")
     search_fields = ("reservation__code", "actor_user__email")
@@ -173,9 +588,178 @@ class ReservationEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(IdempotencyKey)
-class IdempotencyKeyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class IdempotencyKeyAdmin(LotScopedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    lot_lookup = "reservation__lot_id"
     list_display = ("key", "user", "reservation", "created_at")
     search_fields = ("key", "user__email", "reservation__code")
     list_select_related = ("user", "reservation")
     fields = ("key", "user", "reservation", "fingerprint", "created_at")
     readonly_fields = fields
+
+
+# --- lots: occupancy, and taking spots out of service ---------------------------------------
+
+
+class LotAdmin(lots_admin.LotAdmin):
+    """The lots admin with the occupancy view (a timeline of the lot's day)."""
+
+    def get_urls(self):
+        own = [
+            path(
+                "<path:object_id>/occupancy/",
+                self.admin_site.admin_view(self.occupancy_view),
+                name="lots_lot_occupancy",
+            ),
+        ]
+        return own + super().get_urls()
+
+    def lot_links(self, request, lot: Lot) -> list[tuple[str, str]]:
+        return [
+            (reverse("admin:lots_lot_occupancy", args=[lot.pk]), "Occupancy"),
+            (
+                reverse("admin:reservations_reservation_changelist") + f"?lot__id__exact={lot.pk}",
+                "Reservations",
+            ),
+            *super().lot_links(request, lot),
+        ]
+
+    def occupancy_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        lot = scoped_object_or_404(self, request, object_id)
+        today = local_today(lot)
+        asked = request.GET.get("day")
+        day = _parse_day(asked)
+        if day is None:
+            if asked:
+                self.message_user(request, "That is not a date; showing today.", messages.WARNING)
+            day = today
+        occupancy = lot_occupancy(lot=lot, day=day)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Occupancy of {lot.name}",
+            "subtitle": f"{day:%A %d %B %Y}",
+            "opts": self.model._meta,
+            "original": lot,
+            "lot": lot,
+            "occupancy": occupancy,
+            "chart": occupancy_svg(occupancy),
+            "day": day,
+            "today": today,
+            "previous_day": day - timedelta(days=1),
+            "next_day": day + timedelta(days=1),
+            "utilisation_percent": round(occupancy.utilisation * 100),
+            "has_view_permission": True,
+        }
+        return TemplateResponse(request, "admin/lots/lot/occupancy.html", context)
+
+
+def _parse_day(value: str | None) -> date | None:
+    if not value:
+        return None
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        return None
+    return day if 2000 <= day.year <= 2200 else None
+
+
+class SpotAdmin(lots_admin.SpotAdmin):
+    """Spots, with how many reservations each still has, and taking a spot out of
+    service through the service that moves those reservations or refuses."""
+
+    list_display = ("label", "lot", "vehicle_type", "is_active", "reservations_to_come")
+    actions = ["take_out_moving", "take_out_if_free", "return_to_service"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Spot]:
+        # A subquery per row shown (on the partial index of blocking rows), not
+        # a join of every reservation the spots ever had.
+        to_come = (
+            Reservation.objects.filter(
+                spot=OuterRef("pk"),
+                status__in=BLOCKING_STATUSES,
+                occupied_until__gt=timezone.now(),
+            )
+            .order_by()
+            .values("spot")
+            .annotate(n=Count("pk"))
+            .values("n")
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(to_come=Coalesce(Subquery(to_come, output_field=IntegerField()), 0))
+        )
+
+    @admin.display(description="Reservations to come", ordering="to_come")
+    def reservations_to_come(self, spot: Spot) -> int:
+        return getattr(spot, "to_come", 0)
+
+    @admin.action(
+        description="Take out of service, moving their reservations to free spots",
+        permissions=["change"],
+    )
+    def take_out_moving(self, request: HttpRequest, queryset: QuerySet[Spot]) -> None:
+        self._take_out(request, queryset, move=True)
+
+    @admin.action(
+        description="Take out of service only if they have no reservations to come",
+        permissions=["change"],
+    )
+    def take_out_if_free(self, request: HttpRequest, queryset: QuerySet[Spot]) -> None:
+        self._take_out(request, queryset, move=False)
+
+    def _take_out(self, request: HttpRequest, queryset: QuerySet[Spot], *, move: bool) -> None:
+        for spot in queryset.order_by("lot", "label"):
+            try:
+                result = spot_take_out_of_service(
+                    spot_id=spot.pk, actor_user=request.user, move_reservations=move
+                )
+            except ApplicationError as exc:
+                self.message_user(
+                    request, f"{spot.label}: left in service. {exc.detail}", messages.ERROR
+                )
+                continue
+            if not result.changed:
+                self.message_user(
+                    request, f"{spot.label}: was out of service already.", messages.WARNING
+                )
+                continue
+            moves = ", ".join(f"{m.code} to {m.moved_to}" for m in result.moved)
+            message = "Taken out of service." + (
+                f" Moved {moves}." if moves else " It had no reservations to come."
+            )
+            self.log_change(request, spot, message)
+            moved = Reservation.objects.filter(code__in=[m.code for m in result.moved])
+            for reservation in moved:
+                self.log_change(
+                    request,
+                    reservation,
+                    f"Moved from spot {spot.label} to {reservation.spot.label}: "
+                    f"{spot.label} was taken out of service.",
+                )
+            self.message_user(request, f"{spot.label}: {message}", messages.SUCCESS)
+
+
+# --- payments, scoped to the lots of the staff member ---------------------------------------
+
+
+class PaymentAdmin(LotScopedAdminMixin, payments_admin.PaymentAdmin):
+    """Payments know reservations only by reference ("reservation:<code>"): a
+    staff member sees those of the reservations of their lots."""
+
+    def scope_queryset(self, request: HttpRequest, queryset: QuerySet[Payment]):
+        lot_ids = staff_lot_ids(request)
+        if lot_ids is None:
+            return queryset
+        references = (
+            Reservation.objects.filter(lot_id__in=lot_ids)
+            .annotate(reference=Concat(Value(PAYMENT_PREFIX), "code", output_field=CharField()))
+            .values("reference")
+        )
+        return queryset.filter(reference__in=Subquery(references))
+
+
+for _model, _admin_class in ((Lot, LotAdmin), (Spot, SpotAdmin), (Payment, PaymentAdmin)):
+    # The payments admin module registers its own when imported (above).
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)
+    admin.site.register(_model, _admin_class)

@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import pytest
 from django.contrib import admin
+from django.contrib.admin.models import ADDITION, LogEntry
 from django.contrib.auth.models import Group
 from django.contrib.messages import get_messages
 from django.db import connection
@@ -12,14 +13,16 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from lots.models import Lot, Rate, Spot
-from lots.services import rate_set, spots_add
+from lots.models import GateDevice, Lot, LotStaff, Rate, Spot
+from lots.services import gate_create, hash_key, rate_set, spots_add
 from parking.models import ApiToken, User, Vehicle
 from parking.services import api_token_create, vehicle_add
 from payments.models import Payment, StripeCustomer, StripeEvent
 from reservations.models import IdempotencyKey, Reservation, ReservationEvent, Status
 from reservations.services import (
+    payment_reference,
     reservation_arrive,
+    reservation_complete,
     reservation_confirm,
     reservation_create,
     reservation_depart,
@@ -88,6 +91,8 @@ def data(lot, driver, pending):
     )
     StripeCustomer.objects.create(user=driver, customer_id="cus_test")
     StripeEvent.objects.create(event_id="evt_test", type="payment_intent.succeeded")
+    gate_create(lot=lot, name="North entrance")
+    LotStaff.objects.create(lot=lot, user=UserFactory(email="attendant@example.com", is_staff=True))
     return {"lot": lot, "driver": driver, "reservation": pending}
 
 
@@ -280,7 +285,13 @@ def test_cancel_action_cancels_through_the_service_as_staff(staff_client, superu
     assert event.actor == "staff"
     assert event.actor_user == superuser
     assert Lot.objects.get(pk=pending.lot_id).availability_version > version
-    assert ("success", f"{pending.code}: cancelled.") in messages_of(response)
+    assert (
+        "success",
+        f"{pending.code}: cancelled; nothing charged. No payment was made.",
+    ) in messages_of(response)
+    entry = LogEntry.objects.get(content_type__model="reservation", object_id=str(pending.pk))
+    assert entry.user == superuser
+    assert entry.get_change_message().startswith("cancelled; nothing charged")
 
 
 def test_cancel_action_refuses_an_illegal_cancel_without_a_500(staff_client, lot, driver):
@@ -320,8 +331,8 @@ def test_cancel_action_reports_each_reservation(staff_client, lot, driver, pendi
         already.pk: "cancelled",
     }
     found = messages_of(response)
-    assert ("success", f"{pending.code}: cancelled.") in found
-    assert ("success", f"{confirmed.code}: cancelled.") in found
+    assert ("success", pending.code) in [(level, text[:9]) for level, text in found]
+    assert ("success", confirmed.code) in [(level, text[:9]) for level, text in found]
     assert ("warning", f"{already.code}: was already cancelled.") in found
     assert any(level == "error" and text.startswith(done.code) for level, text in found)
     assert already.events.filter(to_status="cancelled").count() == 1
@@ -360,6 +371,7 @@ def test_adding_a_user_with_a_password_in_the_admin(staff_client):
 
 
 def test_adding_a_lot_in_the_admin_accepts_an_upper_case_currency(staff_client):
+    attendant = UserFactory(email="attendant@example.com", is_staff=True)
     response = staff_client.post(
         admin_url(Lot, "add"),
         {
@@ -375,12 +387,20 @@ def test_adding_a_lot_in_the_admin_accepts_an_upper_case_currency(staff_client):
             "rates-0-vehicle_type": "car",
             "rates-0-hourly_amount": "300",
             "rates-0-daily_max_amount": "2500",
+            # A superuser names the lot's staff on the same page.
+            "staff_memberships-TOTAL_FORMS": "1",
+            "staff_memberships-INITIAL_FORMS": "0",
+            "staff_memberships-0-user": attendant.pk,
+            "staff_memberships-0-role": "manager",
         },
     )
     assert response.status_code == 302, response.context["adminform"].form.errors
     lot = Lot.objects.get(slug="berlin-mitte")
     assert lot.currency == "eur"
     assert lot.rates.get().daily_max_amount == 2500
+    assert list(lot.staff_memberships.values_list("user__email", "role")) == [
+        ("attendant@example.com", "manager")
+    ]
 
 
 def test_a_rate_below_its_hourly_amount_is_a_form_error_not_a_500(staff_client, lot):
@@ -393,17 +413,150 @@ def test_a_rate_below_its_hourly_amount_is_a_form_error_not_a_500(staff_client, 
     assert not Rate.objects.filter(lot=lot, vehicle_type="van").exists()
 
 
-def test_switching_a_spot_off_in_the_admin_invalidates_availability(staff_client, lot):
-    spot = lot.spots.first()
-    version = lot.availability_version
+def test_a_spot_is_relabelled_on_its_page_but_not_switched_off_or_retyped(staff_client, lot):
+    """Taking a spot out of service must deal with its reservations, so it is an
+    action (tests/reservations/test_spot_out_of_service.py), not a tick box; its
+    lot and type are fixed for the same reason."""
+    spot = lot.spots.get(label="C-001")
+    other = LotFactory()
     response = staff_client.post(
         admin_url(Spot, "change", spot.pk),
-        {"lot": lot.pk, "label": spot.label, "vehicle_type": "car"},  # is_active unticked
+        {"lot": other.pk, "label": "C-101", "vehicle_type": "van"},  # is_active unticked
     )
     assert response.status_code == 302
     spot.refresh_from_db()
-    assert not spot.is_active
+    assert (spot.label, spot.lot_id, spot.vehicle_type, spot.is_active) == (
+        "C-101",
+        lot.pk,
+        "car",
+        True,
+    )
+    content = staff_client.get(admin_url(Spot, "change", spot.pk)).content.decode()
+    assert 'name="label"' in content
+    assert 'name="is_active"' not in content
+    assert 'name="vehicle_type"' not in content
+
+
+def test_putting_spots_back_in_service_invalidates_availability(staff_client, superuser, lot):
+    spot = lot.spots.get(label="C-001")
+    Spot.objects.filter(pk=spot.pk).update(is_active=False)
+    version = Lot.objects.get(pk=lot.pk).availability_version
+
+    response = staff_client.post(
+        admin_url(Spot, "changelist"),
+        {"action": "return_to_service", "_selected_action": [spot.pk]},
+        follow=True,
+    )
+
+    spot.refresh_from_db()
+    assert spot.is_active
     assert Lot.objects.get(pk=lot.pk).availability_version > version
+    assert ("success", "Back in service: C-001.") in messages_of(response)
+    entry = LogEntry.objects.get(object_id=str(spot.pk), content_type__model="spot")
+    assert (entry.user, entry.get_change_message()) == (superuser, "Put back in service.")
+
+
+# --- adding spots -----------------------------------------------------------------------
+
+
+def test_add_spots_form_numbers_on_from_the_highest_label(staff_client, superuser, lot):
+    url = reverse("admin:lots_lot_add_spots", args=[lot.pk])
+    assert url in staff_client.get(admin_url(Lot, "change", lot.pk)).content.decode()
+    assert staff_client.get(url).status_code == 200
+    version = Lot.objects.get(pk=lot.pk).availability_version
+
+    response = staff_client.post(
+        url, {"vehicle_type": "car", "count": "4", "prefix": "c"}, follow=True
+    )
+
+    assert response.redirect_chain[-1][0] == admin_url(Lot, "change", lot.pk)
+    labels = sorted(lot.spots.filter(vehicle_type="car").values_list("label", flat=True))
+    assert labels == ["C-001", "C-002", "C-003", "C-004", "C-005", "C-006", "C-007"]
+    assert ("success", "Added 4 car spots: C-004 to C-007.") in messages_of(response)
+    assert Lot.objects.get(pk=lot.pk).availability_version > version
+    # The admin log has it, on the lot and on each new spot, under the staff member's name.
+    lot_entry = LogEntry.objects.get(content_type__model="lot", object_id=str(lot.pk))
+    assert lot_entry.user == superuser
+    assert lot_entry.get_change_message() == "Added 4 car spots: C-004 to C-007."
+    assert LogEntry.objects.filter(content_type__model="spot", action_flag=ADDITION).count() == 4
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"vehicle_type": "car", "count": "0", "prefix": "C"}, "count"),
+        ({"vehicle_type": "car", "count": "5000", "prefix": "C"}, "count"),
+        ({"vehicle_type": "car", "count": "2", "prefix": "C-"}, "prefix"),
+        ({"vehicle_type": "boat", "count": "2", "prefix": "B"}, "vehicle_type"),
+    ],
+)
+def test_add_spots_form_refuses_bad_input_without_adding(staff_client, lot, data, field):
+    response = staff_client.post(reverse("admin:lots_lot_add_spots", args=[lot.pk]), data)
+    assert response.status_code == 200
+    assert field in response.context["form"].errors
+    assert lot.spots.count() == 3
+
+
+# --- gates ------------------------------------------------------------------------------
+
+
+def test_adding_a_gate_shows_its_key_once_and_keeps_only_its_hash(staff_client, superuser, lot):
+    response = staff_client.post(
+        admin_url(GateDevice, "add"), {"lot": lot.pk, "name": "North entrance"}
+    )
+
+    assert response.status_code == 200
+    gate = GateDevice.objects.get(lot=lot, name="North entrance")
+    raw_key = response.context["raw_key"]
+    assert raw_key in response.content.decode()
+    assert hash_key(raw_key) == gate.key_hash
+    assert "no-store" in response["Cache-Control"]
+    entry = LogEntry.objects.get(content_type__model="gatedevice", object_id=str(gate.pk))
+    assert (entry.user, entry.action_flag) == (superuser, ADDITION)
+    # Never again: not in the list, not on its page, not in the log.
+    for url in (admin_url(GateDevice, "changelist"), admin_url(GateDevice, "change", gate.pk)):
+        content = staff_client.get(url).content.decode()
+        assert gate.key_prefix in content
+        assert raw_key not in content
+        assert gate.key_hash not in content
+    assert raw_key not in entry.change_message
+
+
+def test_a_gate_name_taken_in_the_lot_is_a_form_error(staff_client, lot):
+    gate_create(lot=lot, name="North entrance")
+    response = staff_client.post(
+        admin_url(GateDevice, "add"), {"lot": lot.pk, "name": "North entrance"}
+    )
+    assert response.status_code == 200
+    assert "name" in response.context["form"].errors
+    assert "raw_key" not in response.context
+    assert GateDevice.objects.filter(lot=lot).count() == 1
+
+
+def test_revoking_gates_by_action_and_by_button(staff_client, superuser, lot):
+    north, _ = gate_create(lot=lot, name="North")
+    south, _ = gate_create(lot=lot, name="South")
+
+    response = staff_client.post(
+        admin_url(GateDevice, "changelist"),
+        {"action": "revoke_gates", "_selected_action": [north.pk]},
+        follow=True,
+    )
+    assert ("success", "Revoked: North. Their keys no longer work.") in messages_of(response)
+    page = staff_client.get(admin_url(GateDevice, "change", south.pk)).content.decode()
+    assert "Revoke this gate" in page
+    response = staff_client.post(reverse("admin:lots_gatedevice_revoke", args=[south.pk]))
+    assert response.status_code == 302
+
+    for gate in (north, south):
+        gate.refresh_from_db()
+        assert not gate.is_active
+        assert gate.revoked_at is not None
+        entry = LogEntry.objects.get(content_type__model="gatedevice", object_id=str(gate.pk))
+        assert (entry.user, entry.get_change_message()) == (superuser, "Revoked its key.")
+    page = staff_client.get(admin_url(GateDevice, "change", south.pk)).content.decode()
+    assert "Revoke this gate" not in page
+    assert staff_client.get(admin_url(GateDevice, "delete", south.pk)).status_code == 403
 
 
 def test_a_vehicle_typed_differently_is_still_a_duplicate_not_a_500(staff_client, data):
@@ -422,3 +575,213 @@ def test_a_vehicle_typed_differently_is_still_a_duplicate_not_a_500(staff_client
     )
     assert response.status_code == 302
     assert driver.vehicles.filter(plate="XY987").exists()
+
+
+# --- arrivals, departures and refunds from the admin ------------------------------------
+
+
+def run_action(client, action: str, *reservations, **extra):
+    return client.post(
+        admin_url(Reservation, "changelist"),
+        {"action": action, "_selected_action": [r.pk for r in reservations], **extra},
+        follow=True,
+    )
+
+
+def test_marking_arrived_and_left_goes_through_the_services(staff_client, superuser, lot, driver):
+    reservation = book(driver, lot, hours_ahead=0.05)  # starts in 3 minutes
+    reservation_confirm(reservation_id=reservation.pk)
+
+    response = run_action(staff_client, "mark_arrived", reservation)
+
+    reservation.refresh_from_db()
+    assert reservation.status == Status.PARKED
+    assert reservation.arrived_at is not None
+    event = reservation.events.order_by("at", "id").last()
+    assert (event.from_status, event.to_status, event.actor, event.actor_user) == (
+        "confirmed",
+        "parked",
+        "staff",
+        superuser,
+    )
+    [(level, text)] = messages_of(response)
+    assert level == "success"
+    assert text.startswith(f"{reservation.code}: marked arrived at ")
+    assert text.endswith(("CET.", "CEST."))  # the lot's wall clock
+
+    response = run_action(staff_client, "mark_left", reservation)
+
+    reservation.refresh_from_db()
+    assert reservation.status == Status.COMPLETED
+    assert reservation.events.order_by("at", "id").last().actor_user == superuser
+    [(level, text)] = messages_of(response)
+    assert level == "success"
+    assert "marked left at" in text
+    assert "charged 5.00 EUR" in text
+    entries = LogEntry.objects.filter(
+        content_type__model="reservation", object_id=str(reservation.pk)
+    ).order_by("pk")
+    assert [e.get_change_message()[:13] for e in entries] == ["marked arrive", "marked left a"]
+    assert {e.user for e in entries} == {superuser}
+
+
+def test_illegal_transitions_are_reported_not_done(staff_client, pending):
+    events = pending.events.count()
+
+    response = run_action(staff_client, "mark_arrived", pending)
+    [(level, text)] = messages_of(response)
+    assert level == "error"
+    assert text == (
+        f"{pending.code}: not marked arrived. A reservation that is awaiting payment "
+        "cannot become parked."
+    )
+    response = run_action(staff_client, "mark_left", pending)
+    assert messages_of(response)[0][0] == "error"
+
+    pending.refresh_from_db()
+    assert pending.status == Status.PENDING_PAYMENT
+    assert pending.events.count() == events
+    assert not LogEntry.objects.filter(content_type__model="reservation").exists()
+
+
+def test_nothing_to_refund_is_said_plainly(staff_client, pending):
+    response = run_action(staff_client, "refund_part", pending)
+    [(level, text)] = messages_of(response)
+    assert level == "error"
+    assert text.startswith(f"{pending.code}: nothing to refund")
+
+
+def test_the_reservation_page_offers_the_transitions_its_state_allows(staff_client, lot, driver):
+    reservation = book(driver, lot, hours_ahead=0.05)
+    page = staff_client.get(admin_url(Reservation, "change", reservation.pk)).content.decode()
+    assert 'value="cancel_reservations"' in page
+    assert 'value="mark_arrived"' not in page  # not paid yet
+
+    reservation_confirm(reservation_id=reservation.pk)
+    page = staff_client.get(admin_url(Reservation, "change", reservation.pk)).content.decode()
+    assert 'value="mark_arrived"' in page
+    assert 'value="mark_left"' not in page
+
+    # The button runs the action on this reservation and comes back to its page.
+    response = run_action(staff_client, "mark_arrived", reservation, _back="change")
+    assert response.redirect_chain[-1][0] == admin_url(Reservation, "change", reservation.pk)
+    page = response.content.decode()
+    assert 'value="mark_left"' in page
+    assert "Audit trail" in page
+
+
+def test_times_are_shown_in_the_lots_time_zone(staff_client, pending):
+    local = pending.start.astimezone(pending.lot.tz)
+    page = staff_client.get(admin_url(Reservation, "change", pending.pk)).content.decode()
+    assert f"{local:%Y-%m-%d %H:%M} {local:%Z}" in page
+    listing = staff_client.get(admin_url(Reservation, "changelist")).content.decode()
+    assert f"{local:%Y-%m-%d %H:%M} {local:%Z}" in listing
+
+
+def test_reservations_starting_today_in_the_lots_own_calendar(staff_client, lot, driver):
+    soon = book(driver, lot, hours_ahead=0.1)
+    later = book(driver, lot, hours_ahead=24 * 3)
+    url = admin_url(Reservation, "changelist")
+    found = staff_client.get(url, {"starting": "next7"}).context["cl"].result_list
+    assert {soon, later} <= set(found)
+    found = staff_client.get(url, {"starting": "tomorrow"}).context["cl"].result_list
+    assert later not in found
+    today = timezone.now().astimezone(lot.tz).date()
+    found = staff_client.get(url, {"starting": "today"}).context["cl"].result_list
+    assert (soon in found) == (soon.start.astimezone(lot.tz).date() == today)
+
+
+# --- money: refunds and cancellations against localstripe --------------------------------
+
+
+@pytest.fixture
+def paid(stripe, lot, driver):
+    """A confirmed reservation whose card is authorised for its price (€5)."""
+    reservation = book(driver, lot, hours_ahead=1)
+    reservation_complete(reservation_id=reservation.pk, payment_method_id=stripe.card())
+    reservation.refresh_from_db()
+    assert reservation.status == Status.CONFIRMED
+    return reservation
+
+
+@pytest.fixture
+def settled(paid):
+    """The same, after the car came and went: €5 captured."""
+    reservation_arrive(reservation_id=paid.pk, at=paid.start)
+    reservation_depart(reservation_id=paid.pk, at=paid.start + timedelta(hours=1))
+    payment = Payment.objects.get(reference=payment_reference(paid))
+    assert (payment.status, payment.amount_captured) == ("captured", 500)
+    return paid
+
+
+@pytest.mark.django_db(transaction=True)
+def test_refunding_part_asks_the_amount_then_refunds_it(stripe, staff_client, superuser, settled):
+    form = run_action(staff_client, "refund_part", settled)
+    assert form.status_code == 200
+    assert "Up to <strong>5.00 EUR</strong>" in form.content.decode()
+
+    response = run_action(
+        staff_client, "refund_part", settled, apply="1", amount="1.50", reason="Gate was stuck"
+    )
+
+    payment = Payment.objects.get(reference=payment_reference(settled))
+    assert payment.amount_refunded == 150
+    assert stripe.kept(payment.payment_intent_id) == 350  # Stripe agrees
+    event = settled.events.get(data__has_key="refund")
+    assert event.data == {"refund": 150, "currency": "eur", "reason": "Gate was stuck"}
+    assert (event.from_status, event.to_status) == ("completed", "completed")
+    assert (event.actor, event.actor_user) == ("staff", superuser)
+    [(level, text)] = messages_of(response)
+    assert level == "success"
+    assert text.startswith(f"{settled.code}: refunded 1.50 EUR.")
+    assert "refunded 1.50 EUR" in text.split(".", 2)[-1]  # the payment as it is now
+    entry = LogEntry.objects.filter(content_type__model="reservation").latest("pk")
+    assert (entry.user, entry.get_change_message()) == (superuser, "refunded 1.50 EUR.")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("amount", "error"),
+    [("3.51", "At most 3.50 EUR"), ("0", "more than nothing"), ("1.234", "2 decimal places")],
+)
+def test_a_refund_beyond_what_was_kept_is_refused(stripe, staff_client, settled, amount, error):
+    reference = payment_reference(settled)
+    run_action(staff_client, "refund_part", settled, apply="1", amount="1.50")
+
+    response = run_action(staff_client, "refund_part", settled, apply="1", amount=amount)
+
+    assert response.status_code == 200
+    assert error in str(response.context["form"].errors["amount"])
+    assert Payment.objects.get(reference=reference).amount_refunded == 150
+    assert settled.events.filter(data__has_key="refund").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cancelling_before_the_start_releases_the_card_hold(stripe, staff_client, paid):
+    response = cancel(staff_client, paid)
+
+    paid.refresh_from_db()
+    payment = Payment.objects.get(reference=payment_reference(paid))
+    assert paid.status == Status.CANCELLED
+    assert payment.status == "canceled"
+    assert stripe.intent(payment.payment_intent_id)["status"] == "canceled"
+    [(level, text)] = messages_of(response)
+    assert level == "success"
+    assert text.startswith(f"{paid.code}: cancelled; nothing charged.")
+    assert "released" in text.lower()
+
+
+def test_lists_cost_the_same_queries_for_one_row_or_many(staff_client, lot, driver):
+    book(driver, lot, hours_ahead=1)
+    urls = [admin_url(m, "changelist") for m in (Reservation, Spot, ReservationEvent, GateDevice)]
+    with CaptureQueriesContext(connection) as few:
+        for url in urls:
+            staff_client.get(url)
+    for n in range(2, 12):
+        book(driver, lot, hours_ahead=3 * n)
+        SpotFactory(lot=lot, label=f"C-{n + 10:03}")
+        gate_create(lot=lot, name=f"Gate {n}")
+    with CaptureQueriesContext(connection) as many:
+        for url in urls:
+            assert staff_client.get(url).context["cl"].result_count >= 10
+    assert len(many) == len(few)

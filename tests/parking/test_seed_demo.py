@@ -9,7 +9,8 @@ from django.core.management import call_command
 from django.test import Client
 
 from lots.constants import VehicleType
-from lots.models import Lot, Rate, Spot
+from lots.models import GateDevice, Lot, LotStaff, Rate, Spot
+from lots.services import hash_key
 from parking.models import User
 
 pytestmark = pytest.mark.django_db
@@ -48,6 +49,8 @@ def snapshot() -> dict:
         "memberships": sorted(
             User.groups.through.objects.values_list("user__email", "group__name")
         ),
+        "lot_staff": sorted(LotStaff.objects.values_list("lot__slug", "user__email", "role")),
+        "gates": sorted(GateDevice.objects.values_list("lot__slug", "name", "key_hash")),
     }
 
 
@@ -120,8 +123,12 @@ def test_demo_logins_work_and_have_the_right_roles():
             "lots.change_rate",
             "reservations.change_reservation",
             "reservations.view_reservationevent",
+            "lots.add_gatedevice",
+            "lots.change_gatedevice",
+            "payments.view_payment",
         ]
     )
+    assert not staff.has_perm("lots.view_lotstaff")
     assert not staff.has_perm("reservations.change_reservationevent")
     assert not staff.has_perm("parking.view_user")
 
@@ -140,18 +147,58 @@ def test_the_password_comes_from_demo_password(monkeypatch):
     assert authenticate(username="driver@parkspot.test", password=DEMO_PASSWORD) is None
 
 
-def test_the_staff_login_can_run_the_lots_in_the_admin():
+def test_the_staff_login_runs_its_one_lot_in_the_admin_and_sees_no_other():
     seed()
     client = Client()
     assert client.login(username="staff@parkspot.test", password=DEMO_PASSWORD)
+    paris = Lot.objects.get(slug="paris-opera")
+    tokyo = Lot.objects.get(slug="tokyo-shinjuku")
+    staff = User.objects.get(email="staff@parkspot.test")
+    assert list(LotStaff.objects.filter(user=staff).values_list("lot__slug", flat=True)) == [
+        "paris-opera"
+    ]
 
     for url in (
+        "/admin/",
         "/admin/lots/lot/",
         "/admin/lots/spot/",
         "/admin/lots/rate/",
+        "/admin/lots/gatedevice/",
+        "/admin/lots/gatedevice/add/",
         "/admin/reservations/reservation/",
         "/admin/reservations/reservationevent/",
-        f"/admin/lots/lot/{Lot.objects.get(slug='tokyo-shinjuku').pk}/change/",
+        "/admin/payments/payment/",
+        f"/admin/lots/lot/{paris.pk}/change/",
+        f"/admin/lots/lot/{paris.pk}/occupancy/",
+        f"/admin/lots/lot/{paris.pk}/add-spots/",
     ):
         assert client.get(url).status_code == 200, url
+    lots = client.get("/admin/lots/lot/").context["cl"].result_list
+    assert [lot.slug for lot in lots] == ["paris-opera"]
+    spots = client.get("/admin/lots/spot/", {"all": ""}).context["cl"]
+    assert spots.result_count == 60
+    for url in (
+        f"/admin/lots/lot/{tokyo.pk}/change/",
+        f"/admin/lots/lot/{tokyo.pk}/occupancy/",
+        f"/admin/lots/gatedevice/{GateDevice.objects.get(lot=tokyo).pk}/change/",
+    ):
+        assert client.get(url).status_code == 404, url
     assert client.get("/admin/parking/user/").status_code == 403
+    assert client.get("/admin/lots/lot/add/").status_code == 403
+
+
+def test_every_lot_gets_a_gate_whose_key_is_printed_once():
+    first = seed()
+    gates = GateDevice.objects.select_related("lot").order_by("lot__slug")
+    assert [gate.lot.slug for gate in gates] == sorted(Lot.objects.values_list("slug", flat=True))
+    keys = [line.split()[-1] for line in first.splitlines() if "Main entrance" in line]
+    assert len(keys) == gates.count()
+    assert sorted(hash_key(key) for key in keys) == sorted(gate.key_hash for gate in gates)
+
+    again = seed()
+
+    assert GateDevice.objects.count() == len(keys)
+    for key, gate in zip(keys, gates, strict=True):
+        assert key not in again
+        assert f"{gate.key_prefix}…" in again
+    assert "not shown again" in again

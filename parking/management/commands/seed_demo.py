@@ -1,7 +1,9 @@
-"""`python manage.py seed_demo`: demo lots, rates, spots and logins, idempotently.
+"""`python manage.py seed_demo`: demo lots, rates, spots, gates and logins, idempotently.
 
 Everything goes through the services, looked up first and only created or
-changed when missing or different, so running it again changes nothing.
+changed when missing or different, so running it again changes nothing. The
+demo staff user runs one lot only (LotStaff); a gate's key is printed when the
+gate is created, and never again (only its hash is kept).
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from lots.constants import VehicleType
-from lots.models import Lot
-from lots.services import lot_create, rate_set, spots_add
+from lots.models import GateDevice, Lot, LotStaff
+from lots.services import gate_create, lot_create, rate_set, spots_add
 from parking.services import group_ensure, user_ensure
 
 SITE_URL = "http://127.0.0.1:8000"
@@ -33,7 +35,12 @@ STAFF_PERMISSIONS = [
     "reservations.add_reservation",
     "reservations.change_reservation",
     "reservations.view_reservationevent",
+    *(f"lots.{action}_gatedevice" for action in VIEW_ADD_CHANGE),
+    "payments.view_payment",
 ]
+# The one lot the demo staff user runs; in the admin they see no other.
+STAFF_LOT = "paris-opera"
+GATE_NAME = "Main entrance"
 
 # Spots per vehicle type, and the label prefix painted on them.
 SPOTS = {VehicleType.MOTORCYCLE: ("M", 10), VehicleType.CAR: ("C", 40), VehicleType.VAN: ("V", 10)}
@@ -101,19 +108,31 @@ class Command(BaseCommand):
         # All or nothing: a failure half-way leaves the database as it was.
         with transaction.atomic():
             lots = [self._ensure_lot(demo) for demo in DEMO_LOTS]
+            new_keys = {lot.pk: key for lot in lots if (key := self._ensure_gate(lot))}
             staff_group = group_ensure(name=STAFF_GROUP, permissions=STAFF_PERMISSIONS)
             user_ensure(email=DRIVER_EMAIL, password=password, full_name="Demo Driver")
-            user_ensure(
+            staff = user_ensure(
                 email=STAFF_EMAIL,
                 password=password,
                 full_name="Demo Lot Staff",
                 is_staff=True,
                 groups=[staff_group],
             )
+            staff_lot = next(lot for lot in lots if lot.slug == STAFF_LOT)
+            LotStaff.objects.get_or_create(
+                lot=staff_lot, user=staff, defaults={"role": LotStaff.Role.MANAGER}
+            )
             user_ensure(
                 email=ADMIN_EMAIL, password=password, full_name="Demo Admin", is_superuser=True
             )
-        self._print_summary(lots, password)
+        self._print_summary(lots, password, staff_lot=staff_lot, new_keys=new_keys)
+
+    def _ensure_gate(self, lot: Lot) -> str | None:
+        """A gate for the lot; its key if it was made now (keys exist only then)."""
+        if GateDevice.objects.filter(lot=lot).exists():
+            return None
+        _, key = gate_create(lot=lot, name=GATE_NAME)
+        return key
 
     def _ensure_lot(self, demo: DemoLot) -> Lot:
         lot = Lot.objects.filter(slug=demo.slug).first()
@@ -138,7 +157,9 @@ class Command(BaseCommand):
                 spots_add(lot=lot, vehicle_type=vehicle_type, count=wanted - have, prefix=prefix)
         return lot
 
-    def _print_summary(self, lots: list[Lot], password: str) -> None:
+    def _print_summary(
+        self, lots: list[Lot], password: str, *, staff_lot: Lot, new_keys: dict[int, str]
+    ) -> None:
         rule = "=" * 72
         lines = [
             rule,
@@ -150,7 +171,8 @@ class Command(BaseCommand):
             "",
             "  Logins (password for all three: " + password + ")",
             f"    driver   {DRIVER_EMAIL}",
-            f"    staff    {STAFF_EMAIL}   (admin: lots, spots, rates, reservations)",
+            f"    staff    {STAFF_EMAIL}   (admin, {staff_lot.name} only: spots, rates, "
+            "gates, reservations, refunds, occupancy)",
             f"    admin    {ADMIN_EMAIL}   (superuser)",
             "",
             "  Lots (lot_id  name  time zone  currency  spots)",
@@ -164,5 +186,14 @@ class Command(BaseCommand):
             lines.append(
                 f"    {lot.slug:<16} {lot.name:<18} {lot.timezone:<18} {lot.currency}  {spots}"
             )
+        lines += ["", "  Gate keys (for POST /api/v1/gate/...; a key is shown only when made)"]
+        gates = GateDevice.objects.filter(lot__in=lots).select_related("lot").order_by("lot__slug")
+        for gate in gates:
+            if gate.lot_id in new_keys and gate.name == GATE_NAME:
+                key = new_keys[gate.lot_id]
+            else:
+                state = "active" if gate.is_active else "revoked"
+                key = f"{gate.key_prefix}…  ({state}; made earlier, its key is not shown again)"
+            lines.append(f"    {gate.lot.slug:<16} {gate.name:<16} {key}")
         lines.append(rule)
         self.stdout.write("\n".join(lines))
