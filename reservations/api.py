@@ -166,9 +166,16 @@ class ReservationSerializer(serializers.ModelSerializer):
         }
 
 
-def reservation_data(reservation: Reservation) -> dict:
-    """One reservation as the API shows it, with its payment."""
-    payments = payments_for(references=[payment_reference(reservation)])
+_UNKNOWN = object()
+
+
+def reservation_data(reservation: Reservation, payment=_UNKNOWN) -> dict:
+    """One reservation as the API shows it, with its payment (looked up unless given)."""
+    reference = payment_reference(reservation)
+    if payment is _UNKNOWN:
+        payments = payments_for(references=[reference])
+    else:
+        payments = {reference: payment} if payment else {}
     return ReservationSerializer(reservation, context={"payments": payments}).data
 
 
@@ -231,8 +238,10 @@ class ReservationListCreateApi(ListAPIView):
                 "Idempotency-Key must be 1 to 255 characters.", code="invalid_idempotency_key"
             )
         result = reservation_create(user=request.user, idempotency_key=key, **data.validated_data)
-        reservation_payment_prepare(reservation=result.reservation)
-        response = Response(reservation_data(result.reservation), status=status.HTTP_201_CREATED)
+        payment = reservation_payment_prepare(reservation=result.reservation)
+        response = Response(
+            reservation_data(result.reservation, payment=payment), status=status.HTTP_201_CREATED
+        )
         if not result.created:
             response["Idempotent-Replayed"] = "true"
         return response

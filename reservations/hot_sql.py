@@ -54,9 +54,10 @@ def _db_time(moment: datetime):
 
 
 def _py_time(value) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
-    parsed = parse_datetime(value)  # SQLite hands back text
+    if value is None:
+        return None
+    # SQLite hands back naive UTC datetimes, or text for computed columns.
+    parsed = value if isinstance(value, datetime) else parse_datetime(value)
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
 
 
@@ -157,3 +158,35 @@ def pick_spot(
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchone()
+
+
+BOOKING_RATE = """
+SELECT r.hourly_amount, r.daily_max_amount, l.id, l.slug, l.name, l.timezone, l.currency
+FROM lots_rate r JOIN lots_lot l ON l.id = r.lot_id
+WHERE l.slug = %s AND l.is_active AND r.vehicle_type = %s
+"""
+BOOKING_LOT_COLUMNS = ["id", "slug", "name", "timezone", "currency"]
+
+
+def booking_rate(*, slug: str, vehicle_type: str) -> tuple | None:
+    """(hourly, daily max, *BOOKING_LOT_COLUMNS) of an active lot's rate, or None."""
+    if "\x00" in slug:
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(BOOKING_RATE, [slug, vehicle_type])
+        return cursor.fetchone()
+
+
+_OVERLAPPING = f"""
+SELECT id, status, hold_expires_at FROM reservations_reservation
+WHERE spot_id = %s AND status IN ({_BLOCKING}) AND start < %s AND occupied_until > %s
+"""  # noqa: S608  (constants only)
+
+
+def overlapping_on_spot(*, spot_pk: int, start: datetime, end: datetime) -> list[tuple]:
+    """(id, status, hold expiry) of blocking reservations of the spot meeting the
+    window, locked on PostgreSQL."""
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    with connection.cursor() as cursor:
+        cursor.execute(_OVERLAPPING + lock, [spot_pk, _db_time(end), _db_time(start)])
+        return [(pk, status, _py_time(held)) for pk, status, held in cursor.fetchall()]

@@ -45,7 +45,7 @@ from payments.services import (
     payment_settle,
 )
 from reservations import hot_sql
-from reservations.allocation import best_fit_spots, overlapping_q
+from reservations.allocation import best_fit_spots
 from reservations.models import (
     BLOCKING_STATUSES,
     Actor,
@@ -136,28 +136,24 @@ def reservation_create(
         end=end.timestamp(),
         plate=plate,
     )
-    if idempotency_key:
-        replay = _replay(user=user, key=idempotency_key, fingerprint=fingerprint)
-        if replay:
-            return replay
-
-    rate = (
-        Rate.objects.select_related("lot")
-        .filter(lot__slug=lot_id, lot__is_active=True, vehicle_type=vehicle_type)
-        .first()
-    )
+    # A repeated Idempotency-Key is caught when its row is inserted, below:
+    # looking first would cost every booking a query for the rare replay.
+    rate = hot_sql.booking_rate(slug=lot_id, vehicle_type=vehicle_type)
     if rate is None:
+        if idempotency_key and (
+            replay := _replay(user=user, key=idempotency_key, fingerprint=fingerprint)
+        ):
+            return replay
         lot = active_lots(lot_id=lot_id).first()
         if lot is None:
             raise NotFound("There is no such lot.", code="lot_not_found")
         raise NoSpotAvailable(
             f"{lot.name} has no spots for this vehicle type.", code="vehicle_type_not_offered"
         )
-    lot = rate.lot
-    price = window_price(start, end, hourly=rate.hourly_amount, daily_max=rate.daily_max_amount)
-    no_show_amount = no_show_charge(
-        start, end, hourly=rate.hourly_amount, daily_max=rate.daily_max_amount
-    )
+    hourly, daily_max, *lot_row = rate
+    lot = Lot.from_db("default", hot_sql.BOOKING_LOT_COLUMNS, lot_row)
+    price = window_price(start, end, hourly=hourly, daily_max=daily_max)
+    no_show_amount = no_show_charge(start, end, hourly=hourly, daily_max=daily_max)
 
     try:
         with transaction.atomic():
@@ -184,7 +180,16 @@ def reservation_create(
                 except IntegrityError as exc:
                     raise _KeyTaken from exc  # a twin request committed first: undo ours
             lot_availability_changed(lot_id=lot.pk)
-    except _KeyTaken:
+    except (_KeyTaken, NoSpotAvailable) as exc:
+        # A replay of an earlier booking answers as that booking did, even when
+        # the lot has since filled up.
+        replay = idempotency_key and _replay(
+            user=user, key=idempotency_key, fingerprint=fingerprint
+        )
+        if isinstance(exc, NoSpotAvailable):
+            if replay:
+                return replay
+            raise
         replay = _replay(user=user, key=idempotency_key or "", fingerprint=fingerprint)
         if replay is None:  # the twin rolled back after all
             raise Conflict("Please retry the request.", code="retry") from None
@@ -257,19 +262,14 @@ def _claim_window(*, spot: Spot, start: datetime, end: datetime, now: datetime) 
     A hold past its TTL never blocks a booking, even with the scheduler down: the
     lapsed holds met here are expired on the spot.
     """
-    overlapping = (
-        Reservation.objects.select_for_update()
-        .filter(spot=spot, status__in=BLOCKING_STATUSES)
-        .filter(overlapping_q(start, end))
-        .only("id", "status", "hold_expires_at", "start", "end", "lot_id")
-    )
-    lapsed = []
-    for reservation in overlapping:
-        if not (
-            reservation.status == Status.PENDING_PAYMENT and reservation.hold_expires_at <= now
-        ):
+    lapsed_ids = []
+    for pk, status, hold_expires_at in hot_sql.overlapping_on_spot(
+        spot_pk=spot.pk, start=start, end=end
+    ):
+        if not (status == Status.PENDING_PAYMENT and hold_expires_at <= now):
             return True
-        lapsed.append(reservation)
+        lapsed_ids.append(pk)
+    lapsed = Reservation.objects.filter(pk__in=lapsed_ids) if lapsed_ids else []
     for reservation in lapsed:
         reservation.status = Status.EXPIRED
         reservation.save(update_fields=["status", "updated_at"])
