@@ -20,7 +20,6 @@ from django.contrib import admin, messages
 from django.contrib.admin.models import ADDITION, LogEntry
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -33,7 +32,13 @@ from config.errors import ApplicationError
 from lots.constants import VehicleType
 from lots.models import GateDevice, Lot, LotStaff, Rate, Spot
 from lots.selectors import lot_ids_for_staff
-from lots.services import MAX_SPOTS_PER_CALL, gate_create, gate_revoke, spots_add
+from lots.services import (
+    MAX_SPOTS_PER_CALL,
+    gate_create,
+    gate_revoke,
+    spot_return_to_service,
+    spots_add,
+)
 
 # ISO 4217 currencies whose minor unit is not a hundredth.
 _ZERO_DECIMAL = {"bif", "clp", "djf", "gnf", "isk", "jpy", "kmf", "krw", "pyg", "rwf", "ugx"}
@@ -384,11 +389,9 @@ class SpotAdmin(LotScopedAdminMixin, admin.ModelAdmin):
     def return_to_service(self, request: HttpRequest, queryset: QuerySet[Spot]) -> None:
         back = []
         for spot in queryset.filter(is_active=False).order_by("lot", "label"):
-            with transaction.atomic():
-                spot.is_active = True
-                spot.save(update_fields=["is_active"])  # the signal bumps availability
-            self.log_change(request, spot, "Put back in service.")
-            back.append(spot.label)
+            if spot_return_to_service(spot_id=spot.pk):
+                self.log_change(request, spot, "Put back in service.")
+                back.append(spot.label)
         if back:
             self.message_user(request, f"Back in service: {', '.join(back)}.", messages.SUCCESS)
         else:

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from config.errors import ApplicationError, Conflict, InvalidInput
 from lots.constants import VehicleType
-from lots.models import GateDevice, Lot, Rate, Spot, validate_timezone
+from lots.models import GateDevice, Lot, LotStaff, Rate, Spot, validate_timezone
 
 
 def hash_key(raw: str) -> str:
@@ -275,3 +275,22 @@ def gate_touch(*, gate: GateDevice) -> None:
     now = timezone.now()
     if gate.last_seen_at is None or now - gate.last_seen_at > timedelta(minutes=1):
         GateDevice.objects.filter(pk=gate.pk).update(last_seen_at=now)
+
+
+@transaction.atomic
+def spot_return_to_service(*, spot_id: int) -> bool:
+    """Put a spot back in service; False if it was in service already."""
+    updated = Spot.objects.filter(pk=spot_id, is_active=False).update(is_active=True)
+    if updated:
+        lot_id = Spot.objects.filter(pk=spot_id).values_list("lot_id", flat=True).get()
+        lot_availability_changed(lot_id=lot_id)
+    return bool(updated)
+
+
+def lot_staff_assign(*, lot: Lot, user, role: str = LotStaff.Role.MANAGER) -> LotStaff:
+    """Make a user staff of a lot (idempotent); they must be able to log into the admin."""
+    if not user.is_staff:
+        raise InvalidInput("Only staff users can run a lot.", code="not_staff", field="user")
+    with transaction.atomic():
+        membership, _ = LotStaff.objects.get_or_create(lot=lot, user=user, defaults={"role": role})
+    return membership

@@ -370,13 +370,15 @@ def reservation_confirm(
     at: datetime | None = None,
     data: dict | None = None,
 ) -> TransitionResult:
-    """pending_payment → confirmed, once the payment is authorised."""
+    """pending_payment → confirmed, once the payment is authorised; the driver
+    is e-mailed the pass (by the worker, after the commit)."""
     at = at or timezone.now()
 
     def apply(reservation: Reservation) -> None:
         if reservation.hold_expires_at and reservation.hold_expires_at <= at:
             raise Conflict("The hold on this spot has expired.", code="hold_expired")
         reservation.hold_expires_at = None
+        transaction.on_commit(lambda: _queue_pass_email(reservation.pk))
 
     return _transition(
         reservation_id=reservation_id,
@@ -389,6 +391,15 @@ def reservation_confirm(
         apply=apply,
         data=data,
     )
+
+
+def _queue_pass_email(reservation_id: int) -> None:
+    from reservations.tasks import send_reservation_pass  # tasks import this module
+
+    try:
+        send_reservation_pass.delay(reservation_id=reservation_id)
+    except Exception:  # the broker is down: the booking stands, the pass is on its page
+        log.exception("Could not queue the pass e-mail of reservation %s", reservation_id)
 
 
 def reservation_cancel(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from reservations import services
+from reservations import emails, services
 
 
 @shared_task
@@ -21,3 +21,13 @@ def declare_no_shows() -> int:
 @shared_task
 def settle_payments() -> int:
     return services.reservations_settle_pending()
+
+
+@shared_task(
+    autoretry_for=(OSError,),  # SMTP trouble: try again later
+    retry_backoff=30,
+    retry_backoff_max=3600,
+    max_retries=8,
+)
+def send_reservation_pass(*, reservation_id: int) -> None:
+    emails.send_reservation_pass(reservation_id=reservation_id)

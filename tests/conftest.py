@@ -91,6 +91,11 @@ def pytest_configure(config) -> None:
     # Runs in parallel (two engineers, xdist) must not flush each other's cache.
     for backend in settings.CACHES.values():
         backend["KEY_PREFIX"] = f"{backend.get('KEY_PREFIX', '')}test{os.getpid()}"
+    # Celery tasks run in the test's own process, at once (the system tests
+    # start a real worker for what the scheduler does).
+    from config.celery import app as celery_app
+
+    celery_app.conf.task_always_eager = True
     # Hermetic whatever the shell exports: only the `stripe` fixture turns payments on.
     settings.STRIPE_SECRET_KEY = ""
     settings.STRIPE_API_BASE = ""

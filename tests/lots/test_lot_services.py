@@ -8,7 +8,13 @@ from django.utils import timezone
 
 from config.errors import Conflict, InvalidInput
 from lots.models import Lot, Rate, Spot
-from lots.services import lot_create, rate_set, spots_add
+from lots.services import (
+    lot_create,
+    lot_staff_assign,
+    rate_set,
+    spot_return_to_service,
+    spots_add,
+)
 from reservations.services import reservation_create
 from tests.factories import LotFactory, SpotFactory
 
@@ -218,3 +224,26 @@ def test_added_spots_are_bookable(driver):
 
     assert result.reservation.spot.label == "C-001"
     assert result.reservation.price_amount == 600
+
+
+def test_a_spot_put_back_in_service_is_offered_again_at_once(lot):
+    spot = lot.spots.first()
+    spot.is_active = False
+    spot.save()
+    version = Lot.objects.get(pk=lot.pk).availability_version
+
+    assert spot_return_to_service(spot_id=spot.pk) is True
+    assert spot_return_to_service(spot_id=spot.pk) is False
+    spot.refresh_from_db()
+    assert spot.is_active
+    assert Lot.objects.get(pk=lot.pk).availability_version == version + 1
+
+
+def test_only_staff_users_can_be_assigned_to_run_a_lot(lot, driver):
+    with pytest.raises(InvalidInput) as exc:
+        lot_staff_assign(lot=lot, user=driver)
+    assert exc.value.code == "not_staff"
+    driver.is_staff = True
+    driver.save()
+    first = lot_staff_assign(lot=lot, user=driver)
+    assert lot_staff_assign(lot=lot, user=driver) == first

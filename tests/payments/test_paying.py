@@ -202,3 +202,14 @@ def test_a_reservation_ending_beyond_card_hold_life_is_charged_at_once(stripe, d
     cancelled = driver_api.post(f"/api/v1/reservations/{reserved['id']}/cancel").json()
     assert cancelled["payment"]["amount_refunded"] == 750
     assert stripe.kept(payment.payment_intent_id) == 0
+
+
+def test_paying_e_mails_the_pass_once(stripe, driver_api, lot, mailoutbox):
+    reserved = _reserve(driver_api, lot)
+    _complete(driver_api, reserved, stripe.card())
+    _complete(driver_api, reserved, stripe.card())  # a retried request
+
+    assert len(mailoutbox) == 1
+    message = mailoutbox[0]
+    assert message.to == [Reservation.objects.get().user.email]
+    assert reserved["id"] in message.subject + message.body

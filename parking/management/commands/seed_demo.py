@@ -16,8 +16,8 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from lots.constants import VehicleType
-from lots.models import GateDevice, Lot, LotStaff
-from lots.services import gate_create, lot_create, rate_set, spots_add
+from lots.models import GateDevice, Lot
+from lots.services import gate_create, lot_create, lot_staff_assign, rate_set, spots_add
 from parking.services import group_ensure, user_ensure
 
 SITE_URL = "http://127.0.0.1:8000"
@@ -119,9 +119,7 @@ class Command(BaseCommand):
                 groups=[staff_group],
             )
             staff_lot = next(lot for lot in lots if lot.slug == STAFF_LOT)
-            LotStaff.objects.get_or_create(
-                lot=staff_lot, user=staff, defaults={"role": LotStaff.Role.MANAGER}
-            )
+            lot_staff_assign(lot=staff_lot, user=staff)
             user_ensure(
                 email=ADMIN_EMAIL, password=password, full_name="Demo Admin", is_superuser=True
             )
