@@ -101,6 +101,12 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
 else:
     _db["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
     _db["CONN_HEALTH_CHECKS"] = True
+    # Prepared statements: PostgreSQL plans the hot queries once per connection
+    # instead of on every request. Behind PgBouncer in transaction mode this
+    # needs PgBouncer 1.21+ (max_prepared_statements); DATABASE_PREPARED=0 turns
+    # it off.
+    if env.bool("DATABASE_PREPARED", default=True):
+        _db.setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=2)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
