@@ -124,7 +124,8 @@ if REDIS_URL:
                 "SOCKET_CONNECT_TIMEOUT": 0.25,
                 "SOCKET_TIMEOUT": 0.25,
             },
-            "KEY_PREFIX": "parkspot",
+            # Two databases sharing one Redis must not share answers (keys carry pks).
+            "KEY_PREFIX": f"parkspot:{Path(str(_db['NAME'])).name}",
         }
     }
     DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
