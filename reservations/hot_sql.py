@@ -190,3 +190,20 @@ def overlapping_on_spot(*, spot_pk: int, start: datetime, end: datetime) -> list
     with connection.cursor() as cursor:
         cursor.execute(_OVERLAPPING + lock, [spot_pk, _db_time(end), _db_time(start)])
         return [(pk, status, _py_time(held)) for pk, status, held in cursor.fetchall()]
+
+
+_KEY_INSERT = """
+INSERT INTO reservations_idempotencykey (user_id, key, fingerprint, reservation_id, created_at)
+VALUES (%s, %s, %s, %s, %s)
+ON CONFLICT (user_id, key) DO NOTHING
+"""
+
+
+def idempotency_key_insert(
+    *, user_pk: int, key: str, fingerprint: str, reservation_pk: int, now: datetime
+) -> bool:
+    """Remember which booking a client's key made; False if the key is taken
+    (on PostgreSQL this waits for a twin request still in flight to finish)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_KEY_INSERT, [user_pk, key, fingerprint, reservation_pk, _db_time(now)])
+        return cursor.rowcount == 1

@@ -168,17 +168,14 @@ def reservation_create(
                 no_show_amount=no_show_amount,
                 now=now,
             )
-            if idempotency_key:
-                try:
-                    with transaction.atomic():
-                        IdempotencyKey.objects.create(
-                            user=user,
-                            key=idempotency_key,
-                            fingerprint=fingerprint,
-                            reservation=reservation,
-                        )
-                except IntegrityError as exc:
-                    raise _KeyTaken from exc  # a twin request committed first: undo ours
+            if idempotency_key and not hot_sql.idempotency_key_insert(
+                user_pk=user.pk,
+                key=idempotency_key,
+                fingerprint=fingerprint,
+                reservation_pk=reservation.pk,
+                now=now,
+            ):
+                raise _KeyTaken  # a twin request committed first: undo ours
             lot_availability_changed(lot_id=lot.pk)
     except (_KeyTaken, NoSpotAvailable) as exc:
         # A replay of an earlier booking answers as that booking did, even when

@@ -185,3 +185,27 @@ def test_an_overlap_caught_only_by_the_constraint_is_a_409_not_a_500(monkeypatch
     assert (exc.value.status, exc.value.code) == (409, "no_spot_available")
     assert Reservation.objects.count() == 2
     assert connection.vendor == "postgresql"
+
+
+def test_a_request_retried_at_once_with_its_idempotency_key_books_once():
+    lot = LotFactory()
+    RateFactory(lot=lot)
+    SpotFactory.create_batch(5, lot=lot)
+    user = UserFactory()
+    start = timezone.now() + timedelta(hours=2)
+
+    def twin():
+        return reservation_create(
+            user=user,
+            lot_id=lot.slug,
+            vehicle_type="car",
+            start=start,
+            end=start + timedelta(hours=1),
+            idempotency_key="retry-7f1c",
+        )
+
+    results = _run_in_threads([twin] * 6, workers=6)
+
+    assert len({r.reservation.code for r in results}) == 1
+    assert sorted(r.created for r in results) == [False] * 5 + [True]
+    assert Reservation.objects.count() == 1
