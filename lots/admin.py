@@ -29,6 +29,7 @@ from django.utils.html import format_html_join
 from django.views.decorators.cache import never_cache
 
 from config.errors import ApplicationError
+from config.money import format_money
 from lots.constants import VehicleType
 from lots.models import GateDevice, Lot, LotStaff, Rate, Spot
 from lots.selectors import lot_ids_for_staff
@@ -40,28 +41,10 @@ from lots.services import (
     spots_add,
 )
 
-# ISO 4217 currencies whose minor unit is not a hundredth.
-_ZERO_DECIMAL = {"bif", "clp", "djf", "gnf", "isk", "jpy", "kmf", "krw", "pyg", "rwf", "ugx"}
-_ZERO_DECIMAL |= {"vnd", "vuv", "xaf", "xof", "xpf"}
-_THREE_DECIMAL = {"bhd", "iqd", "jod", "kwd", "lyd", "omr", "tnd"}
 
-
-def currency_places(currency: str) -> int:
-    """Digits after the decimal point in the currency's major unit (2 for eur, 0 for jpy)."""
-    code = currency.lower()
-    return 0 if code in _ZERO_DECIMAL else 3 if code in _THREE_DECIMAL else 2
-
-
-def format_money(amount: int | None, currency: str) -> str:
-    """`1250, "eur"` → `12.50 EUR`; `600, "jpy"` → `600 JPY` (the yen has no minor unit)."""
-    if amount is None:
-        return "—"
-    code = currency.lower()
-    places = currency_places(code)
-    if places == 0:
-        return f"{amount:,} {code.upper()}"
-    whole, minor = divmod(amount, 10**places)
-    return f"{whole:,}.{minor:0{places}} {code.upper()}"
+def admin_money(amount: int | None, currency: str) -> str:
+    """Money as the admin shows it: `12.50 EUR`, `1,200 JPY`, a dash when unknown."""
+    return format_money(amount, currency, symbol=False) or "—"
 
 
 # --- scoping ------------------------------------------------------------------------------
@@ -412,11 +395,11 @@ class RateAdmin(LotScopedAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="Per hour", ordering="hourly_amount")
     def hourly(self, rate: Rate) -> str:
-        return format_money(rate.hourly_amount, rate.lot.currency)
+        return admin_money(rate.hourly_amount, rate.lot.currency)
 
     @admin.display(description="Daily maximum", ordering="daily_max_amount")
     def daily_max(self, rate: Rate) -> str:
-        return format_money(rate.daily_max_amount, rate.lot.currency)
+        return admin_money(rate.daily_max_amount, rate.lot.currency)
 
 
 # --- gates --------------------------------------------------------------------------------

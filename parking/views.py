@@ -27,13 +27,14 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods
 
 from config.errors import ApplicationError, IdempotencyKeyReused, NotFound
+from config.money import format_money
 from lots.constants import VehicleType
 from lots.models import Lot
 from lots.selectors import lot_get, lot_list, spot_counts
 from parking import forms
 from parking.models import Vehicle
 from parking.services import user_register, vehicle_add, vehicle_remove, vehicle_update
-from parking.templatetags.parkspot import format_money, lot_time
+from parking.templatetags.parkspot import lot_time
 from payments.models import Payment
 from reservations.models import Actor, Reservation, Status
 from reservations.selectors import (

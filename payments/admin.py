@@ -8,11 +8,12 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
+from config.money import format_money
 from payments.models import Payment, StripeCustomer, StripeEvent
 
 
 def _money(amount: int, currency: str) -> str:
-    return f"{amount} {currency.upper()}"
+    return format_money(amount, currency, symbol=False)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -41,11 +41,11 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from config.errors import ApplicationError
+from config.money import minor_unit_digits, to_minor_units
 from lots import admin as lots_admin
 from lots.admin import (
     LotScopedAdminMixin,
-    currency_places,
-    format_money,
+    admin_money,
     scoped_object_or_404,
     staff_lot_ids,
 )
@@ -108,11 +108,11 @@ def payment_summary(payments: list[Payment]) -> str:
         return "No payment was made."
     parts = []
     for p in payments:
-        figures = [f"authorised {format_money(p.amount_authorised, p.currency)}"]
+        figures = [f"authorised {admin_money(p.amount_authorised, p.currency)}"]
         if p.amount_captured:
-            figures.append(f"captured {format_money(p.amount_captured, p.currency)}")
+            figures.append(f"captured {admin_money(p.amount_captured, p.currency)}")
         if p.amount_refunded:
-            figures.append(f"refunded {format_money(p.amount_refunded, p.currency)}")
+            figures.append(f"refunded {admin_money(p.amount_refunded, p.currency)}")
         pending = f"; {p.operation} under way" if p.operation else ""
         parts.append(
             f"{p.get_kind_display()}: {', '.join(figures)} "
@@ -189,26 +189,24 @@ class RefundForm(forms.Form):
     def __init__(self, *args, currency: str, refundable: int, **kwargs):
         super().__init__(*args, **kwargs)
         self.currency = currency
-        self.places = currency_places(currency)
+        self.places = minor_unit_digits(currency)
         self.refundable = refundable
         self.fields["amount"].decimal_places = self.places
         self.fields["amount"].widget.attrs["step"] = str(Decimal(1).scaleb(-self.places))
         self.fields[
             "amount"
-        ].help_text = f"In {currency.upper()}; at most {format_money(refundable, currency)}."
+        ].help_text = f"In {currency.upper()}; at most {admin_money(refundable, currency)}."
 
     def clean_amount(self) -> int:
-        amount = self.cleaned_data["amount"]
-        if amount.as_tuple().exponent < -self.places:
-            raise forms.ValidationError(
-                f"{self.currency.upper()} has {self.places} decimal places."
-            )
-        minor = int(amount.scaleb(self.places))
+        try:
+            minor = to_minor_units(self.cleaned_data["amount"], self.currency)
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from exc
         if minor <= 0:
             raise forms.ValidationError("Refund more than nothing.")
         if minor > self.refundable:
             raise forms.ValidationError(
-                f"At most {format_money(self.refundable, self.currency)} can be refunded."
+                f"At most {admin_money(self.refundable, self.currency)} can be refunded."
             )
         return minor
 
@@ -357,11 +355,11 @@ class ReservationAdmin(LotScopedAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="Price", ordering="price_amount")
     def price(self, reservation: Reservation) -> str:
-        return format_money(reservation.price_amount, reservation.currency)
+        return admin_money(reservation.price_amount, reservation.currency)
 
     @admin.display(description="No-show charge")
     def no_show_charge(self, reservation: Reservation) -> str:
-        return format_money(reservation.no_show_amount, reservation.currency)
+        return admin_money(reservation.no_show_amount, reservation.currency)
 
     @admin.display(description="Owed in the end")
     def owed(self, reservation: Reservation) -> str:
@@ -369,11 +367,11 @@ class ReservationAdmin(LotScopedAdminMixin, admin.ModelAdmin):
             return "Not settled yet"
         settled = getattr(reservation, "settled_at", None)
         state = "settled" if settled else "settlement pending"
-        return f"{format_money(reservation.amount_due, reservation.currency)} ({state})"
+        return f"{admin_money(reservation.amount_due, reservation.currency)} ({state})"
 
     @admin.display(description="Overstay")
     def overstay(self, reservation: Reservation) -> str:
-        return format_money(getattr(reservation, "overstay_amount", 0), reservation.currency)
+        return admin_money(getattr(reservation, "overstay_amount", 0), reservation.currency)
 
     @admin.display(description="Payments")
     def payments(self, reservation: Reservation) -> str:
@@ -459,7 +457,7 @@ class ReservationAdmin(LotScopedAdminMixin, admin.ModelAdmin):
         def done(reservation: Reservation) -> str:
             due = reservation.amount_due or 0
             money = (
-                f"charged {format_money(due, reservation.currency)} (cancelled after its start)"
+                f"charged {admin_money(due, reservation.currency)} (cancelled after its start)"
                 if due
                 else "nothing charged"
             )
@@ -495,10 +493,10 @@ class ReservationAdmin(LotScopedAdminMixin, admin.ModelAdmin):
         now = timezone.now()
 
         def done(reservation: Reservation) -> str:
-            charged = format_money(reservation.amount_due or 0, reservation.currency)
+            charged = admin_money(reservation.amount_due or 0, reservation.currency)
             overstay = getattr(reservation, "overstay_amount", 0)
             extra = (
-                f" plus {format_money(overstay, reservation.currency)} overstay" if overstay else ""
+                f" plus {admin_money(overstay, reservation.currency)} overstay" if overstay else ""
             )
             return f"marked left at {local_time(now, reservation.lot)}; charged {charged}{extra}."
 
@@ -551,7 +549,7 @@ class ReservationAdmin(LotScopedAdminMixin, admin.ModelAdmin):
                     request, f"{reservation.code}: not refunded. {exc.detail}", messages.ERROR
                 )
             else:
-                message = f"refunded {format_money(amount, reservation.currency)}."
+                message = f"refunded {admin_money(amount, reservation.currency)}."
                 self.log_change(request, reservation, message)
                 summary = payment_summary(booking_payments(reservation))
                 self.message_user(
@@ -564,7 +562,7 @@ class ReservationAdmin(LotScopedAdminMixin, admin.ModelAdmin):
             "opts": self.model._meta,
             "reservation": reservation,
             "payment": payment,
-            "refundable": format_money(refundable, reservation.currency),
+            "refundable": admin_money(refundable, reservation.currency),
             "form": form,
             "action": "refund_part",
             "back": request.POST.get("_back", ""),

@@ -17,77 +17,11 @@ from django import template
 from django.utils import dateformat
 from django.utils.safestring import SafeString, mark_safe
 
+from config.money import format_money
+
 register = template.Library()
 
 DASH = " \u2013 "  # an en dash between spaces, for ranges
-MINUS = "\u2212"
-
-# ISO 4217 currencies that Stripe counts in whole units (no minor unit).
-ZERO_DECIMAL_CURRENCIES = frozenset(
-    {
-        "bif",
-        "clp",
-        "djf",
-        "gnf",
-        "jpy",
-        "kmf",
-        "krw",
-        "mga",
-        "pyg",
-        "rwf",
-        "ugx",
-        "vnd",
-        "vuv",
-        "xaf",
-        "xof",
-        "xpf",
-    }
-)
-# ... and those counted in thousandths.
-THREE_DECIMAL_CURRENCIES = frozenset({"bhd", "jod", "kwd", "omr", "tnd"})
-# Symbols written before the amount; other currencies show their code after it.
-CURRENCY_SYMBOLS = {
-    "aud": "A$",
-    "brl": "R$",
-    "cad": "CA$",
-    "chf": "CHF\u00a0",
-    "cny": "CN¥",
-    "eur": "€",
-    "gbp": "£",
-    "hkd": "HK$",
-    "inr": "₹",
-    "jpy": "¥",
-    "krw": "₩",
-    "mxn": "MX$",
-    "nzd": "NZ$",
-    "sgd": "S$",
-    "usd": "$",
-}
-
-
-def minor_unit_digits(currency: str) -> int:
-    currency = (currency or "").lower()
-    if currency in ZERO_DECIMAL_CURRENCIES:
-        return 0
-    if currency in THREE_DECIMAL_CURRENCIES:
-        return 3
-    return 2
-
-
-def format_money(amount: int | None, currency: str) -> str:
-    """Integer minor units as people read them: €12.50, $1,234.00, ¥1,200, 12.50 SEK."""
-    if amount is None or amount == "":
-        return ""
-    amount = int(amount)
-    currency = (currency or "").lower()
-    digits = minor_unit_digits(currency)
-    sign = MINUS if amount < 0 else ""
-    whole, fraction = divmod(abs(amount), 10**digits)
-    number = f"{whole:,}" + (f".{fraction:0{digits}d}" if digits else "")
-    symbol = CURRENCY_SYMBOLS.get(currency)
-    if symbol:
-        return f"{sign}{symbol}{number}"
-    return f"{sign}{number}\u00a0{currency.upper()}"
 
 
 @register.filter
