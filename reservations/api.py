@@ -6,7 +6,12 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+)
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
 from rest_framework.permissions import AllowAny
@@ -367,11 +372,15 @@ class GateReservationSerializer(serializers.ModelSerializer):
 
 
 class _GateApi(APIView):
+    """A gate reporting a car passing: find its reservation in the gate's lot,
+    then make the transition (both idempotent, as gates retry)."""
+
     authentication_classes = [GateKeyAuthentication]
     permission_classes = [IsGate]
     leaving = False
+    transition = staticmethod(reservation_arrive)
 
-    def _reservation(self, request) -> tuple[Reservation, dict]:
+    def post(self, request):
         data = GateEventSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         event = data.validated_data
@@ -382,19 +391,7 @@ class _GateApi(APIView):
             plate=event.get("plate", ""),
             leaving=self.leaving,
         )
-        return reservation, event
-
-
-class GateArrivalApi(_GateApi):
-    @extend_schema(
-        request=GateEventSerializer,
-        responses=GateReservationSerializer,
-        tags=["gate"],
-        summary="vehicle_arrived",
-    )
-    def post(self, request):
-        reservation, event = self._reservation(request)
-        result = reservation_arrive(
+        result = self.transition(
             reservation_id=reservation.pk,
             at=event["time"],
             actor=Actor.GATE,
@@ -403,21 +400,23 @@ class GateArrivalApi(_GateApi):
         return Response(GateReservationSerializer(result.reservation).data)
 
 
+def _gate_schema(summary: str):
+    return extend_schema_view(
+        post=extend_schema(
+            request=GateEventSerializer,
+            responses=GateReservationSerializer,
+            tags=["gate"],
+            summary=summary,
+        )
+    )
+
+
+@_gate_schema("vehicle_arrived")
+class GateArrivalApi(_GateApi):
+    pass
+
+
+@_gate_schema("vehicle_left")
 class GateDepartureApi(_GateApi):
     leaving = True
-
-    @extend_schema(
-        request=GateEventSerializer,
-        responses=GateReservationSerializer,
-        tags=["gate"],
-        summary="vehicle_left",
-    )
-    def post(self, request):
-        reservation, event = self._reservation(request)
-        result = reservation_depart(
-            reservation_id=reservation.pk,
-            at=event["time"],
-            actor=Actor.GATE,
-            data={"gate": request.auth.name},
-        )
-        return Response(GateReservationSerializer(result.reservation).data)
+    transition = staticmethod(reservation_depart)
