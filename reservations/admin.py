@@ -55,24 +55,23 @@ from payments import admin as payments_admin
 from payments.models import Payment
 from reservations.models import (
     BLOCKING_STATUSES,
+    PAYMENT_REFERENCE_PREFIX,
     Actor,
     IdempotencyKey,
     Reservation,
     ReservationEvent,
     Status,
     normalize_code,
+    payment_reference,
 )
 from reservations.occupancy import local_today, lot_occupancy, occupancy_svg
 from reservations.services import (
-    payment_reference,
     reservation_arrive,
     reservation_cancel,
     reservation_depart,
     reservation_refund,
     spot_take_out_of_service,
 )
-
-PAYMENT_PREFIX = "reservation:"
 
 
 class ReadOnlyAdminMixin:
@@ -750,7 +749,9 @@ class PaymentAdmin(LotScopedAdminMixin, payments_admin.PaymentAdmin):
             return queryset
         references = (
             Reservation.objects.filter(lot_id__in=lot_ids)
-            .annotate(reference=Concat(Value(PAYMENT_PREFIX), "code", output_field=CharField()))
+            .annotate(
+                reference=Concat(Value(PAYMENT_REFERENCE_PREFIX), "code", output_field=CharField())
+            )
             .values("reference")
         )
         return queryset.filter(reference__in=Subquery(references))

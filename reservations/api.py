@@ -24,7 +24,7 @@ from config.fields import AwareDateTimeField, MoneyField
 from lots.authentication import GateKeyAuthentication, IsGate
 from lots.constants import VehicleType
 from payments.selectors import payments_for
-from reservations.models import Actor, Reservation, Status
+from reservations.models import Actor, Reservation, Status, payment_reference
 from reservations.selectors import (
     lot_availability,
     reservation_for_gate,
@@ -32,7 +32,6 @@ from reservations.selectors import (
     reservation_list_for_user,
 )
 from reservations.services import (
-    payment_reference,
     reservation_arrive,
     reservation_cancel,
     reservation_complete,

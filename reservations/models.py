@@ -25,6 +25,10 @@ def normalize_code(code: str) -> str:
     return f"{raw[:4]}-{raw[4:]}" if len(raw) == 8 else raw
 
 
+# Payments know a reservation only by this opaque reference.
+PAYMENT_REFERENCE_PREFIX = "reservation:"
+
+
 class Status(models.TextChoices):
     PENDING_PAYMENT = "pending_payment", "Awaiting payment"
     CONFIRMED = "confirmed", "Confirmed"
@@ -190,3 +194,8 @@ class IdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} → reservation {self.reservation_id}"
+
+
+def payment_reference(reservation: Reservation) -> str:
+    """The reference under which payments know this reservation."""
+    return f"{PAYMENT_REFERENCE_PREFIX}{reservation.code}"

@@ -9,11 +9,9 @@ from django.dispatch import receiver
 from config.errors import ApplicationError
 from payments.models import Payment
 from payments.signals import payment_changed
-from reservations.models import Reservation, Status
+from reservations.models import PAYMENT_REFERENCE_PREFIX, Reservation, Status
 
 log = logging.getLogger(__name__)
-
-PREFIX = "reservation:"
 
 
 @receiver(payment_changed)
@@ -23,11 +21,13 @@ def confirm_when_paid(sender, *, reference: str, kind: str, status: str, **kwarg
     is given back if the booking is gone by then."""
     from reservations.services import reservation_confirm, settle_payment
 
-    if not reference.startswith(PREFIX) or kind != Payment.Kind.BOOKING:
+    if not reference.startswith(PAYMENT_REFERENCE_PREFIX) or kind != Payment.Kind.BOOKING:
         return
     if status not in (Payment.Status.AUTHORISED, Payment.Status.CAPTURED):
         return
-    reservation = Reservation.objects.filter(code=reference.removeprefix(PREFIX)).first()
+    reservation = Reservation.objects.filter(
+        code=reference.removeprefix(PAYMENT_REFERENCE_PREFIX)
+    ).first()
     if reservation is None:
         return
     if reservation.status == Status.PENDING_PAYMENT:

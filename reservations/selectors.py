@@ -19,9 +19,8 @@ from payments.models import Payment
 from payments.selectors import payments_for
 from reservations import hot_sql
 from reservations.allocation import live_blocking_q, overlapping_q
-from reservations.models import Reservation, Status, normalize_code
+from reservations.models import Reservation, Status, normalize_code, payment_reference
 from reservations.rules import validate_window
-from reservations.services import payment_reference
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,7 @@ from reservations.models import (
     Reservation,
     ReservationEvent,
     Status,
+    payment_reference,
 )
 from reservations.rules import validate_window
 
@@ -572,10 +573,6 @@ def reservation_mark_no_show(
 
 
 # --- payment -------------------------------------------------------------------------
-
-
-def payment_reference(reservation: Reservation) -> str:
-    return f"reservation:{reservation.code}"
 
 
 def reservation_payment_prepare(*, reservation: Reservation) -> Payment | None:
