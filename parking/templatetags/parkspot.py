@@ -70,13 +70,6 @@ def lot_tz_abbr(value: datetime | None, tz) -> str:
     return local.tzname() if local else ""
 
 
-@register.filter
-def local_input(value: datetime | None, tz) -> str:
-    """The value for an <input type="datetime-local"> at the lot: 2026-03-04T11:00."""
-    local = in_zone(value, tz)
-    return local.strftime("%Y-%m-%dT%H:%M") if local else ""
-
-
 @register.simple_tag
 def window(start: datetime, end: datetime, tz) -> str:
     """A window at the lot: "Wed 4 Mar 2026, 11:00-13:00", or with both dates
