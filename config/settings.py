@@ -9,6 +9,9 @@ import secrets
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
+
+from reservations.policy import LATE_CANCEL_POLICIES
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -16,6 +19,27 @@ VAR_DIR.mkdir(exist_ok=True)
 
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+
+# A bad value stops the process at start-up with the variable's name, rather
+# than meaning something else at the first booking.
+def _int(name: str, default: int, *, minimum: int = 0) -> int:
+    raw = env.str(name, default=str(default)).strip()
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {raw!r}.") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {value}.")
+    return value
+
+
+def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = env.str(name, default=default).strip()
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, not {value!r}.")
+    return value
+
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 
@@ -99,7 +123,7 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     # One file per test process, so that two runs in one checkout never collide.
     _db["TEST"] = {"NAME": str(VAR_DIR / f"test-db-{os.getpid()}.sqlite3")}
 else:
-    _db["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+    _db["CONN_MAX_AGE"] = _int("DATABASE_CONN_MAX_AGE", 60)
     _db["CONN_HEALTH_CHECKS"] = True
     # Prepared statements: PostgreSQL plans the hot queries once per connection
     # instead of on every request. Behind PgBouncer in transaction mode this
@@ -166,7 +190,7 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = DEBUG
 
 # --- Security (production behind a TLS-terminating proxy) -----------------------------
-SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_SECONDS = _int("DJANGO_SECURE_HSTS_SECONDS", 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
 SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=False)
@@ -206,16 +230,28 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": "/api/v1",
 }
 
-# --- Booking rules (DESIGN §4) --------------------------------------------------------
-HOLD_TTL_MINUTES = env.int("HOLD_TTL_MINUTES", default=15)
-NO_SHOW_GRACE_MINUTES = env.int("NO_SHOW_GRACE_MINUTES", default=60)
-EARLY_ARRIVAL_MINUTES = env.int("EARLY_ARRIVAL_MINUTES", default=15)
-SWEEP_INTERVAL_SECONDS = env.int("SWEEP_INTERVAL_SECONDS", default=60)
-BOOKING_MIN_MINUTES = env.int("BOOKING_MIN_MINUTES", default=30)
-BOOKING_MAX_DAYS = env.int("BOOKING_MAX_DAYS", default=30)
-BOOKING_MAX_PAST_MINUTES = env.int("BOOKING_MAX_PAST_MINUTES", default=5)
-BOOKING_MAX_AHEAD_DAYS = env.int("BOOKING_MAX_AHEAD_DAYS", default=90)
-AVAILABILITY_CACHE_SECONDS = env.int("AVAILABILITY_CACHE_SECONDS", default=60)
+# --- Booking rules (DESIGN §4, and what things cost: reservations/policy.py) -----------
+HOLD_TTL_MINUTES = _int("HOLD_TTL_MINUTES", 15, minimum=1)
+NO_SHOW_GRACE_MINUTES = _int("NO_SHOW_GRACE_MINUTES", 60)
+EARLY_ARRIVAL_MINUTES = _int("EARLY_ARRIVAL_MINUTES", 15)
+SWEEP_INTERVAL_SECONDS = _int("SWEEP_INTERVAL_SECONDS", 60, minimum=1)
+BOOKING_MIN_MINUTES = _int("BOOKING_MIN_MINUTES", 30, minimum=1)
+BOOKING_MAX_DAYS = _int("BOOKING_MAX_DAYS", 30, minimum=1)
+BOOKING_MAX_PAST_MINUTES = _int("BOOKING_MAX_PAST_MINUTES", 5)
+BOOKING_MAX_AHEAD_DAYS = _int("BOOKING_MAX_AHEAD_DAYS", 90, minimum=1)
+AVAILABILITY_CACHE_SECONDS = _int("AVAILABILITY_CACHE_SECONDS", 60)
+# Cancelling a paid reservation after its start (never more than a no-show):
+# "charge" the no-show charge, "elapsed" the hours since the start, or "refund"
+# (free until the grace period ends).
+LATE_CANCEL_POLICY = _choice("LATE_CANCEL_POLICY", "charge", LATE_CANCEL_POLICIES)
+# A car parked past its end holds its spot until it leaves; bookings that would
+# start on that spot within this many minutes are moved to another one.
+OVERSTAY_LOOKAHEAD_MINUTES = _int("OVERSTAY_LOOKAHEAD_MINUTES", 60, minimum=1)
+# A car still parked this long after its end (its exit never reported) has the
+# booked price captured, long before its card hold could lapse.
+UNREPORTED_EXIT_CAPTURE_MINUTES = _int("UNREPORTED_EXIT_CAPTURE_MINUTES", 120, minimum=1)
+# Settlements that Stripe cannot finish yet are retried, backing off to this.
+SETTLEMENT_RETRY_MAX_MINUTES = _int("SETTLEMENT_RETRY_MAX_MINUTES", 60, minimum=1)
 
 # --- Celery (worker + exactly one beat) ------------------------------------------------------
 # Unset: kombu's file-system transport under var/, so `make run` needs no broker.
@@ -245,6 +281,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "reservations.tasks.declare_no_shows",
         "schedule": SWEEP_INTERVAL_SECONDS,
     },
+    "hold-spots-of-overstayers": {
+        "task": "reservations.tasks.hold_spots_of_overstayers",
+        "schedule": SWEEP_INTERVAL_SECONDS,
+    },
+    "capture-unreported-exits": {
+        "task": "reservations.tasks.capture_unreported_exits",
+        "schedule": SWEEP_INTERVAL_SECONDS,
+    },
     "settle-payments": {
         "task": "reservations.tasks.settle_payments",
         "schedule": SWEEP_INTERVAL_SECONDS,
@@ -261,14 +305,11 @@ STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
 # Unset: the SDK talks to Stripe. Set (e.g. http://127.0.0.1:8420): localstripe.
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")
-STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=2)
-STRIPE_WEBHOOK_TOLERANCE = env.int("STRIPE_WEBHOOK_TOLERANCE", default=300)
+STRIPE_MAX_NETWORK_RETRIES = _int("STRIPE_MAX_NETWORK_RETRIES", 2)
+STRIPE_WEBHOOK_TOLERANCE = _int("STRIPE_WEBHOOK_TOLERANCE", 300, minimum=1)
 # Card holds lapse after about 7 days: a booking whose settlement (its end) is
 # further away than this is charged at once and settled by refunds instead.
-CARD_HOLD_MAX_DAYS = env.int("CARD_HOLD_MAX_DAYS", default=6)
-# Cancelling a confirmed reservation after its start: "charge" the full price
-# (the default, as SpotHero does) or "refund" everything.
-LATE_CANCEL_POLICY = env.str("LATE_CANCEL_POLICY", default="charge")
+CARD_HOLD_MAX_DAYS = _int("CARD_HOLD_MAX_DAYS", 6, minimum=1)
 
 # Stripe.js: localstripe serves a stand-in of it when STRIPE_API_BASE points there.
 STRIPE_JS_URL = env.str(
@@ -281,7 +322,7 @@ STRIPE_JS_URL = env.str(
 # --- E-mail (console in development) ----------------------------------------------------
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
-EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_PORT = _int("EMAIL_PORT", 25, minimum=1)
 EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
 EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
 EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)

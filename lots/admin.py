@@ -37,6 +37,7 @@ from lots.services import (
     MAX_SPOTS_PER_CALL,
     gate_create,
     gate_revoke,
+    lot_availability_changed,
     spot_return_to_service,
     spots_add,
 )
@@ -115,6 +116,35 @@ class LotScopedAdminMixin:
             elif db_field.related_model is Spot:
                 kwargs["queryset"] = Spot.objects.filter(lot_id__in=lot_ids)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+class OfferChangesMixin:
+    """Saving or deleting here changes what a lot offers (its spots, its rates):
+    cached availability answers end in the same transaction (the admin runs
+    each save in one)."""
+
+    def _offer_changed(self, lot_ids) -> None:
+        for lot_id in sorted(set(lot_ids)):
+            lot_availability_changed(lot_id=lot_id)
+
+    def save_model(self, request, obj, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        self._offer_changed([obj.pk if isinstance(obj, Lot) else obj.lot_id])
+
+    def delete_model(self, request, obj) -> None:
+        lot_id = obj.pk if isinstance(obj, Lot) else obj.lot_id
+        super().delete_model(request, obj)
+        if not isinstance(obj, Lot):
+            self._offer_changed([lot_id])
+
+    def delete_queryset(self, request, queryset) -> None:
+        lot_ids = [] if queryset.model is Lot else list(queryset.values_list("lot_id", flat=True))
+        super().delete_queryset(request, queryset)
+        self._offer_changed(lot_ids)
+
+    def save_formset(self, request, form, formset, change) -> None:
+        super().save_formset(request, form, formset, change)
+        self._offer_changed([form.instance.pk])
 
 
 def scoped_object_or_404(model_admin, request: HttpRequest, object_id: str):
@@ -210,7 +240,7 @@ _DEFAULT_PREFIX = {VehicleType.MOTORCYCLE: "M", VehicleType.CAR: "C", VehicleTyp
 
 
 @admin.register(Lot)
-class LotAdmin(LotScopedAdminMixin, admin.ModelAdmin):
+class LotAdmin(OfferChangesMixin, LotScopedAdminMixin, admin.ModelAdmin):
     lot_lookup = "pk"
     form = LotAdminForm
     # Explicit: the spot-count annotation groups rows, which drops Meta.ordering
@@ -349,7 +379,7 @@ class LotAdmin(LotScopedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Spot)
-class SpotAdmin(LotScopedAdminMixin, admin.ModelAdmin):
+class SpotAdmin(OfferChangesMixin, LotScopedAdminMixin, admin.ModelAdmin):
     list_display = ("label", "lot", "vehicle_type", "is_active")
     list_filter = ("vehicle_type", "is_active", ("lot", admin.RelatedOnlyFieldListFilter))
     search_fields = ("label", "public_id")
@@ -385,7 +415,7 @@ class SpotAdmin(LotScopedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Rate)
-class RateAdmin(LotScopedAdminMixin, admin.ModelAdmin):
+class RateAdmin(OfferChangesMixin, LotScopedAdminMixin, admin.ModelAdmin):
     list_display = ("lot", "vehicle_type", "hourly", "daily_max")
     list_filter = ("vehicle_type", "lot__currency", ("lot", admin.RelatedOnlyFieldListFilter))
     search_fields = ("lot__name", "lot__slug")

@@ -184,18 +184,19 @@ def rate_set(*, lot: Lot, vehicle_type: str, hourly_amount: int, daily_max_amoun
     with transaction.atomic():
         rate = Rate.objects.select_for_update().filter(lot=lot, vehicle_type=vehicle_type).first()
         if rate is None:
-            # The post_save signal bumps the lot's availability version.
-            return Rate.objects.create(
+            rate = Rate.objects.create(
                 lot=lot,
                 vehicle_type=vehicle_type,
                 hourly_amount=hourly_amount,
                 daily_max_amount=daily_max_amount,
             )
-        if (rate.hourly_amount, rate.daily_max_amount) != (hourly_amount, daily_max_amount):
+        elif (rate.hourly_amount, rate.daily_max_amount) != (hourly_amount, daily_max_amount):
             rate.hourly_amount = hourly_amount
             rate.daily_max_amount = daily_max_amount
             rate.save(update_fields=["hourly_amount", "daily_max_amount"])
-        # Unchanged: no write, so cached availability answers stay valid.
+        else:
+            return rate  # unchanged: cached availability answers stay valid
+        lot_availability_changed(lot_id=lot.pk)
         return rate
 
 
@@ -230,8 +231,6 @@ def spots_add(*, lot: Lot, vehicle_type: str, count: int, prefix: str) -> list[S
             for number in range(highest + 1, highest + count + 1)
         ]
         created = Spot.objects.bulk_create(spots)
-        # bulk_create sends no post_save, so the signal in lots/signals.py
-        # does not fire: invalidate cached availability ourselves, once.
         lot_availability_changed(lot_id=lot.pk)
     return created
 

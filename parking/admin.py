@@ -9,8 +9,9 @@ from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 
+from config.plates import normalize_plate
 from lots.models import LotStaff
-from parking.models import ApiToken, User, Vehicle, normalize_plate
+from parking.models import ApiToken, User, Vehicle
 
 admin.site.site_header = "ParkSpot administration"
 admin.site.site_title = "ParkSpot admin"

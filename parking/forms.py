@@ -17,9 +17,10 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from config.errors import ApplicationError, InvalidInput
+from config.plates import normalize_plate
 from lots.constants import VehicleType
 from lots.models import Lot
-from parking.models import Vehicle, normalize_plate
+from parking.models import Vehicle
 from reservations.rules import validate_window
 from reservations.selectors import local_to_utc
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
@@ -11,14 +10,8 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from config.plates import normalize_plate
 from lots.constants import VehicleType
-
-_PLATE_JUNK = re.compile(r"[\s\-\.]+")
-
-
-def normalize_plate(plate: str) -> str:
-    """Plates compare equal however they are typed: upper case, no spaces or dashes."""
-    return _PLATE_JUNK.sub("", plate or "").upper()
 
 
 class UserManager(BaseUserManager["User"]):

@@ -12,8 +12,9 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 
 from config.errors import ApplicationError, Conflict, InvalidInput, NotFound
+from config.plates import normalize_plate
 from lots.constants import VehicleType
-from parking.models import ApiToken, User, Vehicle, hash_token, normalize_plate
+from parking.models import ApiToken, User, Vehicle, hash_token
 
 
 def user_register(*, email: str, password: str, full_name: str = "") -> User:

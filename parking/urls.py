@@ -15,6 +15,11 @@ urlpatterns = [
     path("reservations/<str:code>/", views.reservation_detail, name="reservation_detail"),
     path("reservations/<str:code>/pay/", views.reservation_pay, name="reservation_pay"),
     path(
+        "reservations/<str:code>/pay/setup/",
+        views.reservation_pay_setup,
+        name="reservation_pay_setup",
+    ),
+    path(
         "reservations/<str:code>/cancel/",
         views.reservation_cancel_view,
         name="reservation_cancel",

@@ -19,12 +19,12 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, QueryDict
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from config.errors import ApplicationError, IdempotencyKeyReused, NotFound
 from config.money import format_money
@@ -44,12 +44,13 @@ from reservations.selectors import (
     lot_search,
     reservation_overview_for_user,
     reservation_row_for_user,
+    reservation_terms,
 )
 from reservations.services import (
     reservation_cancel,
     reservation_complete,
     reservation_create,
-    reservation_payment_prepare,
+    reservation_payment_setup,
 )
 
 LOGIN_URL = "login"
@@ -346,7 +347,6 @@ def reserve(request: HttpRequest, lot_id: str) -> HttpResponse:
                 messages.error(request, _spot_gone_message(lot, data["vehicle_type"]))
             status = exc.status
         else:
-            reservation_payment_prepare(reservation=result.reservation)
             return redirect("reservation_pay", code=result.reservation.code)
     quote = _quote(form, lot)
     return render(request, "parking/lot_detail.html", _lot_context(lot, form, quote), status=status)
@@ -395,16 +395,14 @@ def _pay_context(reservation: Reservation, payment: Payment | None) -> dict:
     seconds_left = 0
     if reservation.hold_expires_at:
         seconds_left = max(0, int((reservation.hold_expires_at - now).total_seconds()))
-    capture_later = reservation.end <= now + timedelta(days=settings.CARD_HOLD_MAX_DAYS)
     return {
         "reservation": reservation,
         "payment": payment,
-        "client_secret": payment.setup_client_secret if payment else "",
         "publishable_key": settings.STRIPE_PUBLISHABLE_KEY,
         "stripe_js_url": settings.STRIPE_JS_URL,
         "test_mode": settings.STRIPE_PUBLISHABLE_KEY.startswith("pk_test"),
         "seconds_left": seconds_left,
-        "capture_later": capture_later,
+        "capture_later": not reservation_terms(reservation, now=now).charged_at_once,
         "again_url": _again_url(reservation),
         "terms": cancel_terms(reservation, payment, now),
     }
@@ -450,11 +448,24 @@ def reservation_pay(request: HttpRequest, code: str) -> HttpResponse:
         reservation.refresh_from_db()
         if reservation.status != Status.PENDING_PAYMENT:
             return redirect("reservation_detail", code=reservation.code)
-    # Creates the card set-up on first view, or finishes one Stripe was too slow for.
-    payment = reservation_payment_prepare(reservation=reservation)
-    context = _pay_context(reservation, payment)
+    context = _pay_context(reservation, row.payment)
     context["error"] = error
     return render(request, "parking/pay.html", context, status=status)
+
+
+@require_POST
+@_login_required
+def reservation_pay_setup(request: HttpRequest, code: str) -> JsonResponse:
+    """Pay was pressed: what Stripe.js needs to turn the card into a PaymentMethod."""
+    reservation = _row_or_404(request, code).reservation
+    try:
+        secret = reservation_payment_setup(reservation_id=reservation.pk)
+    except ApplicationError as exc:
+        body = {"code": exc.code, "detail": _payment_error(exc)}
+        if exc.code == "hold_expired":
+            body["detail"] = "The hold on your spot has run out. Nothing was charged."
+        return JsonResponse(body, status=exc.status)
+    return JsonResponse({"client_secret": secret})
 
 
 def _payment_error(exc: ApplicationError) -> str:
@@ -485,57 +496,83 @@ def _render_hold_expired(request: HttpRequest, reservation: Reservation, status:
 
 @dataclass(frozen=True)
 class CancelTerms:
-    """What cancelling now costs, said before the driver confirms."""
+    """What cancelling now costs, in sentences, from the policy module's terms."""
 
     allowed: bool
     charge_amount: int  # what the driver pays if they cancel now
     summary: str  # one sentence for the pass page
     detail: str  # what happens, for the confirmation page
+    policy: str = ""  # the rule, for the confirmation page
+
+
+def _late_rule(terms, reservation: Reservation) -> str:
+    no_show = format_money(terms.no_show_charge, terms.currency)
+    grace_end = lot_time(terms.no_show_after, reservation.lot)
+    if terms.late_cancel_policy == "refund":
+        return (
+            f"Cancelling is free until {grace_end}; after that it costs the no-show "
+            f"charge of {no_show}."
+        )
+    if terms.late_cancel_policy == "elapsed":
+        return (
+            "After your reservation starts, cancelling costs the hours since it started, "
+            f"never more than the no-show charge of {no_show}."
+        )
+    return (
+        f"After your reservation starts, cancelling costs the no-show charge of {no_show} "
+        "(the first 24 hours), never more."
+    )
 
 
 def cancel_terms(
     reservation: Reservation, payment: Payment | None, now: datetime | None = None
 ) -> CancelTerms:
     now = now or timezone.now()
-    price = format_money(reservation.price_amount, reservation.currency)
-    start = lot_time(reservation.start, reservation.lot)
+    terms = reservation_terms(reservation, now=now)
+    charge = terms.cancellation_charge_now
+    if charge is None:
+        return CancelTerms(allowed=False, charge_amount=0, summary="", detail="")
+    rule = _late_rule(terms, reservation)
     if reservation.status == Status.PENDING_PAYMENT:
         return CancelTerms(
             allowed=True,
             charge_amount=0,
             summary="Nothing has been charged yet.",
             detail="Nothing has been charged. Cancelling gives the spot back straight away.",
+            policy=rule,
         )
-    if reservation.status != Status.CONFIRMED:
-        return CancelTerms(allowed=False, charge_amount=0, summary="", detail="")
+    price = format_money(reservation.price_amount, reservation.currency)
     charged_at_booking = payment is not None and payment.capture_mode == "immediate"
-    money_back = (
-        f"the {price} you paid is refunded in full"
-        if charged_at_booking
-        else f"the {price} hold on your card is released"
-    )
-    if now < reservation.start:
+    if charge == 0:
+        money_back = (
+            f"the {price} you paid is refunded in full"
+            if charged_at_booking
+            else f"the {price} hold on your card is released"
+        )
+        until = lot_time(terms.free_cancellation_until, reservation.lot)
         return CancelTerms(
             allowed=True,
             charge_amount=0,
-            summary=f"Free cancellation until {start}.",
-            detail=f"Cancelling before your reservation starts is free: {money_back}.",
+            summary=f"Free cancellation until {until}.",
+            detail=f"Cancelling now is free: {money_back}.",
+            policy=rule,
         )
-    if settings.LATE_CANCEL_POLICY == "charge":
-        return CancelTerms(
-            allowed=True,
-            charge_amount=reservation.price_amount,
-            summary=f"Your reservation started at {start}; cancelling now costs the full price.",
-            detail=(
-                f"Your reservation started at {start}. Cancelling after the start costs "
-                f"the full price: you will be charged {price}."
-            ),
-        )
+    cost = format_money(charge, reservation.currency)
+    rest = format_money(reservation.price_amount - charge, reservation.currency)
+    money_back = (
+        f"the other {rest} you paid is refunded"
+        if charged_at_booking
+        else f"the other {rest} of the hold on your card is released"
+    )
+    start = lot_time(reservation.start, reservation.lot)
     return CancelTerms(
         allowed=True,
-        charge_amount=0,
-        summary=f"Your reservation started at {start}; you can still cancel for free.",
-        detail=f"Your reservation has started, but cancelling is still free: {money_back}.",
+        charge_amount=charge,
+        summary=f"Your reservation started at {start}; cancelling now costs {cost}.",
+        detail=f"Your reservation started at {start}. Cancelling now costs {cost}; {money_back}."
+        if charge < reservation.price_amount
+        else f"Your reservation started at {start}. Cancelling now costs {cost}.",
+        policy=rule,
     )
 
 
@@ -587,7 +624,6 @@ def reservation_cancel_view(request: HttpRequest, code: str) -> HttpResponse:
             "reservation": reservation,
             "payment": row.payment,
             "terms": terms,
-            "late_policy": settings.LATE_CANCEL_POLICY,
         },
     )
 

@@ -42,6 +42,7 @@ from django.utils.html import format_html
 
 from config.errors import ApplicationError
 from config.money import minor_unit_digits, to_minor_units
+from config.plates import normalize_plate
 from lots import admin as lots_admin
 from lots.admin import (
     LotScopedAdminMixin,
@@ -50,7 +51,6 @@ from lots.admin import (
     staff_lot_ids,
 )
 from lots.models import Lot, Spot
-from parking.models import normalize_plate
 from payments import admin as payments_admin
 from payments.models import Payment
 from reservations.models import (

@@ -36,16 +36,19 @@ def live_blocking_q(now: datetime) -> Q:
     return BLOCKING_Q & ~Q(status=Status.PENDING_PAYMENT, hold_expires_at__lte=now)
 
 
-def overlapping_q(start: datetime, end: datetime) -> Q:
-    # Half-open [start, occupied_until): back-to-back bookings do not overlap.
-    return Q(start__lt=end, occupied_until__gt=start)
+def overlapping_q(start: datetime, end: datetime, now: datetime) -> Q:
+    """Reservations holding their spot over part of [start, end): half-open
+    [start, occupied_until), so back-to-back bookings do not overlap; and a car
+    still parked after its end holds the spot until it leaves."""
+    overstaying = Q(status=Status.PARKED, end__lte=now)
+    return Q(start__lt=end) & (Q(occupied_until__gt=start) | overstaying)
 
 
 def free_spots(
     *, lot_id: int, vehicle_type: str, start: datetime, end: datetime, now: datetime
 ) -> QuerySet[Spot]:
     taken = Reservation.objects.filter(spot=OuterRef("pk")).filter(
-        live_blocking_q(now), overlapping_q(start, end)
+        live_blocking_q(now), overlapping_q(start, end, now)
     )
     return Spot.objects.filter(lot_id=lot_id, vehicle_type=vehicle_type, is_active=True).filter(
         ~Exists(taken)

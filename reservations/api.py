@@ -26,10 +26,12 @@ from lots.constants import VehicleType
 from payments.selectors import payments_for
 from reservations.models import Actor, Reservation, Status, payment_reference
 from reservations.selectors import (
+    Terms,
     lot_availability,
     reservation_for_gate,
     reservation_get_for_user,
     reservation_list_for_user,
+    reservation_terms,
 )
 from reservations.services import (
     reservation_arrive,
@@ -37,7 +39,6 @@ from reservations.services import (
     reservation_complete,
     reservation_create,
     reservation_depart,
-    reservation_payment_prepare,
 )
 
 LOT_ID = OpenApiParameter("lot_id", str, OpenApiParameter.PATH, description="The lot's id.")
@@ -68,6 +69,7 @@ class AvailabilitySerializer(serializers.Serializer):
     is_free = serializers.BooleanField()
     free_spots = serializers.IntegerField()
     price = MoneySerializer(allow_null=True)
+    no_show_charge = MoneySerializer(allow_null=True)
 
 
 class AvailabilityApi(APIView):
@@ -84,11 +86,10 @@ class AvailabilityApi(APIView):
         window = WindowSerializer(data=request.query_params)
         window.is_valid(raise_exception=True)
         answer = lot_availability(lot_id=lot_id, **window.validated_data)
-        price = (
-            None
-            if answer.price_amount is None
-            else {"amount": answer.price_amount, "currency": answer.currency}
-        )
+
+        def money(amount: int | None) -> dict | None:
+            return None if amount is None else {"amount": amount, "currency": answer.currency}
+
         field = serializers.DateTimeField()
         return Response(
             {
@@ -98,7 +99,8 @@ class AvailabilityApi(APIView):
                 "end": field.to_representation(answer.end),
                 "is_free": answer.is_free,
                 "free_spots": answer.free_spots,
-                "price": price,
+                "price": money(answer.price_amount),
+                "no_show_charge": money(answer.no_show_amount),
             }
         )
 
@@ -111,14 +113,70 @@ class SpotRefSerializer(serializers.Serializer):
 class PaymentSerializer(serializers.Serializer):
     status = serializers.CharField()
     client_secret = serializers.CharField(
-        allow_null=True, help_text="For Stripe.js confirmCardSetup while payment is pending."
+        allow_null=True,
+        help_text="Always null: pay by passing a PaymentMethod id to complete.",
     )
     publishable_key = serializers.CharField(allow_null=True)
     amount_authorised = serializers.IntegerField()
     amount_captured = serializers.IntegerField()
     amount_refunded = serializers.IntegerField()
     currency = serializers.CharField()
-    capture_mode = serializers.CharField()
+    capture_mode = serializers.CharField(allow_null=True)
+
+
+class OverstayRateSerializer(serializers.Serializer):
+    hourly = MoneySerializer()
+    daily_max = MoneySerializer()
+
+
+class LateCancellationSerializer(serializers.Serializer):
+    policy = serializers.ChoiceField(choices=["charge", "elapsed", "refund"])
+    charge_at_most = MoneySerializer(help_text="Never more than the no-show charge.")
+
+
+class TermsSerializer(serializers.Serializer):
+    """What the driver commits to, from the policy module (DESIGN §4)."""
+
+    free_cancellation_until = serializers.DateTimeField()
+    cancellation_charge = MoneySerializer(
+        allow_null=True, help_text="What cancelling now costs; null if it cannot be cancelled."
+    )
+    late_cancellation = LateCancellationSerializer()
+    no_show_charge = MoneySerializer()
+    no_show_after = serializers.DateTimeField()
+    grace_minutes = serializers.IntegerField()
+    early_entry_from = serializers.DateTimeField()
+    early_entry_minutes = serializers.IntegerField()
+    overstay_rate = OverstayRateSerializer()
+    charged_at_once = serializers.BooleanField(
+        help_text="Paying now charges the card in full (the rest refunded at the end) "
+        "instead of holding the amount until the stay is settled."
+    )
+
+
+def terms_data(terms: Terms) -> dict:
+    def money(amount: int | None) -> dict | None:
+        return None if amount is None else {"amount": amount, "currency": terms.currency}
+
+    field = serializers.DateTimeField()
+    return {
+        "free_cancellation_until": field.to_representation(terms.free_cancellation_until),
+        "cancellation_charge": money(terms.cancellation_charge_now),
+        "late_cancellation": {
+            "policy": terms.late_cancel_policy,
+            "charge_at_most": money(terms.no_show_charge),
+        },
+        "no_show_charge": money(terms.no_show_charge),
+        "no_show_after": field.to_representation(terms.no_show_after),
+        "grace_minutes": terms.grace_minutes,
+        "early_entry_from": field.to_representation(terms.early_entry_from),
+        "early_entry_minutes": terms.early_entry_minutes,
+        "overstay_rate": {
+            "hourly": money(terms.overstay_hourly),
+            "daily_max": money(terms.overstay_daily_max),
+        },
+        "charged_at_once": terms.charged_at_once,
+    }
 
 
 class ReservationSerializer(serializers.ModelSerializer):
@@ -127,7 +185,9 @@ class ReservationSerializer(serializers.ModelSerializer):
     lot_timezone = serializers.CharField(source="lot.timezone")
     spot = SpotRefSerializer()
     price = MoneyField("price_amount")
+    overstay_charge = MoneyField("overstay_amount")
     payment = serializers.SerializerMethodField()
+    terms = serializers.SerializerMethodField()
 
     class Meta:
         model = Reservation
@@ -148,19 +208,38 @@ class ReservationSerializer(serializers.ModelSerializer):
             "departed_at",
             "created_at",
             "amount_due",
+            "overstay_charge",
+            "settlement",
+            "terms",
             "payment",
         ]
+
+    @extend_schema_field(TermsSerializer)
+    def get_terms(self, reservation: Reservation) -> dict:
+        return terms_data(reservation_terms(reservation))
 
     @extend_schema_field(PaymentSerializer(allow_null=True))
     def get_payment(self, reservation: Reservation) -> dict | None:
         payments = self.context.get("payments", {})
         payment = payments.get(payment_reference(reservation))
-        if payment is None:
-            return None
         pending = reservation.status == Status.PENDING_PAYMENT
+        if payment is None:
+            if not (pending and settings.STRIPE_PUBLISHABLE_KEY):
+                return None
+            # Nothing asked of Stripe yet: the driver pays by calling complete.
+            return {
+                "status": "requires_payment_method",
+                "client_secret": None,
+                "publishable_key": settings.STRIPE_PUBLISHABLE_KEY,
+                "amount_authorised": 0,
+                "amount_captured": 0,
+                "amount_refunded": 0,
+                "currency": reservation.currency,
+                "capture_mode": None,
+            }
         return {
             "status": payment.status,
-            "client_secret": payment.setup_client_secret if pending else None,
+            "client_secret": None,
             "publishable_key": settings.STRIPE_PUBLISHABLE_KEY if pending else None,
             "amount_authorised": payment.amount_authorised,
             "amount_captured": payment.amount_captured,
@@ -242,9 +321,10 @@ class ReservationListCreateApi(ListAPIView):
                 "Idempotency-Key must be 1 to 255 characters.", code="invalid_idempotency_key"
             )
         result = reservation_create(user=request.user, idempotency_key=key, **data.validated_data)
-        payment = reservation_payment_prepare(reservation=result.reservation)
+        # A new booking has no payment yet; a replayed one may have.
         response = Response(
-            reservation_data(result.reservation, payment=payment), status=status.HTTP_201_CREATED
+            reservation_data(result.reservation, payment=None if result.created else _UNKNOWN),
+            status=status.HTTP_201_CREATED,
         )
         if not result.created:
             response["Idempotent-Replayed"] = "true"
@@ -257,9 +337,6 @@ class ReservationDetailApi(APIView):
     )
     def get(self, request, reservation_id: str):
         reservation = reservation_get_for_user(user=request.user, code=reservation_id)
-        if reservation.status == Status.PENDING_PAYMENT:
-            # Finishes a payment set-up that Stripe was too slow for at booking.
-            reservation_payment_prepare(reservation=reservation)
         return Response(reservation_data(reservation))
 
 

@@ -1,4 +1,5 @@
-"""E-mails about reservations: the pass, sent once a reservation is confirmed."""
+"""E-mails about reservations: the pass, sent once a reservation is confirmed; a
+new spot when a reservation had to move; a cancellation we had to make."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from config.errors import NotFound
-from parking.templatetags.parkspot import qr_code
+from config.qr import qr_code
 from reservations.models import Reservation, Status
+from reservations.selectors import reservation_terms
 
 # The QR code travels as an inline image, referred to from the HTML by Content-ID.
 QR_CONTENT_ID = "pass-qr"
@@ -27,6 +29,56 @@ def _qr_png(code: str) -> bytes:
     return out.getvalue()
 
 
+def _reservation(reservation_id: int) -> Reservation:
+    reservation = (
+        Reservation.objects.select_related("user", "lot", "spot").filter(pk=reservation_id).first()
+    )
+    if reservation is None:
+        raise NotFound("There is no such reservation.", code="reservation_not_found")
+    return reservation
+
+
+def _context(reservation: Reservation, **extra: object) -> dict:
+    site = settings.SITE_URL.rstrip("/")
+    return {
+        "reservation": reservation,
+        "lot": reservation.lot,
+        "user": reservation.user,
+        "terms": reservation_terms(reservation),
+        "pass_url": site + reverse("reservation_detail", args=[reservation.code]),
+        "reservations_url": site + reverse("reservation_list"),
+        "site_url": site,
+        **extra,
+    }
+
+
+def _send_text(reservation: Reservation, template: str, context: dict) -> None:
+    subject = render_to_string(f"reservations/email/{template}_subject.txt", context).strip()
+    EmailMultiAlternatives(
+        subject=" ".join(subject.split()),
+        body=render_to_string(f"reservations/email/{template}.txt", context),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[reservation.user.email],
+    ).send()
+
+
+def send_reservation_moved(*, reservation_id: int, moved_from: str, reason: str) -> None:
+    """Tell the driver their reservation now has another spot, and why."""
+    reservation = _reservation(reservation_id)
+    if reservation.status not in (Status.PENDING_PAYMENT, *PASS_STATUSES):
+        return
+    context = _context(reservation, moved_from=moved_from, reason=reason)
+    _send_text(reservation, "moved", context)
+
+
+def send_reservation_displaced(*, reservation_id: int, reason: str) -> None:
+    """Tell the driver we had to cancel their reservation, and that they owe nothing."""
+    reservation = _reservation(reservation_id)
+    if reservation.status != Status.CANCELLED:
+        return
+    _send_text(reservation, "displaced", _context(reservation, reason=reason))
+
+
 def send_reservation_pass(*, reservation_id: int) -> None:
     """E-mail the driver the pass of a confirmed reservation: its code as text and
     as a QR code, the lot, the spot, the times in the lot's time zone and the price.
@@ -34,24 +86,10 @@ def send_reservation_pass(*, reservation_id: int) -> None:
     Idempotent in effect (sending twice sends the same pass twice); a reservation
     that is no longer usable (cancelled, expired...) gets no pass.
     """
-    reservation = (
-        Reservation.objects.select_related("user", "lot", "spot").filter(pk=reservation_id).first()
-    )
-    if reservation is None:
-        raise NotFound("There is no such reservation.", code="reservation_not_found")
+    reservation = _reservation(reservation_id)
     if reservation.status not in PASS_STATUSES:
         return
-
-    site = settings.SITE_URL.rstrip("/")
-    context = {
-        "reservation": reservation,
-        "lot": reservation.lot,
-        "user": reservation.user,
-        "pass_url": site + reverse("reservation_detail", args=[reservation.code]),
-        "reservations_url": site + reverse("reservation_list"),
-        "site_url": site,
-        "qr_cid": QR_CONTENT_ID,
-    }
+    context = _context(reservation, qr_cid=QR_CONTENT_ID)
     subject = render_to_string("reservations/email/pass_subject.txt", context).strip()
     message = EmailMultiAlternatives(
         subject=" ".join(subject.split()),

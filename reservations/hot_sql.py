@@ -18,19 +18,28 @@ from reservations.models import BLOCKING_STATUSES, Status
 
 _BLOCKING = ", ".join(f"'{s}'" for s in BLOCKING_STATUSES)
 _PENDING = f"'{Status.PENDING_PAYMENT}'"
+_PARKED = f"'{Status.PARKED}'"
 
-# A reservation takes spot s over [start, end) now: a blocking state, minus
-# holds that have lapsed. Parameters: end, start, now.
+# Reservation x keeps its spot from being booked over [start, end), as of now:
+# a blocking state, minus holds that have lapsed; it holds [x.start,
+# x.occupied_until), and a car still parked after its end holds the spot until
+# it leaves, whenever that is. Parameters: end, start, now, now.
+_HOLDS = f"""x.status IN ({_BLOCKING})
+      AND x.start < %s
+      AND (x.occupied_until > %s OR (x.status = {_PARKED} AND x."end" <= %s))
+      AND NOT (x.status = {_PENDING} AND x.hold_expires_at <= %s)"""
+
+# Spot s is taken over the window. Parameters: as _HOLDS.
 _TAKEN = f"""
     SELECT 1 FROM reservations_reservation x
-    WHERE x.spot_id = s.id AND x.status IN ({_BLOCKING})
-      AND x.start < %s AND x.occupied_until > %s
-      AND NOT (x.status = {_PENDING} AND x.hold_expires_at <= %s)
+    WHERE x.spot_id = s.id AND {_HOLDS}
 """  # noqa: S608  (constants only; values are parameters)
 
-# Rate, number of spots free for the whole window, and the first moment a hold
-# counted as taken may lapse (when the answer stops being true).
-# Parameters: lot, type, end, start, now, lot, type, now, end, start, lot, type.
+# Rate, number of spots free for the whole window, and the first moments the
+# answer may stop being true without a booking: a hold counted as taken lapses,
+# or a parked car reaches its end and, if it stays, holds its spot from then on.
+# Parameters: lot, type, end, start, now, now, lot, type, now, end, start,
+# lot, type, now, lot, type.
 AVAILABILITY = f"""
 SELECT r.hourly_amount, r.daily_max_amount,
   (SELECT COUNT(*) FROM lots_spot s
@@ -38,7 +47,10 @@ SELECT r.hourly_amount, r.daily_max_amount,
       AND NOT EXISTS ({_TAKEN})) AS free,
   (SELECT MIN(x.hold_expires_at) FROM reservations_reservation x
     WHERE x.lot_id = %s AND x.vehicle_type = %s AND x.status = {_PENDING}
-      AND x.hold_expires_at > %s AND x.start < %s AND x.occupied_until > %s) AS first_lapse
+      AND x.hold_expires_at > %s AND x.start < %s AND x.occupied_until > %s) AS first_lapse,
+  (SELECT MIN(x."end") FROM reservations_reservation x
+    WHERE x.lot_id = %s AND x.vehicle_type = %s AND x.status = {_PARKED}
+      AND x."end" > %s) AS first_overstay
 FROM lots_rate r
 WHERE r.lot_id = %s AND r.vehicle_type = %s
 """  # noqa: S608  (constants only; values are parameters)
@@ -73,16 +85,24 @@ def lot_version(slug: str) -> tuple[int, int, str] | None:
 def availability(
     *, lot_pk: int, vehicle_type: str, start: datetime, end: datetime, now: datetime
 ) -> tuple[int, int, int, datetime | None] | None:
-    """(hourly, daily max, free spots, first lapse), or None without a rate."""
+    """(hourly, daily max, free spots, first change), or None without a rate.
+    The first change is when the answer may stop being true though nothing was
+    booked (a hold lapses, a parked car starts to overstay)."""
     s, e, n = _db_time(start), _db_time(end), _db_time(now)
-    params = [lot_pk, vehicle_type, e, s, n, lot_pk, vehicle_type, n, e, s, lot_pk, vehicle_type]
+    params = [
+        *(lot_pk, vehicle_type, e, s, n, n),
+        *(lot_pk, vehicle_type, n, e, s),
+        *(lot_pk, vehicle_type, n),
+        *(lot_pk, vehicle_type),
+    ]
     with connection.cursor() as cursor:
         cursor.execute(AVAILABILITY, params)
         row = cursor.fetchone()
     if row is None:
         return None
-    hourly, daily_max, free, first_lapse = row
-    return hourly, daily_max, free, _py_time(first_lapse)
+    hourly, daily_max, free, first_lapse, first_overstay = row
+    changes = [t for t in (_py_time(first_lapse), _py_time(first_overstay)) if t is not None]
+    return hourly, daily_max, free, min(changes, default=None)
 
 
 # Stand-in for "no booking on that side": far enough that any real gap is smaller.
@@ -96,8 +116,8 @@ _NEIGHBOUR = f"""
 
 # Free spots for the window, best fit first (see allocation.best_fit_spots): the
 # smallest span between the previous booking's end and the next one's start.
-# Parameters: lot, type, end, start, now, [excluded ids…], then for the span
-# now, end, far end, now, start, far start.
+# Parameters: lot, type, end, start, now, now, [excluded ids…], then for the
+# span now, end, far end, now, start, far start.
 _PICK = """
 SELECT s.id, s.lot_id, s.public_id, s.label, s.vehicle_type, s.is_active
 FROM lots_spot s
@@ -147,6 +167,7 @@ def pick_spot(
         e,
         s,
         n,
+        n,
         *exclude,
         n,
         e,
@@ -177,19 +198,73 @@ def booking_rate(*, slug: str, vehicle_type: str) -> tuple | None:
         return cursor.fetchone()
 
 
+# Lapsed holds included: the caller expires those it meets.
 _OVERLAPPING = f"""
-SELECT id, status, hold_expires_at FROM reservations_reservation
-WHERE spot_id = %s AND status IN ({_BLOCKING}) AND start < %s AND occupied_until > %s
+SELECT x.id, x.status, x.hold_expires_at FROM reservations_reservation x
+WHERE x.spot_id = %s AND x.status IN ({_BLOCKING}) AND x.start < %s
+  AND (x.occupied_until > %s OR (x.status = {_PARKED} AND x."end" <= %s))
 """  # noqa: S608  (constants only)
 
 
-def overlapping_on_spot(*, spot_pk: int, start: datetime, end: datetime) -> list[tuple]:
-    """(id, status, hold expiry) of blocking reservations of the spot meeting the
-    window, locked on PostgreSQL."""
+def overlapping_on_spot(
+    *, spot_pk: int, start: datetime, end: datetime, now: datetime
+) -> list[tuple]:
+    """(id, status, hold expiry) of blocking reservations that hold the spot over
+    the window (see _HOLDS), lapsed holds included; locked on PostgreSQL."""
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    params = [spot_pk, _db_time(end), _db_time(start), _db_time(now)]
     with connection.cursor() as cursor:
-        cursor.execute(_OVERLAPPING + lock, [spot_pk, _db_time(end), _db_time(start)])
+        cursor.execute(_OVERLAPPING + lock, params)
         return [(pk, status, _py_time(held)) for pk, status, held in cursor.fetchall()]
+
+
+_PLATE_BUSY = f"""
+SELECT x.id FROM reservations_reservation x
+WHERE x.vehicle_plate = %s AND {_HOLDS}
+LIMIT 1
+"""  # noqa: S608  (constants only)
+
+
+def plate_lock(plate: str) -> None:
+    """Serialise bookings of one plate until the transaction ends (PostgreSQL;
+    SQLite's IMMEDIATE transactions serialise every write already)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ["plate:" + plate])
+
+
+def plate_busy(*, plate: str, start: datetime, end: datetime, now: datetime) -> bool:
+    """Whether the vehicle already holds a spot, anywhere, over part of [start, end)."""
+    params = [plate, _db_time(end), _db_time(start), _db_time(now), _db_time(now)]
+    with connection.cursor() as cursor:
+        cursor.execute(_PLATE_BUSY, params)
+        return cursor.fetchone() is not None
+
+
+_CAR_PARKED_IN = f"""
+SELECT 1 FROM reservations_reservation WHERE spot_id = %s AND status = {_PARKED} AND id <> %s
+LIMIT 1
+"""  # noqa: S608  (constants only)
+
+
+def car_parked_in(*, spot_pk: int, other_than: int) -> bool:
+    """Whether another reservation's car is in the spot now (it has not left)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_CAR_PARKED_IN, [spot_pk, other_than])
+        return cursor.fetchone() is not None
+
+
+_FOLLOWING_START = f"""
+SELECT MIN(start) FROM reservations_reservation
+WHERE spot_id = %s AND status IN ({_BLOCKING}) AND start >= %s AND id <> %s
+"""  # noqa: S608  (constants only)
+
+
+def next_blocking_start(*, spot_pk: int, after: datetime, other_than: int) -> datetime | None:
+    """The start of the first booking of the spot at or after `after`."""
+    with connection.cursor() as cursor:
+        cursor.execute(_FOLLOWING_START, [spot_pk, _db_time(after), other_than])
+        return _py_time(cursor.fetchone()[0])
 
 
 _KEY_INSERT = """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from datetime import datetime
 
 from django.conf import settings
 from django.db import models
@@ -50,6 +51,15 @@ BLOCKING_STATUSES = (
 BLOCKING_Q = models.Q(status__in=BLOCKING_STATUSES)
 
 
+class Settlement(models.TextChoices):
+    """Where a finished reservation's money stands (DESIGN §5)."""
+
+    NONE = "", "Not due yet"
+    PENDING = "pending", "Pending"  # owed amounts set; payments being brought to them
+    SETTLED = "settled", "Settled"
+    ATTENTION = "attention", "Needs attention"  # a permanent failure: staff follow it up
+
+
 class Reservation(models.Model):
     code = models.CharField(max_length=9, unique=True, default=new_reservation_code, editable=False)
     user = models.ForeignKey(
@@ -58,7 +68,7 @@ class Reservation(models.Model):
     lot = models.ForeignKey(Lot, on_delete=models.PROTECT, related_name="reservations")
     spot = models.ForeignKey(Spot, on_delete=models.PROTECT, related_name="reservations")
     vehicle_type = models.CharField(max_length=16, choices=VehicleType.choices)
-    vehicle_plate = models.CharField(max_length=16, blank=True, db_index=True)
+    vehicle_plate = models.CharField(max_length=16, blank=True)
     start = models.DateTimeField()
     end = models.DateTimeField()
     # End of the time the spot is taken: `end`, or earlier after an early departure
@@ -68,14 +78,23 @@ class Reservation(models.Model):
     price_amount = models.PositiveIntegerField(help_text="Minor units of `currency`.")
     # Fixed at booking, like the price: what a no-show pays (the first 24 hours).
     no_show_amount = models.PositiveIntegerField(default=0)
-    # What the driver owes in the end, set when the reservation is settled
+    # The rate in force when the booking was made: what an overstay is priced at.
+    hourly_amount = models.PositiveIntegerField(default=0)
+    daily_max_amount = models.PositiveIntegerField(default=0)
+    # What the driver owes in the end, set when the reservation is finished
     # (cancelled, expired, completed, no-show); the payment is brought to it.
     amount_due = models.PositiveIntegerField(null=True, blank=True)
-    # When the payment reached amount_due; unset while the scheduler still has
-    # to finish it (Stripe unreachable, an operation in flight).
-    settled_at = models.DateTimeField(null=True, blank=True)
     # Charged separately, off-session, when the car left after `end`.
     overstay_amount = models.PositiveIntegerField(default=0)
+    # Settlement: pending once amount_due is set, retried with backoff while
+    # Stripe cannot finish it, then settled, or needs attention for good.
+    settlement = models.CharField(
+        max_length=16, choices=Settlement.choices, default=Settlement.NONE, blank=True
+    )
+    settlement_attempts = models.PositiveIntegerField(default=0)
+    settlement_next_at = models.DateTimeField(null=True, blank=True)
+    settlement_error = models.CharField(max_length=500, blank=True)
+    settled_at = models.DateTimeField(null=True, blank=True)
     currency = models.CharField(max_length=3)
     hold_expires_at = models.DateTimeField(null=True, blank=True)
     arrived_at = models.DateTimeField(null=True, blank=True)
@@ -88,11 +107,19 @@ class Reservation(models.Model):
             models.CheckConstraint(
                 condition=models.Q(end__gt=models.F("start")), name="reservation_end_after_start"
             ),
+            # A car that stays past its end keeps its spot: only a parked or
+            # completed reservation may hold it beyond `end`.
             models.CheckConstraint(
-                condition=models.Q(
-                    occupied_until__gte=models.F("start"), occupied_until__lte=models.F("end")
+                condition=models.Q(occupied_until__gte=models.F("start"))
+                & (
+                    models.Q(occupied_until__lte=models.F("end"))
+                    | models.Q(status__in=(Status.PARKED, Status.COMPLETED))
                 ),
-                name="reservation_occupied_within_window",
+                name="reservation_occupied_from_start",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(settlement__in=Settlement.values),
+                name="reservation_settlement_valid",
             ),
             models.CheckConstraint(
                 condition=models.Q(status__in=Status.values), name="reservation_status_valid"
@@ -134,9 +161,19 @@ class Reservation(models.Model):
                 name="reservation_confirmed_start",
             ),
             models.Index(
-                fields=["updated_at"],
-                condition=models.Q(amount_due__isnull=False, settled_at__isnull=True),
-                name="reservation_unsettled",
+                fields=["settlement_next_at"],
+                condition=models.Q(settlement=Settlement.PENDING),
+                name="reservation_settlement_due",
+            ),
+            models.Index(
+                fields=["end"],
+                condition=models.Q(status=Status.PARKED),
+                name="reservation_parked_end",
+            ),
+            models.Index(
+                fields=["vehicle_plate", "start"],
+                condition=BLOCKING_Q & ~models.Q(vehicle_plate=""),
+                name="reservation_plate_start",
             ),
         ]
 
@@ -146,6 +183,10 @@ class Reservation(models.Model):
     @property
     def is_blocking(self) -> bool:
         return self.status in BLOCKING_STATUSES
+
+    def is_overstaying(self, now: datetime) -> bool:
+        """A car still in its spot after its end: it holds the spot until it leaves."""
+        return self.status == Status.PARKED and self.end <= now
 
 
 class Actor(models.TextChoices):

@@ -17,9 +17,9 @@ log = logging.getLogger(__name__)
 @receiver(payment_changed)
 def confirm_when_paid(sender, *, reference: str, kind: str, status: str, **kwargs) -> None:
     """A payment Stripe authorised without our hearing back at the time (a lost
-    response, settled by a webhook or reconciliation) confirms the booking, or
-    is given back if the booking is gone by then."""
-    from reservations.services import reservation_confirm, settle_payment
+    response, settled by a webhook or reconciliation) confirms the booking; if
+    the booking is over by then, it is settled again so the money goes back."""
+    from reservations.services import reservation_confirm, reservation_settlement_reopen
 
     if not reference.startswith(PAYMENT_REFERENCE_PREFIX) or kind != Payment.Kind.BOOKING:
         return
@@ -36,4 +36,4 @@ def confirm_when_paid(sender, *, reference: str, kind: str, status: str, **kwarg
         except ApplicationError as exc:
             log.warning("Paid reservation %s not confirmed: %s", reservation.code, exc)
     elif reservation.status in (Status.EXPIRED, Status.CANCELLED):
-        settle_payment(reservation)
+        reservation_settlement_reopen(reservation_id=reservation.pk)

@@ -11,13 +11,13 @@ from django.core.cache import cache
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
-from config.errors import InvalidInput, NotFound
+from config.errors import Conflict, InvalidInput, NotFound
+from config.plates import normalize_plate
 from lots.models import Lot, Rate, Spot
 from lots.pricing import window_price
-from parking.models import normalize_plate
 from payments.models import Payment
 from payments.selectors import payments_for
-from reservations import hot_sql
+from reservations import hot_sql, policy
 from reservations.allocation import live_blocking_q, overlapping_q
 from reservations.models import Reservation, Status, normalize_code, payment_reference
 from reservations.rules import validate_window
@@ -31,6 +31,7 @@ class Availability:
     end: datetime
     free_spots: int
     price_amount: int | None  # None: the lot has no rate for this vehicle type
+    no_show_amount: int | None
     currency: str
 
     @property
@@ -45,7 +46,7 @@ def lot_availability(
 
     Exact: the cache key carries the lot's availability version, which every
     booking bumps in its own transaction, and an answer lives no longer than the
-    first hold it counted that may lapse.
+    first hold it counted may lapse or the first parked car may start to overstay.
     """
     now = now or timezone.now()
     validate_window(start=start, end=end, now=now)
@@ -56,13 +57,19 @@ def lot_availability(
 
     key = f"avail:{lot_pk}:{version}:{vehicle_type}:{start.timestamp():.6f}:{end.timestamp():.6f}"
     cached = cache.get(key)
-    if cached is not None and cached[2] > now.timestamp():
-        free, price, _ = cached
+    if cached is not None and cached[-1] > now.timestamp():
+        free, tariff, _ = cached
     else:
-        free, price, valid_until = _compute(lot_pk, vehicle_type, start, end, now)
+        free, tariff, valid_until = _compute(lot_pk, vehicle_type, start, end, now)
         ttl = min(settings.AVAILABILITY_CACHE_SECONDS, valid_until - now.timestamp())
         if ttl >= 1:
-            cache.set(key, (free, price, valid_until), timeout=ttl)
+            cache.set(key, (free, tariff, valid_until), timeout=ttl)
+    price = no_show = None
+    if tariff is not None:
+        booking = policy.Booking(
+            start=start, end=end, tariff=policy.Tariff(*tariff), grace=timedelta(0)
+        )
+        price, no_show = booking.price, policy.no_show_charge(booking)
     return Availability(
         lot_id=lot_id,
         vehicle_type=vehicle_type,
@@ -70,26 +77,27 @@ def lot_availability(
         end=end,
         free_spots=free,
         price_amount=price,
+        no_show_amount=no_show,
         currency=currency,
     )
 
 
 def _compute(
     lot_pk: int, vehicle_type: str, start: datetime, end: datetime, now: datetime
-) -> tuple[int, int | None, float]:
-    """(free spots, price, until when the answer holds), in one query."""
+) -> tuple[int, tuple[int, int] | None, float]:
+    """(free spots, (hourly, daily max), until when the answer holds), in one query."""
     valid_until = now.timestamp() + settings.AVAILABILITY_CACHE_SECONDS
     row = hot_sql.availability(
         lot_pk=lot_pk, vehicle_type=vehicle_type, start=start, end=end, now=now
     )
     if row is None:  # no rate: the lot does not take this vehicle type
         return 0, None, valid_until
-    hourly, daily_max, free, first_lapse = row
-    # A hold counted as taken will lapse without a version bump; stop trusting
-    # the answer at the earliest such moment.
-    if first_lapse is not None:
-        valid_until = min(valid_until, first_lapse.timestamp())
-    return free, window_price(start, end, hourly=hourly, daily_max=daily_max), valid_until
+    hourly, daily_max, free, first_change = row
+    # A hold counted as taken lapses, and a parked car starts to hold its spot
+    # for good, without a version bump: stop trusting the answer then.
+    if first_change is not None:
+        valid_until = min(valid_until, first_change.timestamp())
+    return free, (hourly, daily_max), valid_until
 
 
 def reservation_list_for_user(*, user, status: str | None = None) -> QuerySet[Reservation]:
@@ -111,26 +119,133 @@ def reservation_get_for_user(*, user, code: str) -> Reservation:
     return reservation
 
 
+class PlateAmbiguous(Conflict):
+    code = "plate_ambiguous"
+
+
 def reservation_for_gate(
     *, lot_id: int, at: datetime, code: str = "", plate: str = "", leaving: bool = False
 ) -> Reservation:
     """The reservation a gate of this lot is reporting about, by code or by plate
-    (a camera). Other lots' reservations are 'not found' to it."""
+    (a camera). Other lots' reservations are 'not found' to it.
+
+    A plate read on the way in finds this lot's booking whose arrival window
+    (EARLY_ARRIVAL before its start until its end) holds the time; on the way out,
+    the car parked here. Where that is not exactly one booking, the gate is told
+    so (409 plate_ambiguous, 404 reservation_not_found), never handed a guess.
+    """
     reservations = Reservation.objects.select_related("lot", "spot").filter(lot_id=lot_id)
     if code:
         reservation = reservations.filter(code=normalize_code(code)).first()
+        if reservation is None:
+            raise NotFound(
+                "There is no such reservation at this lot.", code="reservation_not_found"
+            )
+        return reservation
+    plate = normalize_plate(plate)
+    mine = reservations.filter(vehicle_plate=plate) if plate else reservations.none()
+    if leaving:
+        candidates = list(mine.filter(status=Status.PARKED)[:2])
+        if not candidates:
+            # A gate repeating a departure: the stay that ended at that moment.
+            candidates = list(mine.filter(status=Status.COMPLETED, departed_at=at)[:2])
     else:
-        statuses = (
-            (Status.PARKED, Status.COMPLETED) if leaving else (Status.CONFIRMED, Status.PARKED)
-        )
         early = timedelta(minutes=settings.EARLY_ARRIVAL_MINUTES)
-        candidates = reservations.filter(vehicle_plate=normalize_plate(plate), status__in=statuses)
-        if not leaving:
-            candidates = candidates.filter(start__lte=at + early, end__gt=at)
-        reservation = candidates.order_by("-start" if leaving else "start").first()
-    if reservation is None:
-        raise NotFound("There is no such reservation at this lot.", code="reservation_not_found")
-    return reservation
+        candidates = list(
+            mine.filter(
+                status__in=(Status.CONFIRMED, Status.PARKED), start__lte=at + early, end__gt=at
+            ).order_by("start")[:3]
+        )
+        if len(candidates) > 1:
+            # Back-to-back bookings: early for the next is on time for this one.
+            started = [r for r in candidates if r.start <= at]
+            candidates = started or candidates
+    if not candidates:
+        where = "parked at" if leaving else "due at"
+        raise NotFound(
+            f"No booking with the plate {plate or '(none)'} is {where} this lot at that time.",
+            code="reservation_not_found",
+        )
+    if len(candidates) > 1:
+        raise PlateAmbiguous(
+            f"Several bookings at this lot have the plate {plate} at that time; "
+            "scan the reservation code instead.",
+        )
+    return candidates[0]
+
+
+# --- what a reservation's terms are (read from reservations/policy.py) ------------------
+
+
+def no_show_grace(lot: Lot) -> timedelta:
+    minutes = lot.no_show_grace_minutes
+    return timedelta(minutes=settings.NO_SHOW_GRACE_MINUTES if minutes is None else minutes)
+
+
+def booking_terms(reservation: Reservation) -> policy.Booking:
+    """The reservation as the policy module sees it."""
+    return policy.Booking(
+        start=reservation.start,
+        end=reservation.end,
+        tariff=policy.Tariff(
+            hourly=reservation.hourly_amount, daily_max=reservation.daily_max_amount
+        ),
+        grace=no_show_grace(reservation.lot),
+    )
+
+
+@dataclass(frozen=True)
+class Terms:
+    """What a driver commits to, stated before they do."""
+
+    currency: str
+    price: int
+    no_show_charge: int
+    no_show_after: datetime  # no arrival by then: the no-show charge
+    grace_minutes: int
+    early_entry_from: datetime
+    early_entry_minutes: int
+    free_cancellation_until: datetime
+    late_cancel_policy: str
+    cancellation_charge_now: int | None  # None: it cannot be cancelled now
+    overstay_hourly: int
+    overstay_daily_max: int
+    charged_at_once: bool  # paying now charges the card instead of holding the amount
+
+
+def reservation_terms(reservation: Reservation, *, now: datetime | None = None) -> Terms:
+    """The reservation's terms, from the policy module; `now` decides what
+    cancelling would cost at this moment."""
+    now = now or timezone.now()
+    booking = booking_terms(reservation)
+    cancellable = reservation.status in (Status.PENDING_PAYMENT, Status.CONFIRMED)
+    early = timedelta(minutes=settings.EARLY_ARRIVAL_MINUTES)
+    return Terms(
+        currency=reservation.currency,
+        price=reservation.price_amount,
+        no_show_charge=policy.no_show_charge(booking),
+        no_show_after=booking.no_show_after,
+        grace_minutes=int(booking.grace.total_seconds() // 60),
+        early_entry_from=reservation.start - early,
+        early_entry_minutes=settings.EARLY_ARRIVAL_MINUTES,
+        free_cancellation_until=policy.free_cancellation_until(
+            booking, late_policy=settings.LATE_CANCEL_POLICY
+        ),
+        late_cancel_policy=settings.LATE_CANCEL_POLICY,
+        cancellation_charge_now=policy.cancellation_charge(
+            booking,
+            now,
+            paid=reservation.status == Status.CONFIRMED,
+            late_policy=settings.LATE_CANCEL_POLICY,
+        )
+        if cancellable
+        else None,
+        overstay_hourly=reservation.hourly_amount,
+        overstay_daily_max=reservation.daily_max_amount,
+        charged_at_once=policy.charged_at_once(
+            booking, now, card_hold_max=timedelta(days=settings.CARD_HOLD_MAX_DAYS)
+        ),
+    )
 
 
 # --- the booking website's reads ----------------------------------------------------------
@@ -240,7 +355,7 @@ def lot_search(
             by_window.setdefault(window, []).append(lot_pk)
         overlaps = Q()
         for (start, end), lot_pks in by_window.items():
-            overlaps |= Q(lot_id__in=lot_pks) & overlapping_q(start, end)
+            overlaps |= Q(lot_id__in=lot_pks) & overlapping_q(start, end, now)
         taken = Reservation.objects.filter(spot=OuterRef("pk")).filter(
             live_blocking_q(now), overlaps
         )

@@ -1,5 +1,5 @@
-"""Scheduled jobs (Celery beat → worker). Each only calls a service, and each
-is safe to run twice or concurrently."""
+"""Scheduled jobs (Celery beat → worker) and e-mails. Each only calls a service,
+and each is safe to run twice or concurrently."""
 
 from __future__ import annotations
 
@@ -19,15 +19,40 @@ def declare_no_shows() -> int:
 
 
 @shared_task
+def hold_spots_of_overstayers() -> int:
+    return services.overstays_hold_spots()
+
+
+@shared_task
+def capture_unreported_exits() -> int:
+    return services.unreported_exits_capture()
+
+
+@shared_task
 def settle_payments() -> int:
     return services.reservations_settle_pending()
 
 
-@shared_task(
-    autoretry_for=(OSError,),  # SMTP trouble: try again later
-    retry_backoff=30,
-    retry_backoff_max=3600,
-    max_retries=8,
-)
+_MAIL_RETRY = {
+    "autoretry_for": (OSError,),  # SMTP trouble: try again later
+    "retry_backoff": 30,
+    "retry_backoff_max": 3600,
+    "max_retries": 8,
+}
+
+
+@shared_task(**_MAIL_RETRY)
 def send_reservation_pass(*, reservation_id: int) -> None:
     emails.send_reservation_pass(reservation_id=reservation_id)
+
+
+@shared_task(**_MAIL_RETRY)
+def send_reservation_moved(*, reservation_id: int, moved_from: str, reason: str) -> None:
+    emails.send_reservation_moved(
+        reservation_id=reservation_id, moved_from=moved_from, reason=reason
+    )
+
+
+@shared_task(**_MAIL_RETRY)
+def send_reservation_displaced(*, reservation_id: int, reason: str) -> None:
+    emails.send_reservation_displaced(reservation_id=reservation_id, reason=reason)

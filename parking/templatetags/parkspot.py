@@ -12,12 +12,12 @@ from __future__ import annotations
 import zoneinfo
 from datetime import datetime, timedelta
 
-import segno
 from django import template
 from django.utils import dateformat
 from django.utils.safestring import SafeString, mark_safe
 
 from config.money import format_money
+from config.qr import qr_code
 
 register = template.Library()
 
@@ -103,12 +103,6 @@ def duration(start: datetime, end: datetime) -> str:
     if start is None or end is None:
         return ""
     return format_duration(end - start)
-
-
-def qr_code(code: str):
-    # make_qr: a full QR code even for short data (segno.make would pick a Micro
-    # QR code, which many phone cameras and gate scanners cannot read).
-    return segno.make_qr(code, error="m")
 
 
 @register.simple_tag

@@ -1,9 +1,10 @@
 /* The payment page: collect the card with Stripe.js, then let the server charge it.
  *
- * stripe.confirmCardSetup() saves the card on the booking's SetupIntent and gives
- * a PaymentMethod id, which the form posts; the server authorises the payment
- * and confirms the reservation. Works with Stripe's own Stripe.js and with
- * localstripe's stand-in (development and tests).
+ * Nothing is asked of Stripe before the driver presses Pay. Then the page asks
+ * the server for a SetupIntent, stripe.confirmCardSetup() saves the card on it
+ * and gives a PaymentMethod id, which the form posts; the server authorises the
+ * payment and confirms the reservation. Works with Stripe's own Stripe.js and
+ * with localstripe's stand-in (development and tests).
  */
 (function () {
   "use strict";
@@ -85,9 +86,18 @@
     form.setAttribute("aria-busy", "true");
     showError("");
 
-    var secret = form.getAttribute("data-client-secret");
-    Promise.resolve()
-      .then(function () {
+    fetch(form.getAttribute("data-setup-url"), {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "X-CSRFToken": form.querySelector("input[name=csrfmiddlewaretoken]").value },
+    })
+      .then(function (response) {
+        return response.json().then(function (body) {
+          if (!response.ok) throw { type: "server", message: body.detail };
+          return body.client_secret;
+        });
+      })
+      .then(function (secret) {
         return stripe.confirmCardSetup(secret, { payment_method: { card: card } });
       })
       .then(function (result) {

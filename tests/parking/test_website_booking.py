@@ -12,7 +12,7 @@ from django.test import Client
 from parking.views import cancel_terms
 from payments.models import Payment
 from reservations.models import Reservation, Status
-from reservations.services import payment_reference, reservation_confirm
+from reservations.services import payment_reference, reservation_cancel, reservation_confirm
 from tests.factories import UserFactory
 from tests.reservations.helpers import book
 
@@ -115,14 +115,14 @@ class TestReserve:
 
 
 class TestPayPageWithoutStripe:
-    def test_says_the_payment_service_is_unreachable_and_keeps_the_hold(
+    def test_says_card_payments_are_not_set_up_and_keeps_the_hold(
         self, signed_in, driver, lot, frozen_now
     ):
         reservation = book(driver, lot, start=START)
         response = signed_in.get(f"/reservations/{reservation.code}/pay/")
         html = response.content.decode()
         assert response.status_code == 200
-        assert "We cannot reach the payment service right now." in html
+        assert "Card payments are not set up on this site." in html
         assert "Your spot is still held" in html
         assert re.search(r'data-seconds-left="(89\d|900)"', html)  # 15 minutes
         assert "€5.00" in html
@@ -231,7 +231,8 @@ class TestCancel:
         reservation_confirm(reservation_id=reservation.pk)
         page = signed_in.get(f"/reservations/{reservation.code}/cancel/").content.decode()
         assert "Cancelling now is free." in page
-        assert "Cancelling before your reservation starts is free" in page
+        assert "the €5.00 hold on your card is released" in page
+        assert "Our policy: After your reservation starts, cancelling costs the no-show" in page
 
         response = signed_in.post(f"/reservations/{reservation.code}/cancel/")
         assert response["Location"] == f"/reservations/{reservation.code}/"
@@ -268,17 +269,28 @@ class TestCancelTerms:
         assert terms.charge_amount == 0
         assert "the €5.00 hold on your card is released" in terms.detail
 
-    def test_after_the_start_the_full_price_when_the_policy_charges(self, confirmed, settings):
+    def test_after_the_start_the_no_show_charge_when_the_policy_charges(self, confirmed, settings):
         settings.LATE_CANCEL_POLICY = "charge"
         terms = cancel_terms(confirmed, None, now=START + timedelta(minutes=1))
-        assert terms.charge_amount == 500
-        assert "you will be charged €5.00" in terms.detail
+        assert terms.charge_amount == 500  # two hours: the no-show charge is the price
+        assert "Cancelling now costs €5.00." in terms.detail
+        assert "no-show charge of €5.00" in terms.policy
 
-    def test_after_the_start_still_free_when_the_policy_refunds(self, confirmed, settings):
+    def test_after_the_start_free_until_the_grace_ends_when_the_policy_refunds(
+        self, confirmed, settings
+    ):
         settings.LATE_CANCEL_POLICY = "refund"
         terms = cancel_terms(confirmed, None, now=START + timedelta(minutes=1))
         assert terms.charge_amount == 0
-        assert "cancelling is still free" in terms.detail
+        assert "Cancelling now is free" in terms.detail
+        assert terms.summary.startswith("Free cancellation until")
+
+    def test_the_page_charges_what_cancelling_charges(self, confirmed, settings):
+        settings.LATE_CANCEL_POLICY = "elapsed"
+        moment = START + timedelta(minutes=70)  # two started hours
+        terms = cancel_terms(confirmed, None, now=moment)
+        result = reservation_cancel(reservation_id=confirmed.pk, at=moment)
+        assert terms.charge_amount == result.reservation.amount_due == 500
 
     def test_charged_at_booking_means_refunded(self, confirmed):
         payment = Payment(capture_mode=Payment.CaptureMode.IMMEDIATE)

@@ -42,13 +42,18 @@ def _complete(client, reservation: dict, token: str):
     )
 
 
-def test_a_reservation_comes_with_what_stripe_js_needs_to_collect_a_card(stripe, driver_api, lot):
+def test_a_booking_holds_the_spot_without_calling_stripe(stripe, driver_api, lot):
     body = _reserve(driver_api, lot)
     payment = body["payment"]
     assert payment["status"] == "requires_payment_method"
-    assert payment["client_secret"].startswith("seti_")
+    assert payment["client_secret"] is None
     assert payment["publishable_key"] == "pk_test_parkspot"
     assert (payment["amount_authorised"], payment["amount_captured"]) == (0, 0)
+    # Nor does reading it: Stripe has heard nothing until the driver pays.
+    assert driver_api.get(f"/api/v1/reservations/{body['id']}").status_code == 200
+    assert not Payment.objects.exists()
+    assert stripe.client.v1.customers.list().data == []
+    assert stripe.intents() == []
 
 
 def test_paying_with_a_good_card_confirms_and_holds_the_price_on_the_card(stripe, driver_api, lot):

@@ -20,6 +20,7 @@ from reservations.services import (
     reservation_depart,
     reservation_expire,
     reservation_mark_no_show,
+    spot_take_out_of_service,
 )
 from tests.conftest import NOW, window
 from tests.factories import LotFactory, RateFactory, SpotFactory, UserFactory
@@ -322,8 +323,7 @@ def test_a_spot_taken_out_of_service_shows_at_once(api, lot):
     assert free(api, start, end) == 3
 
     spot = lot.spots.get(label="C-001")
-    spot.is_active = False
-    spot.save()
+    spot_take_out_of_service(spot_id=spot.pk, actor_user=None, move_reservations=False)
 
     assert free(api, start, end) == 2
 

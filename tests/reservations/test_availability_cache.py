@@ -10,9 +10,10 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
+from lots.services import spots_add
 from reservations.selectors import lot_availability
 from reservations.services import reservation_cancel
-from tests.factories import SpotFactory, UserFactory
+from tests.factories import UserFactory
 from tests.reservations.helpers import book
 
 pytestmark = pytest.mark.django_db
@@ -48,7 +49,7 @@ def _check_exact(api, lot, driver):
     assert _ask(api, lot, start)["free_spots"] == 2
     reservation_cancel(reservation_id=taken.pk)
     assert _ask(api, lot, start)["free_spots"] == 3
-    SpotFactory(lot=lot, vehicle_type="car", label="NEW-1")  # staff adds a spot
+    spots_add(lot=lot, vehicle_type="car", count=1, prefix="NEW")  # staff adds a spot
     assert _ask(api, lot, start)["free_spots"] == 4
 
 

@@ -159,7 +159,7 @@ def test_the_database_refuses_an_overlapping_row_even_if_the_code_is_wrong():
 def test_an_overlap_caught_only_by_the_constraint_is_a_409_not_a_500(monkeypatch):
     """If allocation's own checks were wrong, the exclusion constraint still
     refuses the row, and the service moves on and ends with no_spot_available."""
-    from reservations import services
+    from reservations.services import placement
 
     lot = LotFactory()
     RateFactory(lot=lot)
@@ -177,8 +177,8 @@ def test_an_overlap_caught_only_by_the_constraint_is_a_409_not_a_500(monkeypatch
         )
         return spots.order_by("label").values_list(*hot_sql.SPOT_COLUMNS).first()
 
-    monkeypatch.setattr(services.hot_sql, "pick_spot", any_spot)
-    monkeypatch.setattr(services, "_claim_window", lambda **_: False)
+    monkeypatch.setattr(placement.hot_sql, "pick_spot", any_spot)
+    monkeypatch.setattr(placement, "claim_window", lambda **_: False)
 
     with pytest.raises(ApplicationError) as exc:
         reservation_create(user=user, lot_id=lot.slug, vehicle_type="car", start=start, end=end)

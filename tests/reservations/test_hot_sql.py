@@ -1,5 +1,6 @@
 """The hand-written SQL (availability, best-fit spot) says what the ORM version
-says, on a lot full of bookings in every state, for many windows."""
+says, on a lot full of bookings in every state (cars parked past their end
+among them), for many windows."""
 
 from __future__ import annotations
 
@@ -30,8 +31,8 @@ def test_hand_written_availability_matches_the_orm():
     for spot in spots:
         # Blocking bookings of one spot never overlap (PostgreSQL would refuse);
         # released ones may lie anywhere.
-        cursor = now
-        for _ in range(8):
+        cursor = now - timedelta(hours=6)  # some stays are over: parked ones overstay
+        for _ in range(10):
             start = cursor + timedelta(minutes=30 * rng.randrange(0, 8))
             end = start + timedelta(minutes=30 * rng.randrange(1, 10))
             status = rng.choice(list(Status))
@@ -57,7 +58,7 @@ def test_hand_written_availability_matches_the_orm():
     for _ in range(100):
         start = now + timedelta(minutes=15 * rng.randrange(0, 200))
         end = start + timedelta(minutes=15 * rng.randrange(2, 40))
-        hourly, daily_max, free, first_lapse = hot_sql.availability(
+        hourly, daily_max, free, first_change = hot_sql.availability(
             lot_pk=lot.pk, vehicle_type="car", start=start, end=end, now=now
         )
         assert (hourly, daily_max) == (300, 2000)
@@ -76,14 +77,18 @@ def test_hand_written_availability_matches_the_orm():
             free
             == free_spots(lot_id=lot.pk, vehicle_type="car", start=start, end=end, now=now).count()
         )
-        assert (
-            first_lapse
-            == Reservation.objects.filter(
+        first_lapse = (
+            Reservation.objects.filter(
                 lot=lot, vehicle_type="car", status=Status.PENDING_PAYMENT, hold_expires_at__gt=now
             )
-            .filter(overlapping_q(start, end))
+            .filter(overlapping_q(start, end, now))
             .aggregate(at=Min("hold_expires_at"))["at"]
         )
+        first_overstay = Reservation.objects.filter(
+            lot=lot, vehicle_type="car", status=Status.PARKED, end__gt=now
+        ).aggregate(at=Min("end"))["at"]
+        changes = [t for t in (first_lapse, first_overstay) if t is not None]
+        assert first_change == min(changes, default=None)
 
     assert (
         hot_sql.availability(

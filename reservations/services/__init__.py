@@ -1,0 +1,87 @@
+"""Every write about reservations, by area:
+
+- booking.py      reserve a spot (reserveSpot) and pay for it (completeReservation)
+- transitions.py  the state machine's arrows: confirm, cancel, expire, arrive, depart, no-show
+- status.py       the one primitive every status write goes through (lock, check, apply, record)
+- placement.py    the best free spot for a window; moving a reservation to another spot
+- settlement.py   bringing a finished reservation's payments to what is owed
+- sweeps.py       the scheduler's jobs: lapsed holds, no-shows, overstays, unreported exits
+- staff.py        the lot staff's actions: spots out of service, refunds
+
+What a reservation costs is decided in reservations/policy.py, never here.
+"""
+
+from reservations.models import payment_reference
+from reservations.services.booking import (
+    BookingResult,
+    ReservationCancelled,
+    VehicleAlreadyBooked,
+    reservation_complete,
+    reservation_create,
+    reservation_payment_setup,
+)
+from reservations.services.placement import NoSpotAvailable
+from reservations.services.settlement import (
+    reservation_settle,
+    reservation_settlement_reopen,
+    reservation_settlement_retry,
+    reservations_settle_pending,
+)
+from reservations.services.staff import (
+    NoSpotToMoveTo,
+    ReservationMove,
+    SpotHasReservations,
+    SpotOutOfServiceResult,
+    reservation_refund,
+    spot_take_out_of_service,
+)
+from reservations.services.status import IllegalTransition, TransitionResult
+from reservations.services.sweeps import (
+    holds_expire_lapsed,
+    no_shows_declare,
+    overstays_hold_spots,
+    unreported_exits_capture,
+)
+from reservations.services.transitions import (
+    SpotOccupied,
+    reservation_arrive,
+    reservation_cancel,
+    reservation_confirm,
+    reservation_depart,
+    reservation_expire,
+    reservation_mark_no_show,
+)
+
+__all__ = [
+    "BookingResult",
+    "IllegalTransition",
+    "NoSpotAvailable",
+    "NoSpotToMoveTo",
+    "ReservationCancelled",
+    "ReservationMove",
+    "SpotHasReservations",
+    "SpotOccupied",
+    "SpotOutOfServiceResult",
+    "TransitionResult",
+    "VehicleAlreadyBooked",
+    "holds_expire_lapsed",
+    "no_shows_declare",
+    "overstays_hold_spots",
+    "payment_reference",
+    "reservation_arrive",
+    "reservation_cancel",
+    "reservation_complete",
+    "reservation_confirm",
+    "reservation_create",
+    "reservation_depart",
+    "reservation_expire",
+    "reservation_mark_no_show",
+    "reservation_payment_setup",
+    "reservation_refund",
+    "reservation_settle",
+    "reservation_settlement_reopen",
+    "reservation_settlement_retry",
+    "reservations_settle_pending",
+    "spot_take_out_of_service",
+    "unreported_exits_capture",
+]

@@ -1,0 +1,308 @@
+"""A driver's booking: reserve a spot for a window (reserveSpot), then pay for it
+(completeReservation).
+
+A booking holds its spot by the database alone; no payment service is called
+until the driver pays.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from config.errors import ApplicationError, Conflict, IdempotencyKeyReused, InvalidInput, NotFound
+from config.plates import normalize_plate
+from lots.constants import VehicleType
+from lots.models import Lot, Spot
+from lots.pricing import no_show_charge, window_price
+from lots.selectors import active_lots
+from lots.services import lot_availability_changed
+from parking.models import User
+from payments.services import PaymentUnavailable, payment_authorise, payment_prepare
+from reservations import hot_sql, policy
+from reservations.models import (
+    Actor,
+    IdempotencyKey,
+    Reservation,
+    Status,
+    payment_reference,
+)
+from reservations.rules import validate_window
+from reservations.selectors import booking_terms
+from reservations.services.placement import NoSpotAvailable, place
+from reservations.services.settlement import reservation_settlement_reopen
+from reservations.services.status import IllegalTransition, record_event
+from reservations.services.transitions import (
+    reservation_confirm,
+    reservation_expire,
+)
+
+
+class VehicleAlreadyBooked(Conflict):
+    code = "vehicle_already_booked"
+
+
+@dataclass(frozen=True)
+class BookingResult:
+    reservation: Reservation
+    created: bool  # False when an Idempotency-Key replayed an earlier booking
+
+
+class _KeyTaken(Exception):
+    pass
+
+
+def _fingerprint(**fields: object) -> str:
+    canonical = json.dumps(fields, sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _replay(*, user: User, key: str | None, fingerprint: str) -> BookingResult | None:
+    """The booking an earlier request with this key made, if any."""
+    if not key:
+        return None
+    record = (
+        IdempotencyKey.objects.filter(user=user, key=key)
+        .values_list("fingerprint", "reservation_id")
+        .first()
+    )
+    if record is None:
+        return None
+    if record[0] != fingerprint:
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was already used with a different request.",
+        )
+    reservation = Reservation.objects.select_related("lot", "spot").get(pk=record[1])
+    return BookingResult(reservation=reservation, created=False)
+
+
+def reservation_create(
+    *,
+    user: User,
+    lot_id: str,
+    vehicle_type: str,
+    start: datetime,
+    end: datetime,
+    vehicle_plate: str = "",
+    idempotency_key: str | None = None,
+    now: datetime | None = None,
+) -> BookingResult:
+    """reserveSpot: hold the best free spot for the window until it is paid for.
+
+    A request repeated with its Idempotency-Key gets the first answer, even once
+    the window has started or the lot has filled up since; refusals are checked
+    only for requests that did not book before.
+    """
+    now = now or timezone.now()
+    plate = normalize_plate(vehicle_plate)
+    fingerprint = _fingerprint(
+        lot_id=lot_id,
+        vehicle_type=vehicle_type,
+        start=start.timestamp() if start.tzinfo else str(start),
+        end=end.timestamp() if end.tzinfo else str(end),
+        plate=plate,
+    )
+    try:
+        return _book(
+            user=user,
+            lot_id=lot_id,
+            vehicle_type=vehicle_type,
+            start=start,
+            end=end,
+            plate=plate,
+            key=idempotency_key,
+            fingerprint=fingerprint,
+            now=now,
+        )
+    except _KeyTaken:
+        # A twin request committed first: ours was undone; answer as it did.
+        replay = _replay(user=user, key=idempotency_key, fingerprint=fingerprint)
+        if replay is None:  # the twin rolled back after all
+            raise Conflict("Please retry the request.", code="retry") from None
+        return replay
+    except ApplicationError:
+        # Looking first would cost every booking a query for the rare replay:
+        # a refusal is the moment to check whether this request booked before.
+        replay = _replay(user=user, key=idempotency_key, fingerprint=fingerprint)
+        if replay is not None:
+            return replay
+        raise
+
+
+def _book(
+    *,
+    user: User,
+    lot_id: str,
+    vehicle_type: str,
+    start: datetime,
+    end: datetime,
+    plate: str,
+    key: str | None,
+    fingerprint: str,
+    now: datetime,
+) -> BookingResult:
+    validate_window(start=start, end=end, now=now)
+    if vehicle_type not in VehicleType.values:
+        raise InvalidInput(
+            "Unknown vehicle type.", code="invalid_vehicle_type", field="vehicle_type"
+        )
+    if len(plate) > 16:
+        raise InvalidInput("That plate is too long.", code="invalid_plate", field="vehicle_plate")
+    rate = hot_sql.booking_rate(slug=lot_id, vehicle_type=vehicle_type)
+    if rate is None:
+        lot = active_lots(lot_id=lot_id).first()
+        if lot is None:
+            raise NotFound("There is no such lot.", code="lot_not_found")
+        raise NoSpotAvailable(
+            f"{lot.name} has no spots for this vehicle type.", code="vehicle_type_not_offered"
+        )
+    hourly, daily_max, *lot_row = rate
+    lot = Lot.from_db("default", hot_sql.BOOKING_LOT_COLUMNS, lot_row)
+
+    with transaction.atomic():
+        if plate:
+            _check_vehicle_free(plate=plate, start=start, end=end, now=now)
+
+        def insert(spot: Spot) -> Reservation:
+            reservation = Reservation.objects.create(
+                user=user,
+                lot=lot,
+                spot=spot,
+                vehicle_type=vehicle_type,
+                vehicle_plate=plate,
+                start=start,
+                end=end,
+                occupied_until=end,
+                status=Status.PENDING_PAYMENT,
+                price_amount=window_price(start, end, hourly=hourly, daily_max=daily_max),
+                no_show_amount=no_show_charge(start, end, hourly=hourly, daily_max=daily_max),
+                hourly_amount=hourly,
+                daily_max_amount=daily_max,
+                currency=lot.currency,
+                hold_expires_at=now + timedelta(minutes=settings.HOLD_TTL_MINUTES),
+            )
+            record_event(reservation, from_status="", actor=Actor.DRIVER, actor_user=user, at=now)
+            return reservation
+
+        reservation = place(
+            lot_pk=lot.pk,
+            vehicle_type=vehicle_type,
+            start=start,
+            end=end,
+            now=now,
+            write=insert,
+        )
+        if key and not hot_sql.idempotency_key_insert(
+            user_pk=user.pk,
+            key=key,
+            fingerprint=fingerprint,
+            reservation_pk=reservation.pk,
+            now=now,
+        ):
+            raise _KeyTaken  # undoes ours
+        lot_availability_changed(lot_id=lot.pk)
+    return BookingResult(reservation=reservation, created=True)
+
+
+def _check_vehicle_free(*, plate: str, start: datetime, end: datetime, now: datetime) -> None:
+    """One vehicle, one place at a time, in any lot. Bookings of one plate are
+    serialised (a transaction-scoped lock on PostgreSQL; SQLite's IMMEDIATE
+    transactions serialise all writes), so two cannot both pass the check."""
+    hot_sql.plate_lock(plate)
+    if hot_sql.plate_busy(plate=plate, start=start, end=end, now=now):
+        raise VehicleAlreadyBooked(
+            f"The vehicle {plate} already has a booking for part of that time.",
+            field="vehicle_plate",
+        )
+
+
+# --- paying -----------------------------------------------------------------------------
+
+
+class ReservationCancelled(Conflict):
+    code = "reservation_cancelled"
+
+
+def reservation_complete(
+    *, reservation_id: int, payment_method_id: str, now: datetime | None = None
+) -> Reservation:
+    """completeReservation: pay with a card (a PaymentMethod id) and confirm.
+
+    The card is authorised for the full price (a hold captured at settlement),
+    or, when the reservation ends beyond how long card holds last, charged at
+    once and settled later by refunding the difference. A decline leaves the
+    reservation pending so that the driver can retry until the hold lapses.
+    """
+    now = now or timezone.now()
+    reservation = Reservation.objects.select_related("user", "lot").get(pk=reservation_id)
+    if reservation.status in (Status.CONFIRMED, Status.PARKED, Status.COMPLETED, Status.NO_SHOW):
+        return reservation  # paid already: a retried request gets the same answer
+    _check_payable(reservation, now)
+    charge_now = policy.charged_at_once(
+        booking_terms(reservation), now, card_hold_max=timedelta(days=settings.CARD_HOLD_MAX_DAYS)
+    )
+    payment_authorise(
+        reference=payment_reference(reservation),
+        user=reservation.user,
+        amount=reservation.price_amount,
+        currency=reservation.currency,
+        payment_method_id=payment_method_id,
+        capture_later=not charge_now,
+    )
+    try:
+        # The hold was valid when payment started: that is what counts.
+        return reservation_confirm(reservation_id=reservation.pk, at=now).reservation
+    except Conflict:
+        # Cancelled or expired while the card was being charged: give it back.
+        reservation_settlement_reopen(reservation_id=reservation.pk)
+        reservation.refresh_from_db()
+        if reservation.status == Status.CANCELLED:
+            raise ReservationCancelled(
+                "This reservation was cancelled while paying; the payment was released.",
+            ) from None
+        raise Conflict(
+            "The hold on this spot ended while paying; the payment was released.",
+            code="hold_expired",
+        ) from None
+
+
+def reservation_payment_setup(*, reservation_id: int, now: datetime | None = None) -> str:
+    """The client secret of a SetupIntent, for a browser to turn the driver's card
+    into a PaymentMethod with Stripe.js (which then completes the reservation).
+    Asked for when the driver presses Pay: viewing pages calls no payment service."""
+    now = now or timezone.now()
+    reservation = Reservation.objects.select_related("user").get(pk=reservation_id)
+    _check_payable(reservation, now)
+    payment = payment_prepare(
+        reference=payment_reference(reservation),
+        user=reservation.user,
+        amount=reservation.price_amount,
+        currency=reservation.currency,
+    )
+    if not payment.setup_client_secret:
+        raise PaymentUnavailable("The payment service cannot be reached; try again.")
+    return payment.setup_client_secret
+
+
+def _check_payable(reservation: Reservation, now: datetime) -> None:
+    if reservation.status == Status.CANCELLED:
+        raise ReservationCancelled("This reservation was cancelled; nothing was charged.")
+    if reservation.status == Status.EXPIRED or (
+        reservation.status == Status.PENDING_PAYMENT and reservation.hold_expires_at <= now
+    ):
+        if reservation.status == Status.PENDING_PAYMENT:
+            reservation_expire(reservation_id=reservation.pk, at=now)
+        raise Conflict(
+            "The hold on this spot has expired; nothing was charged. Book again.",
+            code="hold_expired",
+        )
+    if reservation.status != Status.PENDING_PAYMENT:
+        raise IllegalTransition(
+            f"A {reservation.get_status_display().lower()} reservation cannot be paid for."
+        )

@@ -1,0 +1,144 @@
+"""The one primitive that every status write of a reservation goes through.
+
+`write_status` changes a row its caller has locked: it writes the status, records
+the event, invalidates the lot's cached availability when the spot's hold
+changes, and, once what the driver owes is known, settles the payment after the
+commit. `transition` is the whole use case around it: one transaction that
+locks the row, checks the state and applies the change. Repeating a transition
+that already happened returns the reservation as it is (gates and workers retry).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import transaction
+
+from config.errors import Conflict, NotFound
+from lots.services import lot_availability_changed
+from parking.models import User
+from reservations.models import Reservation, ReservationEvent, Settlement, Status
+from reservations.services.settlement import reservation_settle
+
+
+class IllegalTransition(Conflict):
+    code = "illegal_transition"
+
+
+@dataclass(frozen=True)
+class TransitionResult:
+    reservation: Reservation
+    changed: bool  # False when the transition had already happened
+
+
+def record_event(
+    reservation: Reservation,
+    *,
+    from_status: str,
+    actor: str,
+    at: datetime,
+    actor_user: User | None = None,
+    data: dict | None = None,
+) -> None:
+    ReservationEvent.objects.create(
+        reservation=reservation,
+        from_status=from_status,
+        to_status=reservation.status,
+        actor=actor,
+        actor_user=actor_user,
+        at=at,
+        data=data or {},
+    )
+
+
+def write_status(
+    reservation: Reservation,
+    *,
+    to: Status,
+    actor: str,
+    at: datetime,
+    actor_user: User | None = None,
+    data: dict | None = None,
+    frees_spot: bool = False,
+) -> None:
+    """Move a reservation, locked by the caller inside its transaction, to `to`."""
+    from_status = reservation.status
+    reservation.status = to
+    if reservation.amount_due is not None and reservation.settlement == Settlement.NONE:
+        reservation.settlement = Settlement.PENDING
+        reservation.settlement_next_at = at
+        pk = reservation.pk
+        # Stripe is called only once the change has committed; if it cannot
+        # finish then, the settlement sweep will.
+        transaction.on_commit(lambda: reservation_settle(reservation_id=pk), robust=True)
+    reservation.save()
+    record_event(
+        reservation, from_status=from_status, actor=actor, actor_user=actor_user, at=at, data=data
+    )
+    if frees_spot:
+        lot_availability_changed(lot_id=reservation.lot_id)
+
+
+def lock_reservation(reservation_id: int) -> Reservation:
+    reservation = (
+        Reservation.objects.select_for_update(of=("self",))
+        .select_related("lot", "spot")
+        .filter(pk=reservation_id)
+        .first()
+    )
+    if reservation is None:
+        raise NotFound("There is no such reservation.", code="reservation_not_found")
+    return reservation
+
+
+def transition(
+    *,
+    reservation_id: int,
+    to: Status,
+    allowed_from: tuple[Status, ...],
+    already_done: tuple[Status, ...],
+    actor: str,
+    actor_user: User | None,
+    at: datetime,
+    apply: Callable[[Reservation], dict | None] | None = None,
+    frees_spot: bool = False,
+    data: dict | None = None,
+) -> TransitionResult:
+    """Lock, check, apply, write: one transaction. `apply` may refuse (raise) or
+    return more event data."""
+    with transaction.atomic():
+        reservation = lock_reservation(reservation_id)
+        if reservation.status in already_done:
+            return TransitionResult(reservation=reservation, changed=False)
+        if reservation.status not in allowed_from:
+            raise IllegalTransition(
+                f"A reservation that is {reservation.get_status_display().lower()} "
+                f"cannot become {to.label.lower()}.",
+            )
+        extra = apply(reservation) if apply else None
+        write_status(
+            reservation,
+            to=to,
+            actor=actor,
+            actor_user=actor_user,
+            at=at,
+            data={**(data or {}), **(extra or {})},
+            frees_spot=frees_spot,
+        )
+        return TransitionResult(reservation=reservation, changed=True)
+
+
+def expire_locked(reservation: Reservation, *, at: datetime, actor: str, reason: str) -> None:
+    """pending_payment → expired on a row the caller holds: nothing is owed, and
+    a payment that was authorised after all is given back."""
+    reservation.amount_due = 0
+    write_status(
+        reservation,
+        to=Status.EXPIRED,
+        actor=actor,
+        at=at,
+        data={"reason": reason},
+        frees_spot=True,
+    )
