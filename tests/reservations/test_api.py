@@ -10,6 +10,7 @@ import re
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+import time_machine
 from django.test import Client
 from rest_framework.test import APIClient
 
@@ -505,6 +506,32 @@ def test_a_replay_after_the_lot_filled_up_still_returns_the_booking(driver_api, 
 
     assert response.status_code == 201
     assert response.json()["id"] == first["id"]
+
+
+def test_a_replay_after_the_start_has_passed_answers_as_the_first_time(driver_api, lot):
+    start = datetime.now(UTC) + timedelta(minutes=1)
+    end = start + timedelta(hours=2)
+    first = booked(driver_api, start, end, key="flaky-network", vehicle_plate="AB-123-CD")
+
+    # Six minutes later the start is out of the bookable range for a new booking,
+    # but this is the same request retried: it gets its first answer.
+    with time_machine.travel(datetime.now(UTC) + timedelta(minutes=6)):
+        response = book(driver_api, start, end, key="flaky-network", vehicle_plate="AB-123-CD")
+        fresh = book(driver_api, start, end, key="another-key", vehicle_plate="ZZ-999-ZZ")
+
+    assert response.status_code == 201, response.content
+    assert response["Idempotent-Replayed"] == "true"
+    assert response.json()["id"] == first["id"]
+    assert (fresh.status_code, fresh.json()["code"]) == (400, "start_in_past")
+
+
+def test_a_replay_of_a_booking_whose_plate_is_now_busy_still_answers(driver_api, lot):
+    start, end = window()
+    first = booked(driver_api, start, end, key="again", vehicle_plate="AB123CD")
+    response = book(driver_api, start, end, key="again", vehicle_plate="AB123CD")
+    assert (response.status_code, response.json()["id"]) == (201, first["id"])
+    other = book(driver_api, start, end, key="new", vehicle_plate="AB123CD")
+    assert (other.status_code, other.json()["code"]) == (409, "vehicle_already_booked")
 
 
 # --- a driver's reservations -----------------------------------------------------------

@@ -175,3 +175,42 @@ def test_a_capture_whose_outcome_was_unknown_is_finished_by_the_retry_job(
     payment.refresh_from_db()
     assert (payment.status, payment.amount_captured, payment.operation) == ("captured", 300, "")
     assert stripe.kept(payment.payment_intent_id) == 300
+
+
+def test_a_lot_with_a_long_grace_never_crowds_out_another_lots_no_shows(driver):
+    """The sweep looks at 500 at a time: a lot whose 600 started bookings are
+    still within their long grace must not hide a no-show that is due elsewhere."""
+    patient = LotFactory(no_show_grace_minutes=600)
+    RateFactory(lot=patient)
+    spots = SpotFactory.create_batch(600, lot=patient)
+    strict = LotFactory(no_show_grace_minutes=0)
+    RateFactory(lot=strict)
+    strict_spot = SpotFactory(lot=strict)
+    now = timezone.now()
+
+    def confirmed(lot, spot, start):
+        return Reservation(
+            user=driver,
+            lot=lot,
+            spot=spot,
+            vehicle_type="car",
+            start=start,
+            end=start + timedelta(hours=12),
+            occupied_until=start + timedelta(hours=12),
+            status=Status.CONFIRMED,
+            price_amount=300,
+            hourly_amount=300,
+            daily_max_amount=2400,
+            currency="usd",
+        )
+
+    Reservation.objects.bulk_create(
+        confirmed(patient, spot, now - timedelta(hours=2)) for spot in spots
+    )
+    due = confirmed(strict, strict_spot, now - timedelta(minutes=1))
+    due.save()
+
+    assert no_shows_declare(now=now, limit=500) == 1
+    due.refresh_from_db()
+    assert due.status == Status.NO_SHOW
+    assert not Reservation.objects.filter(lot=patient, status=Status.NO_SHOW).exists()
