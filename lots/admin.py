@@ -14,6 +14,9 @@ reservations.
 from __future__ import annotations
 
 import zoneinfo
+from collections.abc import Callable
+from functools import partial
+from typing import ClassVar
 
 from django import forms
 from django.contrib import admin, messages
@@ -289,6 +292,13 @@ class LotAdmin(OfferChangesMixin, LotScopedAdminMixin, admin.ModelAdmin):
             return {}
         return super().get_prepopulated_fields(request, obj)
 
+    # What apps that know more of a lot add to its admin (reservations: the
+    # occupancy view and its link), without lots importing them and without
+    # re-registering this admin: (route under a lot, view(admin, request,
+    # object_id), URL name) and lot -> [(url, label)].
+    view_hooks: ClassVar[list[tuple[str, Callable, str]]] = []
+    link_hooks: ClassVar[list[Callable[[Lot], list[tuple[str, str]]]]] = []
+
     def get_urls(self):
         own = [
             path(
@@ -296,12 +306,21 @@ class LotAdmin(OfferChangesMixin, LotScopedAdminMixin, admin.ModelAdmin):
                 self.admin_site.admin_view(self.add_spots_view),
                 name="lots_lot_add_spots",
             ),
+            *(
+                path(
+                    f"<path:object_id>/{route}/",
+                    self.admin_site.admin_view(partial(view, self)),
+                    name=name,
+                )
+                for route, view, name in self.view_hooks
+            ),
         ]
         return own + super().get_urls()
 
     # Links to what staff do with a lot, on its row and its page.
     def lot_links(self, request: HttpRequest | None, lot: Lot) -> list[tuple[str, str]]:
-        links = [
+        links = [link for hook in self.link_hooks for link in hook(lot)]
+        links += [
             (reverse("admin:lots_spot_changelist") + f"?lot__id__exact={lot.pk}", "Spots"),
             (reverse("admin:lots_lot_add_spots", args=[lot.pk]), "Add spots"),
             (reverse("admin:lots_gatedevice_changelist") + f"?lot__id__exact={lot.pk}", "Gates"),
@@ -380,14 +399,32 @@ class LotAdmin(OfferChangesMixin, LotScopedAdminMixin, admin.ModelAdmin):
 
 @admin.register(Spot)
 class SpotAdmin(OfferChangesMixin, LotScopedAdminMixin, admin.ModelAdmin):
-    list_display = ("label", "lot", "vehicle_type", "is_active")
     list_filter = ("vehicle_type", "is_active", ("lot", admin.RelatedOnlyFieldListFilter))
     search_fields = ("label", "public_id")
     list_select_related = ("lot",)
     readonly_fields = ("public_id",)
     autocomplete_fields = ("lot",)
     fields = ("lot", "label", "vehicle_type", "is_active", "public_id")
-    actions = ["return_to_service"]
+
+    # What apps that keep things on spots add here (reservations: how many are
+    # to come, and taking a spot out of service, which moves them): admin
+    # actions, and columns as (display function, queryset annotation).
+    action_hooks: ClassVar[list[Callable]] = []
+    column_hooks: ClassVar[list[tuple[Callable, Callable[[QuerySet], QuerySet]]]] = []
+
+    @property
+    def list_display(self) -> tuple:
+        return ("label", "lot", "vehicle_type", "is_active", *(c for c, _ in self.column_hooks))
+
+    @property
+    def actions(self) -> list:
+        return [*self.action_hooks, "return_to_service"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Spot]:
+        queryset = super().get_queryset(request)
+        for _, annotate in self.column_hooks:
+            queryset = annotate(queryset)
+        return queryset
 
     def get_readonly_fields(self, request: HttpRequest, obj: Spot | None = None):
         fields = tuple(super().get_readonly_fields(request, obj))

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import ClassVar
 from urllib.parse import urlencode
 
 from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
@@ -29,8 +33,11 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(Payment)
 class PaymentAdmin(ReadOnlyAdmin):
-    """Payments know nothing of lots; reservations/admin.py registers a subclass
-    that shows lot staff only the payments of their lots' reservations."""
+    """Payments know nothing of lots or reservations. Whoever makes payments for
+    something may narrow what a user sees here: `scope_hook(request, queryset)`
+    (reservations sets it, so that lot staff see their lots' payments only)."""
+
+    scope_hook: ClassVar[Callable[[HttpRequest, QuerySet], QuerySet] | None] = None
 
     list_display = [
         "reference_link",
@@ -49,6 +56,18 @@ class PaymentAdmin(ReadOnlyAdmin):
     list_select_related = ["user"]
     date_hierarchy = "created_at"
     readonly_fields = [f.name for f in Payment._meta.fields] + ["reference_link"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Payment]:
+        queryset = super().get_queryset(request)
+        scope = type(self).scope_hook
+        return scope(request, queryset) if scope else queryset
+
+    def get_object(self, request: HttpRequest, object_id, from_field=None):
+        payment = super().get_object(request, object_id, from_field)
+        if payment is None and type(self).scope_hook and not request.user.is_superuser:
+            # Out of scope and missing get the same answer.
+            raise Http404("Not found.")
+        return payment
 
     @admin.display(description="For", ordering="reference")
     def reference_link(self, payment: Payment) -> str:

@@ -7,10 +7,10 @@ cancel (the payment is settled by the cancellation policy), mark arrived, mark
 left, refund part. Each leaves a reservation event naming the staff member and
 an entry in Django's admin log.
 
-This module also extends the lots and payments admins with what needs
-reservations (lots and payments do not import reservations): the occupancy
-view of a lot, taking a spot out of service, and payments scoped to the lots
-a staff member runs.
+It also adds to the lots and payments admins, through the hooks they offer
+(lots and payments do not import reservations, and nothing is re-registered):
+the occupancy view of a lot, taking a spot out of service, and payments scoped
+to the lots a staff member runs.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from django.contrib.admin.utils import unquote
 from django.db.models import (
     CharField,
     Count,
+    Exists,
     IntegerField,
     OuterRef,
     Q,
@@ -36,7 +37,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, Concat
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
@@ -60,6 +61,7 @@ from reservations.models import (
     IdempotencyKey,
     Reservation,
     ReservationEvent,
+    Settlement,
     Status,
     normalize_code,
     payment_reference,
@@ -70,8 +72,10 @@ from reservations.services import (
     reservation_cancel,
     reservation_depart,
     reservation_refund,
+    reservation_settlement_retry,
     spot_take_out_of_service,
 )
+from reservations.services.sweeps import DISPLACED
 
 
 class ReadOnlyAdminMixin:
@@ -179,6 +183,40 @@ class StartDayFilter(admin.SimpleListFilter):
         return queryset.filter(condition)
 
 
+class AttentionFilter(admin.SimpleListFilter):
+    """What staff must follow up: money Stripe would not settle, cars still in
+    after their end (the gate may have missed the exit), and bookings we had to
+    cancel because an overstaying car held their spot."""
+
+    title = "needs attention"
+    parameter_name = "attention"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("any", "Anything"),
+            ("settlement", "Payment not settled"),
+            ("parked", "Still parked after its end"),
+            ("displaced", "Cancelled: spot held by an overstaying car"),
+        ]
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        displaced = Exists(
+            ReservationEvent.objects.filter(reservation=OuterRef("pk"), data__reason=DISPLACED)
+        )
+        reasons = {
+            "settlement": Q(settlement=Settlement.ATTENTION),
+            "parked": Q(status=Status.PARKED, end__lte=now),
+            # For a week after their time: long enough to call the driver.
+            "displaced": Q(displaced, status=Status.CANCELLED, end__gte=now - timedelta(days=7)),
+        }
+        if self.value() == "any":
+            return queryset.filter(reasons["settlement"] | reasons["parked"] | reasons["displaced"])
+        if self.value() in reasons:
+            return queryset.filter(reasons[self.value()])
+        return queryset
+
+
 class RefundForm(forms.Form):
     amount = forms.DecimalField(min_value=Decimal(0), help_text="In the lot's currency.")
     reason = forms.CharField(
@@ -225,6 +263,7 @@ class ReservationAdmin(LotScopedAdminMixin, admin.ModelAdmin):
         "driver",
     )
     list_filter = (
+        AttentionFilter,
         "status",
         StartDayFilter,
         ("lot", admin.RelatedOnlyFieldListFilter),
@@ -243,6 +282,7 @@ class ReservationAdmin(LotScopedAdminMixin, admin.ModelAdmin):
         "mark_arrived",
         "mark_left",
         "refund_part",
+        "retry_settlement",
     ]
     fieldsets = [
         (None, {"fields": ("code", "status", "driver", "vehicle_type", "vehicle_plate")}),
@@ -263,7 +303,16 @@ class ReservationAdmin(LotScopedAdminMixin, admin.ModelAdmin):
         ),
         (
             "Money",
-            {"fields": ("price", "no_show_charge", "owed", "overstay", "payments")},
+            {
+                "fields": (
+                    "price",
+                    "no_show_charge",
+                    "owed",
+                    "overstay",
+                    "settlement_state",
+                    "payments",
+                )
+            },
         ),
         ("Record", {"fields": ("created_local", "updated_local")}),
     ]
@@ -286,6 +335,7 @@ class ReservationAdmin(LotScopedAdminMixin, admin.ModelAdmin):
         "no_show_charge",
         "owed",
         "overstay",
+        "settlement_state",
         "payments",
         "created_local",
         "updated_local",
@@ -340,6 +390,8 @@ class ReservationAdmin(LotScopedAdminMixin, admin.ModelAdmin):
             for p in booking_payments(reservation)
         ):
             offered.append(("refund_part", "Refund…"))
+        if reservation.settlement == Settlement.ATTENTION:
+            offered.append(("retry_settlement", "Retry settlement"))
         return offered
 
     # --- columns and fields ---
@@ -363,10 +415,19 @@ class ReservationAdmin(LotScopedAdminMixin, admin.ModelAdmin):
     @admin.display(description="Owed in the end")
     def owed(self, reservation: Reservation) -> str:
         if reservation.amount_due is None:
-            return "Not settled yet"
-        settled = getattr(reservation, "settled_at", None)
-        state = "settled" if settled else "settlement pending"
-        return f"{admin_money(reservation.amount_due, reservation.currency)} ({state})"
+            return "Not known until it ends"
+        return admin_money(reservation.amount_due, reservation.currency)
+
+    @admin.display(description="Settlement")
+    def settlement_state(self, reservation: Reservation) -> str:
+        if reservation.settlement == Settlement.NONE:
+            return "Not due yet"
+        state = reservation.get_settlement_display()
+        if reservation.settlement == Settlement.SETTLED:
+            return f"{state} ({local_time(reservation.settled_at, reservation.lot)})"
+        tries = f"{reservation.settlement_attempts} attempt(s)"
+        error = f": {reservation.settlement_error}" if reservation.settlement_error else ""
+        return f"{state} after {tries}{error}"
 
     @admin.display(description="Overstay")
     def overstay(self, reservation: Reservation) -> str:
@@ -570,6 +631,21 @@ class ReservationAdmin(LotScopedAdminMixin, admin.ModelAdmin):
         }
         return TemplateResponse(request, "admin/reservations/reservation/refund.html", context)
 
+    @admin.action(description="Retry settling the payments", permissions=["change"])
+    def retry_settlement(self, request: HttpRequest, queryset: QuerySet[Reservation]):
+        for reservation in queryset.order_by("pk"):
+            if reservation.settlement != Settlement.ATTENTION:
+                self.message_user(
+                    request, f"{reservation.code}: its settlement needs no retry.", messages.WARNING
+                )
+                continue
+            state = reservation_settlement_retry(reservation_id=reservation.pk)
+            self.log_change(request, reservation, f"Settlement retried: {state}.")
+            level = messages.SUCCESS if state == Settlement.SETTLED else messages.ERROR
+            label = Settlement(state).label.lower()
+            self.message_user(request, f"{reservation.code}: settlement {label}.", level)
+        return self._back(request, queryset)
+
 
 @admin.register(ReservationEvent)
 class ReservationEventAdmin(LotScopedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
@@ -594,59 +670,37 @@ class IdempotencyKeyAdmin(LotScopedAdminMixin, ReadOnlyAdminMixin, admin.ModelAd
     readonly_fields = fields
 
 
-# --- lots: occupancy, and taking spots out of service ---------------------------------------
+# --- what reservations add to the lots and payments admins (through their hooks) -----------
 
 
-class LotAdmin(lots_admin.LotAdmin):
-    """The lots admin with the occupancy view (a timeline of the lot's day)."""
-
-    def get_urls(self):
-        own = [
-            path(
-                "<path:object_id>/occupancy/",
-                self.admin_site.admin_view(self.occupancy_view),
-                name="lots_lot_occupancy",
-            ),
-        ]
-        return own + super().get_urls()
-
-    def lot_links(self, request, lot: Lot) -> list[tuple[str, str]]:
-        return [
-            (reverse("admin:lots_lot_occupancy", args=[lot.pk]), "Occupancy"),
-            (
-                reverse("admin:reservations_reservation_changelist") + f"?lot__id__exact={lot.pk}",
-                "Reservations",
-            ),
-            *super().lot_links(request, lot),
-        ]
-
-    def occupancy_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        lot = scoped_object_or_404(self, request, object_id)
-        today = local_today(lot)
-        asked = request.GET.get("day")
-        day = _parse_day(asked)
-        if day is None:
-            if asked:
-                self.message_user(request, "That is not a date; showing today.", messages.WARNING)
-            day = today
-        occupancy = lot_occupancy(lot=lot, day=day)
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"Occupancy of {lot.name}",
-            "subtitle": f"{day:%A %d %B %Y}",
-            "opts": self.model._meta,
-            "original": lot,
-            "lot": lot,
-            "occupancy": occupancy,
-            "chart": occupancy_svg(occupancy),
-            "day": day,
-            "today": today,
-            "previous_day": day - timedelta(days=1),
-            "next_day": day + timedelta(days=1),
-            "utilisation_percent": round(occupancy.utilisation * 100),
-            "has_view_permission": True,
-        }
-        return TemplateResponse(request, "admin/lots/lot/occupancy.html", context)
+def occupancy_view(lot_admin, request: HttpRequest, object_id: str) -> HttpResponse:
+    """A lot's day: a timeline of its spots, hour by hour, with arrivals and departures."""
+    lot = scoped_object_or_404(lot_admin, request, object_id)
+    today = local_today(lot)
+    asked = request.GET.get("day")
+    day = _parse_day(asked)
+    if day is None:
+        if asked:
+            lot_admin.message_user(request, "That is not a date; showing today.", messages.WARNING)
+        day = today
+    occupancy = lot_occupancy(lot=lot, day=day)
+    context = {
+        **lot_admin.admin_site.each_context(request),
+        "title": f"Occupancy of {lot.name}",
+        "subtitle": f"{day:%A %d %B %Y}",
+        "opts": lot_admin.model._meta,
+        "original": lot,
+        "lot": lot,
+        "occupancy": occupancy,
+        "chart": occupancy_svg(occupancy),
+        "day": day,
+        "today": today,
+        "previous_day": day - timedelta(days=1),
+        "next_day": day + timedelta(days=1),
+        "utilisation_percent": round(occupancy.utilisation * 100),
+        "has_view_permission": True,
+    }
+    return TemplateResponse(request, "admin/lots/lot/occupancy.html", context)
 
 
 def _parse_day(value: str | None) -> date | None:
@@ -659,106 +713,109 @@ def _parse_day(value: str | None) -> date | None:
     return day if 2000 <= day.year <= 2200 else None
 
 
-class SpotAdmin(lots_admin.SpotAdmin):
-    """Spots, with how many reservations each still has, and taking a spot out of
-    service through the service that moves those reservations or refuses."""
+def lot_links(lot: Lot) -> list[tuple[str, str]]:
+    return [
+        (reverse("admin:lots_lot_occupancy", args=[lot.pk]), "Occupancy"),
+        (
+            reverse("admin:reservations_reservation_changelist") + f"?lot__id__exact={lot.pk}",
+            "Reservations",
+        ),
+        (
+            reverse("admin:reservations_reservation_changelist")
+            + f"?lot__id__exact={lot.pk}&attention=any",
+            "Needs attention",
+        ),
+    ]
 
-    list_display = ("label", "lot", "vehicle_type", "is_active", "reservations_to_come")
-    actions = ["take_out_moving", "take_out_if_free", "return_to_service"]
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Spot]:
-        # A subquery per row shown (on the partial index of blocking rows), not
-        # a join of every reservation the spots ever had.
-        to_come = (
-            Reservation.objects.filter(
-                spot=OuterRef("pk"),
-                status__in=BLOCKING_STATUSES,
-                occupied_until__gt=timezone.now(),
-            )
-            .order_by()
-            .values("spot")
-            .annotate(n=Count("pk"))
-            .values("n")
+def _annotate_to_come(spots: QuerySet[Spot]) -> QuerySet[Spot]:
+    # A subquery per row shown (on the partial index of blocking rows), not a
+    # join of every reservation the spots ever had.
+    to_come = (
+        Reservation.objects.filter(
+            spot=OuterRef("pk"),
+            status__in=BLOCKING_STATUSES,
+            occupied_until__gt=timezone.now(),
         )
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(to_come=Coalesce(Subquery(to_come, output_field=IntegerField()), 0))
-        )
-
-    @admin.display(description="Reservations to come", ordering="to_come")
-    def reservations_to_come(self, spot: Spot) -> int:
-        return getattr(spot, "to_come", 0)
-
-    @admin.action(
-        description="Take out of service, moving their reservations to free spots",
-        permissions=["change"],
+        .order_by()
+        .values("spot")
+        .annotate(n=Count("pk"))
+        .values("n")
     )
-    def take_out_moving(self, request: HttpRequest, queryset: QuerySet[Spot]) -> None:
-        self._take_out(request, queryset, move=True)
+    return spots.annotate(to_come=Coalesce(Subquery(to_come, output_field=IntegerField()), 0))
 
-    @admin.action(
-        description="Take out of service only if they have no reservations to come",
-        permissions=["change"],
-    )
-    def take_out_if_free(self, request: HttpRequest, queryset: QuerySet[Spot]) -> None:
-        self._take_out(request, queryset, move=False)
 
-    def _take_out(self, request: HttpRequest, queryset: QuerySet[Spot], *, move: bool) -> None:
-        for spot in queryset.order_by("lot", "label"):
-            try:
-                result = spot_take_out_of_service(
-                    spot_id=spot.pk, actor_user=request.user, move_reservations=move
-                )
-            except ApplicationError as exc:
-                self.message_user(
-                    request, f"{spot.label}: left in service. {exc.detail}", messages.ERROR
-                )
-                continue
-            if not result.changed:
-                self.message_user(
-                    request, f"{spot.label}: was out of service already.", messages.WARNING
-                )
-                continue
-            moves = ", ".join(f"{m.code} to {m.moved_to}" for m in result.moved)
-            message = "Taken out of service." + (
-                f" Moved {moves}." if moves else " It had no reservations to come."
+@admin.display(description="Reservations to come", ordering="to_come")
+def reservations_to_come(spot: Spot) -> int:
+    return getattr(spot, "to_come", 0)
+
+
+def _take_out(spot_admin, request: HttpRequest, queryset: QuerySet[Spot], *, move: bool) -> None:
+    for spot in queryset.order_by("lot", "label"):
+        try:
+            result = spot_take_out_of_service(
+                spot_id=spot.pk, actor_user=request.user, move_reservations=move
             )
-            self.log_change(request, spot, message)
-            moved = Reservation.objects.filter(code__in=[m.code for m in result.moved])
-            for reservation in moved:
-                self.log_change(
-                    request,
-                    reservation,
-                    f"Moved from spot {spot.label} to {reservation.spot.label}: "
-                    f"{spot.label} was taken out of service.",
-                )
-            self.message_user(request, f"{spot.label}: {message}", messages.SUCCESS)
+        except ApplicationError as exc:
+            spot_admin.message_user(
+                request, f"{spot.label}: left in service. {exc.detail}", messages.ERROR
+            )
+            continue
+        if not result.changed:
+            spot_admin.message_user(
+                request, f"{spot.label}: was out of service already.", messages.WARNING
+            )
+            continue
+        moves = ", ".join(f"{m.code} to {m.moved_to}" for m in result.moved)
+        message = "Taken out of service." + (
+            f" Moved {moves}." if moves else " It had no reservations to come."
+        )
+        spot_admin.log_change(request, spot, message)
+        moved = Reservation.objects.filter(code__in=[m.code for m in result.moved])
+        for reservation in moved:
+            spot_admin.log_change(
+                request,
+                reservation,
+                f"Moved from spot {spot.label} to {reservation.spot.label}: "
+                f"{spot.label} was taken out of service.",
+            )
+        spot_admin.message_user(request, f"{spot.label}: {message}", messages.SUCCESS)
 
 
-# --- payments, scoped to the lots of the staff member ---------------------------------------
+@admin.action(
+    description="Take out of service, moving their reservations to free spots",
+    permissions=["change"],
+)
+def take_out_moving(spot_admin, request: HttpRequest, queryset: QuerySet[Spot]) -> None:
+    _take_out(spot_admin, request, queryset, move=True)
 
 
-class PaymentAdmin(LotScopedAdminMixin, payments_admin.PaymentAdmin):
+@admin.action(
+    description="Take out of service only if they have no reservations to come",
+    permissions=["change"],
+)
+def take_out_if_free(spot_admin, request: HttpRequest, queryset: QuerySet[Spot]) -> None:
+    _take_out(spot_admin, request, queryset, move=False)
+
+
+def staff_payments(request: HttpRequest, queryset: QuerySet[Payment]) -> QuerySet[Payment]:
     """Payments know reservations only by reference ("reservation:<code>"): a
     staff member sees those of the reservations of their lots."""
-
-    def scope_queryset(self, request: HttpRequest, queryset: QuerySet[Payment]):
-        lot_ids = staff_lot_ids(request)
-        if lot_ids is None:
-            return queryset
-        references = (
-            Reservation.objects.filter(lot_id__in=lot_ids)
-            .annotate(
-                reference=Concat(Value(PAYMENT_REFERENCE_PREFIX), "code", output_field=CharField())
-            )
-            .values("reference")
+    lot_ids = staff_lot_ids(request)
+    if lot_ids is None:
+        return queryset
+    references = (
+        Reservation.objects.filter(lot_id__in=lot_ids)
+        .annotate(
+            reference=Concat(Value(PAYMENT_REFERENCE_PREFIX), "code", output_field=CharField())
         )
-        return queryset.filter(reference__in=Subquery(references))
+        .values("reference")
+    )
+    return queryset.filter(reference__in=Subquery(references))
 
 
-for _model, _admin_class in ((Lot, LotAdmin), (Spot, SpotAdmin), (Payment, PaymentAdmin)):
-    # The payments admin module registers its own when imported (above).
-    if admin.site.is_registered(_model):
-        admin.site.unregister(_model)
-    admin.site.register(_model, _admin_class)
+lots_admin.LotAdmin.view_hooks.append(("occupancy", occupancy_view, "lots_lot_occupancy"))
+lots_admin.LotAdmin.link_hooks.append(lot_links)
+lots_admin.SpotAdmin.action_hooks.extend([take_out_moving, take_out_if_free])
+lots_admin.SpotAdmin.column_hooks.append((reservations_to_come, _annotate_to_come))
+payments_admin.PaymentAdmin.scope_hook = staff_payments
