@@ -75,7 +75,7 @@ from reservations.services import (
     reservation_settlement_retry,
     spot_take_out_of_service,
 )
-from reservations.services.sweeps import DISPLACED
+from reservations.services.status import DISPLACED
 
 
 class ReadOnlyAdminMixin:

@@ -218,13 +218,6 @@ def overlapping_on_spot(
         return [(pk, status, _py_time(held)) for pk, status, held in cursor.fetchall()]
 
 
-_PLATE_BUSY = f"""
-SELECT x.id FROM reservations_reservation x
-WHERE x.vehicle_plate = %s AND {_HOLDS}
-LIMIT 1
-"""  # noqa: S608  (constants only)
-
-
 def plate_lock(plate: str) -> None:
     """Serialise bookings of one plate until the transaction ends (PostgreSQL;
     SQLite's IMMEDIATE transactions serialise every write already)."""
@@ -233,11 +226,32 @@ def plate_lock(plate: str) -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ["plate:" + plate])
 
 
-def plate_busy(*, plate: str, start: datetime, end: datetime, now: datetime) -> bool:
-    """Whether the vehicle already holds a spot, anywhere, over part of [start, end)."""
-    params = [plate, _db_time(end), _db_time(start), _db_time(now), _db_time(now)]
+# A car still parked after its end is somewhere until it leaves: for its plate,
+# as far ahead as the overstay sweep holds its spot (its horizon), not forever,
+# or a missed exit would keep its driver from booking anywhere ever again.
+_PLATE_BUSY = f"""
+SELECT x.id FROM reservations_reservation x
+WHERE x.vehicle_plate = %s AND x.status IN ({_BLOCKING}) AND x.start < %s
+  AND (x.occupied_until > %s {{overstaying}})
+  AND NOT (x.status = {_PENDING} AND x.hold_expires_at <= %s)
+LIMIT 1
+"""  # noqa: S608  (constants only)
+_PLATE_BUSY_SOON = _PLATE_BUSY.format(overstaying=f'OR (x.status = {_PARKED} AND x."end" <= %s)')
+_PLATE_BUSY_LATER = _PLATE_BUSY.format(overstaying="")
+
+
+def plate_busy(
+    *, plate: str, start: datetime, end: datetime, now: datetime, horizon: datetime
+) -> bool:
+    """Whether the vehicle already holds a spot, anywhere, over part of [start, end);
+    a car parked past its end counts as there until `horizon`."""
+    n = _db_time(now)
+    if start < horizon:
+        sql, params = _PLATE_BUSY_SOON, [plate, _db_time(end), _db_time(start), n, n]
+    else:
+        sql, params = _PLATE_BUSY_LATER, [plate, _db_time(end), _db_time(start), n]
     with connection.cursor() as cursor:
-        cursor.execute(_PLATE_BUSY, params)
+        cursor.execute(sql, params)
         return cursor.fetchone() is not None
 
 
@@ -257,13 +271,18 @@ def car_parked_in(*, spot_pk: int, other_than: int) -> bool:
 _FOLLOWING_START = f"""
 SELECT MIN(start) FROM reservations_reservation
 WHERE spot_id = %s AND status IN ({_BLOCKING}) AND start >= %s AND id <> %s
+  AND NOT (status = {_PENDING} AND hold_expires_at <= %s)
 """  # noqa: S608  (constants only)
 
 
-def next_blocking_start(*, spot_pk: int, after: datetime, other_than: int) -> datetime | None:
-    """The start of the first booking of the spot at or after `after`."""
+def next_blocking_start(
+    *, spot_pk: int, after: datetime, other_than: int, now: datetime
+) -> datetime | None:
+    """The start of the first booking that holds the spot at or after `after`
+    (lapsed unpaid holds do not count)."""
+    params = [spot_pk, _db_time(after), other_than, _db_time(now)]
     with connection.cursor() as cursor:
-        cursor.execute(_FOLLOWING_START, [spot_pk, _db_time(after), other_than])
+        cursor.execute(_FOLLOWING_START, params)
         return _py_time(cursor.fetchone()[0])
 
 

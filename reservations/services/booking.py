@@ -215,7 +215,8 @@ def _check_vehicle_free(*, plate: str, start: datetime, end: datetime, now: date
     serialised (a transaction-scoped lock on PostgreSQL; SQLite's IMMEDIATE
     transactions serialise all writes), so two cannot both pass the check."""
     hot_sql.plate_lock(plate)
-    if hot_sql.plate_busy(plate=plate, start=start, end=end, now=now):
+    horizon = now + timedelta(minutes=settings.OVERSTAY_LOOKAHEAD_MINUTES)
+    if hot_sql.plate_busy(plate=plate, start=start, end=end, now=now, horizon=horizon):
         raise VehicleAlreadyBooked(
             f"The vehicle {plate} already has a booking for part of that time.",
             field="vehicle_plate",

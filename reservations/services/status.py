@@ -19,7 +19,8 @@ from django.db import transaction
 from config.errors import Conflict, NotFound
 from lots.services import lot_availability_changed
 from parking.models import User
-from reservations.models import Reservation, ReservationEvent, Settlement, Status
+from reservations import notifications
+from reservations.models import Actor, Reservation, ReservationEvent, Settlement, Status
 from reservations.services.settlement import reservation_settle
 
 
@@ -63,7 +64,8 @@ def write_status(
     data: dict | None = None,
     frees_spot: bool = False,
 ) -> None:
-    """Move a reservation, locked by the caller inside its transaction, to `to`."""
+    """Move a reservation, locked by the caller inside its transaction, to `to`.
+    `frees_spot`: the change alters what the lot can offer (cached answers end)."""
     from_status = reservation.status
     reservation.status = to
     if reservation.amount_due is not None and reservation.settlement == Settlement.NONE:
@@ -142,3 +144,23 @@ def expire_locked(reservation: Reservation, *, at: datetime, actor: str, reason:
         data={"reason": reason},
         frees_spot=True,
     )
+
+
+# Why a booking was cancelled by us, not by its driver: a car that had not left
+# held its spot and no other was free. Staff see these (admin, needs attention).
+DISPLACED = "displaced_by_overstay"
+
+
+def displace_locked(reservation: Reservation, *, at: datetime, data: dict) -> None:
+    """Cancel a booking, locked by the caller, that has no spot left because a
+    car that has not left holds its own: nothing owed, the driver told."""
+    reservation.amount_due = 0  # not the driver's doing: everything back
+    write_status(
+        reservation,
+        to=Status.CANCELLED,
+        actor=Actor.SYSTEM,
+        at=at,
+        data={"reason": DISPLACED, **data},
+        frees_spot=True,
+    )
+    notifications.displaced_queue(reservation_id=reservation.pk, reason=DISPLACED)

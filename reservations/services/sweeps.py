@@ -29,8 +29,9 @@ from reservations.models import (
     payment_reference,
 )
 from reservations.selectors import booking_terms
-from reservations.services.placement import MoveFailed, reservation_move_locked
+from reservations.services.placement import MoveFailed, claim_window, reservation_move_locked
 from reservations.services.status import (
+    displace_locked,
     expire_locked,
     lock_reservation,
     record_event,
@@ -42,8 +43,6 @@ from reservations.services.transitions import (
 )
 
 log = logging.getLogger(__name__)
-
-DISPLACED = "displaced_by_overstay"
 
 
 def holds_expire_lapsed(*, now: datetime | None = None, limit: int = 500) -> int:
@@ -126,12 +125,14 @@ def _overstay_hold(*, reservation_id: int, now: datetime, horizon: datetime) -> 
         overstayer = lock_reservation(reservation_id)
         if not overstayer.is_overstaying(now) or overstayer.occupied_until >= horizon:
             return 0  # left, or handled by a concurrent sweep
+        successor = _next_booking_of_the_car(overstayer, now)
+        if successor is not None:
+            _stay_on(overstayer, successor, now=now)
+            return 1
         # Bookings pick and lock a spot before writing to it: holding the lock
         # keeps new ones off while the car's hold is extended.
-        Spot.objects.select_for_update(of=("self",)).filter(
-            pk=overstayer.spot_id
-        ).order_by().values_list("pk").get()
-        in_the_way = list(
+        _lock_spot(overstayer.spot_id)
+        in_the_way = (
             Reservation.objects.select_for_update(of=("self",))
             .select_related("spot")
             .filter(
@@ -143,18 +144,89 @@ def _overstay_hold(*, reservation_id: int, now: datetime, horizon: datetime) -> 
             .exclude(pk=overstayer.pk)
             .order_by("start", "pk")
         )
+        if overstayer.vehicle_plate:
+            # The car's own next booking is not in its way: it stays on.
+            in_the_way = in_the_way.exclude(vehicle_plate=overstayer.vehicle_plate)
+        in_the_way = list(in_the_way)
         for reservation in in_the_way:
             _out_of_the_way(reservation, overstayer=overstayer, now=now)
-        # Never into a record that could not be moved (a finished stay).
+        # Never into a record that could not be moved (a finished stay, or the
+        # car's own next booking).
         following = hot_sql.next_blocking_start(
-            spot_pk=overstayer.spot_id, after=overstayer.occupied_until, other_than=overstayer.pk
+            spot_pk=overstayer.spot_id,
+            after=overstayer.occupied_until,
+            other_than=overstayer.pk,
+            now=now,
         )
         held = min(horizon, following) if following else horizon
         if held > overstayer.occupied_until:
+            # Reads already count the spot as taken for as long as the car
+            # stays: extending the record changes no answer, so no cache ends.
             overstayer.occupied_until = held
             overstayer.save(update_fields=["occupied_until", "updated_at"])
-        lot_availability_changed(lot_id=overstayer.lot_id)
     return len(in_the_way)
+
+
+def _lock_spot(spot_id: int) -> None:
+    # Of the spot alone and unordered: Spot's default ordering joins the lot.
+    Spot.objects.select_for_update(of=("self",)).filter(pk=spot_id).order_by().values_list(
+        "pk"
+    ).get()
+
+
+def _next_booking_of_the_car(overstayer: Reservation, now: datetime) -> Reservation | None:
+    """The same car's next paid booking at this lot, already begun: the car that
+    never left is parked for it now."""
+    if not overstayer.vehicle_plate:
+        return None
+    return (
+        Reservation.objects.select_for_update(of=("self",))
+        .select_related("lot", "spot")
+        .filter(
+            lot_id=overstayer.lot_id,
+            vehicle_plate=overstayer.vehicle_plate,
+            status=Status.CONFIRMED,
+            start__gte=overstayer.end,
+            start__lte=now,
+            end__gt=now,
+        )
+        .order_by("start")
+        .first()
+    )
+
+
+def _stay_on(first: Reservation, following: Reservation, *, now: datetime) -> None:
+    """A car stayed on from one booking into its next at the lot: the first ends
+    when the next begins (any gap between them is an overstay, as it was one),
+    and the next is parked from then, in the car's spot if it is free for it."""
+    handover = max(first.end, following.start)
+    terms = booking_terms(first)
+    first.departed_at = handover
+    first.occupied_until = handover
+    first.amount_due = policy.completion_charge(terms)
+    first.overstay_amount = policy.overstay_charge(terms, handover)
+    write_status(
+        first,
+        to=Status.COMPLETED,
+        actor=Actor.SCHEDULER,
+        at=now,
+        data={"reason": "stayed_for_next_booking", "next": following.code},
+        frees_spot=True,
+    )
+    data: dict = {"reason": "stayed_on", "from": first.code}
+    if following.spot_id != first.spot_id:
+        _lock_spot(first.spot_id)
+        if not claim_window(
+            spot_pk=first.spot_id, start=following.start, end=following.occupied_until, now=now
+        ):
+            data.update(moved_from=following.spot.label, moved_to=first.spot.label)
+            following.spot_id = first.spot_id
+        else:  # the car's spot is booked later on: staff may have to move the car
+            data.update(car_in=first.spot.label)
+    following.arrived_at = handover
+    write_status(
+        following, to=Status.PARKED, actor=Actor.SCHEDULER, at=now, data=data, frees_spot=True
+    )
 
 
 def _out_of_the_way(reservation: Reservation, *, overstayer: Reservation, now: datetime) -> None:
@@ -165,17 +237,11 @@ def _out_of_the_way(reservation: Reservation, *, overstayer: Reservation, now: d
     try:
         target = reservation_move_locked(reservation, now=now)
     except MoveFailed:
-        reservation.amount_due = 0  # not the driver's doing: everything back
-        write_status(
-            reservation,
-            to=Status.CANCELLED,
-            actor=Actor.SYSTEM,
-            at=now,
-            data={"reason": DISPLACED, "spot": spot_label, "overstayer": overstayer.code},
-            frees_spot=True,
+        displace_locked(
+            reservation, at=now, data={"spot": spot_label, "overstayer": overstayer.code}
         )
-        notifications.displaced_queue(reservation_id=reservation.pk, reason=DISPLACED)
         return
+    lot_availability_changed(lot_id=reservation.lot_id)
     record_event(
         reservation,
         from_status=reservation.status,

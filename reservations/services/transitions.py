@@ -25,6 +25,7 @@ from reservations.services.placement import MoveFailed, reservation_move_locked
 from reservations.services.status import (
     IllegalTransition,
     TransitionResult,
+    displace_locked,
     expire_locked,
     lock_reservation,
     transition,
@@ -131,7 +132,27 @@ def reservation_arrive(
 
     If a car that has not left yet is in the reservation's spot, the driver is
     given another free spot of the type, there and then (the answer names it).
+    If there is none, the arrival is refused and the booking cancelled with
+    everything given back (the lot failed the driver, who must not be charged
+    as a no-show); staff see it among what needs attention.
     """
+    try:
+        return _arrive(
+            reservation_id=reservation_id, at=at, actor=actor, actor_user=actor_user, data=data
+        )
+    except SpotOccupied as refused:
+        with transaction.atomic():
+            reservation = lock_reservation(reservation_id)
+            if reservation.status == Status.CONFIRMED:
+                displace_locked(reservation, at=at, data={"spot": reservation.spot.label})
+        raise SpotOccupied(
+            f"{refused.detail} The booking is cancelled and everything paid is given back.",
+        ) from None
+
+
+def _arrive(
+    *, reservation_id: int, at: datetime, actor: str, actor_user: User | None, data: dict | None
+) -> TransitionResult:
 
     def apply(reservation: Reservation) -> dict | None:
         if at < reservation.start - timedelta(minutes=settings.EARLY_ARRIVAL_MINUTES):
@@ -147,11 +168,12 @@ def reservation_arrive(
         except MoveFailed:
             raise SpotOccupied(
                 f"Spot {moved_from} still has a car in it and no other "
-                f"{reservation.get_vehicle_type_display().lower()} spot is free; "
-                "please ask the lot's staff.",
+                f"{reservation.get_vehicle_type_display().lower()} spot is free.",
             ) from None
         return {"moved_from": moved_from, "moved_to": target.label, "reason": "spot_occupied"}
 
+    # An arrival changes what availability answers depend on (a parked car
+    # holds its spot past its end if it stays; a move takes another spot).
     return transition(
         reservation_id=reservation_id,
         to=Status.PARKED,
@@ -162,6 +184,7 @@ def reservation_arrive(
         at=at,
         apply=apply,
         data=data,
+        frees_spot=True,
     )
 
 
@@ -208,7 +231,7 @@ def _held_until(reservation: Reservation, departed_at: datetime) -> datetime:
     if departed_at <= held:
         return departed_at
     next_start = hot_sql.next_blocking_start(
-        spot_pk=reservation.spot_id, after=held, other_than=reservation.pk
+        spot_pk=reservation.spot_id, after=held, other_than=reservation.pk, now=departed_at
     )
     return min(departed_at, next_start) if next_start else departed_at
 
@@ -224,6 +247,18 @@ def reservation_mark_no_show(
         terms = booking_terms(reservation)
         if at < terms.no_show_after:
             raise Conflict("The arrival grace period has not passed.", code="grace_not_over")
+        if reservation.vehicle_plate and (
+            Reservation.objects.filter(
+                lot_id=reservation.lot_id,
+                vehicle_plate=reservation.vehicle_plate,
+                status=Status.PARKED,
+            )
+            .exclude(pk=reservation.pk)
+            .exists()
+        ):
+            # The car never left after its previous booking: it is here (the
+            # overstay sweep hands it over to this booking).
+            raise Conflict("The car is parked at the lot.", code="car_present")
         reservation.occupied_until = min(max(at, reservation.start), reservation.end)
         reservation.amount_due = policy.no_show_charge(terms)
 

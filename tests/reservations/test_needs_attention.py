@@ -54,7 +54,9 @@ def _parked_past_its_end(lot, driver) -> Reservation:
     reservation_confirm(reservation_id=reservation.pk, at=start - timedelta(minutes=1))
     reservation_arrive(reservation_id=reservation.pk, at=start)
     Reservation.objects.filter(pk=reservation.pk).update(
-        start=start - timedelta(hours=2), end=start - timedelta(minutes=30)
+        start=start - timedelta(hours=2),
+        end=start - timedelta(minutes=30),
+        occupied_until=start - timedelta(minutes=30),
     )
     return reservation
 
