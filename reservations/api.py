@@ -300,6 +300,12 @@ class ReservationListCreateApi(ListAPIView):
         return super().get(request, *args, **kwargs)
 
     @extend_schema(
+        summary="reserveSpot: hold the best free spot until it is paid for",
+        description="The spot is held by the database alone for HOLD_TTL_MINUTES; nothing "
+        "is asked of Stripe. Pay with `complete` and a PaymentMethod id. The answer's "
+        "`terms` say what cancelling, not showing up and overstaying cost. A vehicle "
+        "plate already booked anywhere for part of the window is refused "
+        "(409 vehicle_already_booked).",
         request=ReservationCreateSerializer,
         responses={201: ReservationSerializer},
         parameters=[
@@ -368,6 +374,11 @@ class ReservationCompleteApi(APIView):
         parameters=[RESERVATION_ID],
         tags=["reservations"],
         summary="completeReservation: pay and confirm",
+        description="Authorises the price on the card (`payment_token`: a PaymentMethod "
+        "id, e.g. from Stripe.js or Stripe's API); a booking that ends more than "
+        "CARD_HOLD_MAX_DAYS ahead is charged at once instead (`terms.charged_at_once`). "
+        "402 when the card is declined (the spot stays held: try another card); 409 "
+        "hold_expired or reservation_cancelled when there is nothing left to pay for.",
     )
     def post(self, request, reservation_id: str):
         data = CompleteSerializer(data=request.data)
