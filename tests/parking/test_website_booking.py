@@ -73,6 +73,20 @@ class TestReserve:
         signed_in.post(f"/lots/{lot.slug}/reserve/", reserve_data(vehicle=vehicle.pk))
         assert Reservation.objects.get(user=driver).vehicle_plate == "AB12CD"
 
+    def test_a_vehicle_already_booked_then_is_refused_next_to_the_vehicle(
+        self, signed_in, driver, lot, frozen_now
+    ):
+        signed_in.post("/account/", {"plate": "ab-12 cd", "vehicle_type": "car"})
+        vehicle = driver.vehicles.get()
+        book(UserFactory(), lot, start=START, hours=2, vehicle_plate="AB12CD")
+        response = signed_in.post(
+            f"/lots/{lot.slug}/reserve/", reserve_data(vehicle=vehicle.pk, idempotency_key="v2")
+        )
+        assert response.status_code == 409
+        html = response.content.decode()
+        assert "The vehicle AB12CD already has a booking for part of that time." in html
+        assert not Reservation.objects.filter(user=driver).exists()
+
     def test_the_last_spot_gone_is_said_with_a_way_forward(
         self, signed_in, driver, lot, frozen_now
     ):
