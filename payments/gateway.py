@@ -68,8 +68,8 @@ def _call(description: str, fn, *args, **kwargs) -> Any:
         )
     # A network call inside a transaction holds row locks for as long as Stripe
     # takes, and can commit a record of something Stripe never did (or the
-    # reverse): never allowed.
-    if connection.in_atomic_block and not getattr(connection, "allow_stripe_in_atomic", False):
+    # reverse): never allowed, with no way to opt out.
+    if connection.in_atomic_block:
         raise CallInsideTransaction(f"Stripe call {description!r} inside a database transaction")
     try:
         return fn(*args, **kwargs)
