@@ -6,6 +6,11 @@ or concurrent request finds it taken and never calls Stripe twice), call Stripe
 with an idempotency key derived from the payment and operation, then record the
 outcome (another short transaction). When the outcome is unknown (network
 failure), the claim stays in place with its key, for a retry to finish.
+
+Finishing is compare-and-set: it applies only while the row still carries the
+claim it finishes. A slow call whose operation the retry job (or a webhook)
+has finished meanwhile, or that a newer claim has replaced, changes nothing.
+Statuses only move forward (see FORWARD).
 """
 
 from __future__ import annotations
@@ -44,11 +49,46 @@ class PaymentUnavailable(ApplicationError):
     status = 503
 
 
+# Where a status may go; a finish that would move a payment elsewhere leaves
+# the status as it is.
+FORWARD: dict[str, frozenset[str]] = {
+    Status.REQUIRES_PAYMENT_METHOD: frozenset(
+        {Status.FAILED, Status.AUTHORISED, Status.CAPTURED, Status.CANCELED}
+    ),
+    Status.FAILED: frozenset({Status.AUTHORISED, Status.CAPTURED, Status.CANCELED}),
+    Status.AUTHORISED: frozenset({Status.CAPTURED, Status.CANCELED}),
+    Status.CAPTURED: frozenset(),
+    Status.CANCELED: frozenset(),
+}
+
+
 @dataclass(frozen=True)
 class _Claim:
+    """One operation taken on a payment row. `attempt` (the row's attempt
+    counter when claimed) tells two claims with the same key apart."""
+
     payment: Payment
+    operation: str
     key: str
     amount: int | None
+    attempt: int
+
+    @classmethod
+    def of(cls, payment: Payment) -> _Claim:
+        """The claim a row carries (for the retry job, which takes it over)."""
+        return cls(
+            payment=payment,
+            operation=payment.operation,
+            key=payment.operation_key,
+            amount=payment.operation_amount,
+            attempt=payment.attempts,
+        )
+
+
+@dataclass(frozen=True)
+class _Finished:
+    payment: Payment  # the row as it now is
+    applied: bool  # False: the claim was no longer the row's; nothing changed
 
 
 def payment_customer_ensure(*, user) -> str:
@@ -139,14 +179,36 @@ def _claim(
         payment.operation_retry_at = payment.operation_started_at + RETRY_FIRST_AFTER
         payment.operation_retries = 0
         payment.save()
-        return _Claim(payment=payment, key=payment.operation_key, amount=amount)
+        return _Claim.of(payment)
 
 
-def _finish(payment: Payment, *, error: gateway.GatewayError | None = None, **changes) -> Payment:
+def _finish(
+    claim: _Claim,
+    *,
+    error: gateway.GatewayError | None = None,
+    refunded: int = 0,
+    **changes,
+) -> _Finished:
+    """Record the outcome of the claimed operation, if the row still carries the
+    claim. `refunded` is added to what the locked row says was refunded."""
     with transaction.atomic():
-        locked = Payment.objects.select_for_update().get(pk=payment.pk)
+        locked = Payment.objects.select_for_update().get(pk=claim.payment.pk)
+        if locked.operation_key != claim.key or locked.attempts != claim.attempt:
+            log.info(
+                "Not finishing %s %s of %s: its claim was finished or replaced meanwhile",
+                claim.operation,
+                claim.key,
+                locked.reference,
+            )
+            return _Finished(payment=locked, applied=False)
+        status = changes.pop("status", locked.status)
+        if status != locked.status and status not in FORWARD[locked.status]:
+            log.warning("Not moving %s from %s back to %s", locked.reference, locked.status, status)
+            status = locked.status
+        locked.status = status
         for field, value in changes.items():
             setattr(locked, field, value)
+        locked.amount_refunded += refunded
         locked.operation = ""
         locked.operation_key = ""
         locked.operation_amount = None
@@ -161,7 +223,7 @@ def _finish(payment: Payment, *, error: gateway.GatewayError | None = None, **ch
                 sender=Payment, reference=locked.reference, kind=locked.kind, status=locked.status
             )
         )
-    return locked
+    return _Finished(payment=locked, applied=True)
 
 
 def payment_authorise(
@@ -227,10 +289,10 @@ def payment_authorise(
         # The claim stays: the retry job asks Stripe what happened.
         raise PaymentUnavailable("The payment service did not answer; try again shortly.") from exc
     except gateway.CardDeclined as exc:
-        _finish(claim.payment, error=exc, status=Status.FAILED)
+        _finish(claim, error=exc, status=Status.FAILED)
         raise PaymentDeclined(exc.message) from exc
     except gateway.GatewayError as exc:
-        _finish(claim.payment, error=exc, status=Status.FAILED)
+        _finish(claim, error=exc, status=Status.FAILED)
         if exc.code == "resource_missing":
             raise InvalidInput(
                 "There is no such payment method.",
@@ -241,19 +303,19 @@ def payment_authorise(
 
     if state.status == "requires_capture":
         return _finish(
-            claim.payment,
+            claim,
             status=Status.AUTHORISED,
             payment_intent_id=state.id,
             amount_authorised=state.amount,
-        )
+        ).payment
     if state.status == "succeeded":
         return _finish(
-            claim.payment,
+            claim,
             status=Status.CAPTURED,
             payment_intent_id=state.id,
             amount_authorised=state.amount,
             amount_captured=state.amount,
-        )
+        ).payment
     # requires_action (3-D Secure) and anything else we cannot finish here.
     error = gateway.CardDeclined(
         "This card needs an extra check that cannot be done here; try another card.",
@@ -263,7 +325,7 @@ def payment_authorise(
         gateway.payment_intent_cancel(intent_id=state.id, idempotency_key=f"{claim.key}:cancel")
     except gateway.GatewayError:
         log.warning("Could not cancel unfinished intent %s", state.id)
-    _finish(claim.payment, error=error, status=Status.FAILED, payment_intent_id=state.id)
+    _finish(claim, error=error, status=Status.FAILED, payment_intent_id=state.id)
     raise PaymentDeclined(error.message, code=error.code)
 
 
@@ -330,29 +392,31 @@ def payment_settle(*, reference: str, amount: int, kind: str = Payment.Kind.BOOK
 
 
 def _run_settlement(claim: _Claim) -> Payment:
-    payment = claim.payment
+    intent_id = claim.payment.payment_intent_id
     try:
-        if payment.operation == "capture":
+        if claim.operation == "capture":
             gateway.payment_intent_capture(
-                intent_id=payment.payment_intent_id, amount=claim.amount, idempotency_key=claim.key
+                intent_id=intent_id, amount=claim.amount, idempotency_key=claim.key
             )
-            return _finish(payment, status=Status.CAPTURED, amount_captured=claim.amount)
-        if payment.operation == "cancel":
-            gateway.payment_intent_cancel(
-                intent_id=payment.payment_intent_id, idempotency_key=claim.key
-            )
-            return _finish(payment, status=Status.CANCELED)
-        if payment.operation == "refund":
+            return _finish(claim, status=Status.CAPTURED, amount_captured=claim.amount).payment
+        if claim.operation == "cancel":
+            gateway.payment_intent_cancel(intent_id=intent_id, idempotency_key=claim.key)
+            return _finish(claim, status=Status.CANCELED).payment
+        if claim.operation == "refund":
             gateway.refund_create(
-                intent_id=payment.payment_intent_id, amount=claim.amount, idempotency_key=claim.key
+                intent_id=intent_id, amount=claim.amount, idempotency_key=claim.key
             )
-            return _finish(payment, amount_refunded=payment.amount_refunded + claim.amount)
+            return _finish(claim, refunded=claim.amount).payment
     except gateway.OutcomeUnknown as exc:
         raise PaymentUnavailable("The payment service did not answer; it will be retried.") from exc
     except gateway.GatewayError as exc:
-        _finish(payment, error=exc)
+        finished = _finish(claim, error=exc)
+        if not finished.applied:
+            # Someone else finished this operation (the retry job repeating our
+            # call): Stripe refusing our late duplicate says nothing about it.
+            return finished.payment
         raise PaymentFailed(exc.message, code="payment_operation_failed") from exc
-    raise AssertionError(f"unknown operation {payment.operation}")
+    raise AssertionError(f"unknown operation {claim.operation}")
 
 
 def payment_refund(*, reference: str, amount: int, kind: str = Payment.Kind.BOOKING) -> Payment:
@@ -395,11 +459,17 @@ def payment_sync(*, payment_intent_id: str, apply: bool = True) -> SyncResult:
     Used by webhooks (whose payloads may come twice or out of order, so the
     intent is re-read rather than trusted) and by reconciliation. An intent we
     never heard back about (the call's outcome was unknown) is found by the
-    reference in its metadata.
+    reference in its metadata, if it holds or took money: one that did not is
+    a failed attempt, and adopting it would end the claim of the payment's
+    next attempt.
     """
     state = gateway.payment_intent_retrieve(intent_id=payment_intent_id)
     payment = Payment.objects.filter(payment_intent_id=payment_intent_id).first()
-    if payment is None and state.metadata.get("reference"):
+    if (
+        payment is None
+        and state.metadata.get("reference")
+        and state.status in ("requires_capture", "succeeded")
+    ):
         payment = Payment.objects.filter(
             reference=state.metadata["reference"],
             kind=state.metadata.get("kind", Payment.Kind.BOOKING),
@@ -527,19 +597,19 @@ def payment_charge_saved_card(
     except gateway.OutcomeUnknown as exc:
         raise PaymentUnavailable("The payment service did not answer; it will be retried.") from exc
     except gateway.GatewayError as exc:
-        _finish(claim.payment, error=exc, status=Status.FAILED)
+        _finish(claim, error=exc, status=Status.FAILED)
         raise PaymentDeclined(exc.message) from exc
     if state.status != "succeeded":
         error = gateway.CardDeclined("The saved card could not be charged.", code=state.status)
-        _finish(claim.payment, error=error, status=Status.FAILED, payment_intent_id=state.id)
+        _finish(claim, error=error, status=Status.FAILED, payment_intent_id=state.id)
         raise PaymentDeclined(error.message)
     return _finish(
-        claim.payment,
+        claim,
         status=Status.CAPTURED,
         payment_intent_id=state.id,
         amount_authorised=state.amount,
         amount_captured=state.amount,
-    )
+    ).payment
 
 
 def payment_operations_retry(*, now: datetime | None = None, limit: int = 100) -> int:
@@ -571,14 +641,14 @@ def payment_operations_retry(*, now: datetime | None = None, limit: int = 100) -
             payment.operation_retry_at = now + delay
             payment.save(update_fields=["operation_retries", "operation_retry_at", "updated_at"])
         try:
-            finished += _resolve(payment)
+            finished += _resolve(_Claim.of(payment))
         except gateway.GatewayError as exc:
             log.warning("Retry of %s %s failed: %s", payment.reference, payment.operation, exc)
     return finished
 
 
-def _resolve(payment: Payment) -> int:
-    op, key, amount = payment.operation, payment.operation_key, payment.operation_amount
+def _resolve(claim: _Claim) -> int:
+    payment, op, key, amount = claim.payment, claim.operation, claim.key, claim.amount
     if op == "authorise":
         if payment.payment_intent_id:
             state = gateway.payment_intent_retrieve(intent_id=payment.payment_intent_id)
@@ -595,14 +665,14 @@ def _resolve(payment: Payment) -> int:
             )
         if state.status == "requires_capture":
             _finish(
-                payment,
+                claim,
                 status=Status.AUTHORISED,
                 payment_intent_id=state.id,
                 amount_authorised=state.amount,
             )
         elif state.status == "succeeded":
             _finish(
-                payment,
+                claim,
                 status=Status.CAPTURED,
                 payment_intent_id=state.id,
                 amount_authorised=state.amount,
@@ -610,7 +680,7 @@ def _resolve(payment: Payment) -> int:
             )
         else:
             _finish(
-                payment,
+                claim,
                 status=Status.FAILED,
                 payment_intent_id=state.id,
                 error=gateway.CardDeclined("The card was not authorised.", code=state.status),
@@ -623,7 +693,7 @@ def _resolve(payment: Payment) -> int:
                 intent_id=payment.payment_intent_id, amount=amount, idempotency_key=key
             )
         if state.status == "succeeded":
-            _finish(payment, status=Status.CAPTURED, amount_captured=amount)
+            _finish(claim, status=Status.CAPTURED, amount_captured=amount)
             return 1
     elif op == "cancel":
         if state.status == "requires_capture":
@@ -631,13 +701,13 @@ def _resolve(payment: Payment) -> int:
                 intent_id=payment.payment_intent_id, idempotency_key=key
             )
         if state.status == "canceled":
-            _finish(payment, status=Status.CANCELED)
+            _finish(claim, status=Status.CANCELED)
             return 1
     elif op == "refund":
         if state.net_received > payment.amount_net - amount:
             gateway.refund_create(
                 intent_id=payment.payment_intent_id, amount=amount, idempotency_key=key
             )
-        _finish(payment, amount_refunded=payment.amount_refunded + amount)
+        _finish(claim, refunded=amount)
         return 1
     return 0
