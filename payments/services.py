@@ -2,10 +2,12 @@
 
 A call to Stripe is never made inside a transaction. Each operation runs in
 three steps: claim it on the payment row (one short transaction, so a repeated
-or concurrent request finds it taken and never calls Stripe twice), call Stripe
-with an idempotency key derived from the payment and operation, then record the
-outcome (another short transaction). When the outcome is unknown (network
-failure), the claim stays in place with its key, for a retry to finish.
+or concurrent request finds it taken and never calls Stripe twice; the amount
+is computed there, from the locked row), call Stripe with an idempotency key
+derived from the logical operation (so that repeating it, by anyone, is one
+operation at Stripe), then record the outcome (another short transaction).
+When the outcome is unknown (network failure), the claim stays in place with
+its key, for a retry to finish.
 
 Finishing is compare-and-set: it applies only while the row still carries the
 claim it finishes. A slow call whose operation the retry job (or a webhook)
@@ -152,28 +154,47 @@ def payment_prepare(*, reference: str, user, amount: int, currency: str) -> Paym
     return payment
 
 
+def _operation_key(payment: Payment, operation: str, amount: int | None) -> str:
+    """Stripe's idempotency key for an operation, derived from what it does, so
+    that a repeat of the same logical operation (by anyone) is one at Stripe.
+    An authorisation is per attempt: another card is another intent."""
+    base = f"{payment.reference}:{payment.kind}:{operation}"
+    if operation == "authorise":
+        return f"{base}:{payment.attempts}"
+    if operation == "capture":
+        return f"{base}:{amount}"
+    if operation == "refund":
+        return f"{base}:{payment.amount_refunded}+{amount}"
+    return base
+
+
 def _claim(
     *,
     payment_id: int,
     operation: str,
     allowed: tuple[str, ...],
-    amount: int | None = None,
+    plan: Callable[[Payment], int | None] | None = None,
     before: Callable[[Payment], None] | None = None,
 ) -> _Claim | None:
-    """Take the payment for one Stripe operation, or return None if its state
-    does not call for it. A payment already taken raises PaymentInProgress."""
+    """Take the payment for one Stripe operation, or return None if there is
+    nothing to do: a status not `allowed`, or `plan` (the operation's amount,
+    computed from the locked row; it may raise to refuse) returning None. A
+    payment already taken raises PaymentInProgress."""
     with transaction.atomic():
         payment = Payment.objects.select_for_update().get(pk=payment_id)
         if payment.operation:
             raise PaymentInProgress("A payment operation is already under way; try again shortly.")
         if payment.status not in allowed:
             return None
+        amount = plan(payment) if plan else None
+        if plan and amount is None:
+            return None
         if before:
             before(payment)
         payment.attempts += 1
         payment.operation = operation
         payment.operation_amount = amount
-        payment.operation_key = f"{payment.reference}:{payment.kind}:{operation}:{payment.attempts}"
+        payment.operation_key = _operation_key(payment, operation, amount)
         payment.operation_started_at = timezone.now()
         # If we never hear back, the retry job takes over from then.
         payment.operation_retry_at = payment.operation_started_at + RETRY_FIRST_AFTER
@@ -341,8 +362,10 @@ def payment_settle(*, reference: str, amount: int, kind: str = Payment.Kind.BOOK
         raise NotFound("There is no such payment.", code="payment_not_found")
     if amount < 0 or amount > payment.amount:
         raise InvalidInput("Cannot settle for more than was paid.", code="invalid_amount")
+    if payment.operation:  # early, without the row lock (the claim checks again under it)
+        raise PaymentInProgress("A payment operation is already under way; try again shortly.")
 
-    if payment.status in (Status.REQUIRES_PAYMENT_METHOD, Status.FAILED) and not payment.operation:
+    if payment.status in (Status.REQUIRES_PAYMENT_METHOD, Status.FAILED):
         if amount:
             raise Conflict("Nothing was paid to settle from.", code="payment_not_made")
         with transaction.atomic():
@@ -361,30 +384,28 @@ def payment_settle(*, reference: str, amount: int, kind: str = Payment.Kind.BOOK
             payment_id=payment.pk,
             operation="capture" if amount else "cancel",
             allowed=(Status.AUTHORISED,),
-            amount=amount,
+            plan=(lambda _: amount) if amount else None,
         )
-        if claim is None:
+        if claim is None:  # captured or released meanwhile: settle from there
             return payment_settle(reference=reference, amount=amount, kind=kind)
         return _run_settlement(claim)
 
     if payment.status == Status.CAPTURED:
-        excess = payment.amount_net - amount
-        if excess <= 0:
-            return payment
+
+        def excess(locked: Payment) -> int | None:
+            # From the locked row: a refund that finished meanwhile counts.
+            return locked.amount_net - amount if locked.amount_net > amount else None
+
         claim = _claim(
-            payment_id=payment.pk,
-            operation="refund",
-            allowed=(Status.CAPTURED,),
-            amount=excess,
+            payment_id=payment.pk, operation="refund", allowed=(Status.CAPTURED,), plan=excess
         )
-        if claim is None:
-            return payment_settle(reference=reference, amount=amount, kind=kind)
+        if claim is None:  # nothing (more) to give back
+            payment.refresh_from_db()
+            return payment
         return _run_settlement(claim)
 
     if payment.status == Status.CANCELED and amount == 0:
         return payment
-    if payment.operation:
-        raise PaymentInProgress("A payment operation is already under way; try again shortly.")
     raise Conflict(
         f"A {payment.get_status_display().lower()} payment cannot be settled so.",
         code="payment_state",
@@ -427,20 +448,17 @@ def payment_refund(*, reference: str, amount: int, kind: str = Payment.Kind.BOOK
     if amount <= 0:
         raise InvalidInput("Refund a positive amount.", code="invalid_amount", field="amount")
 
-    def check(p: Payment) -> None:
-        if amount > p.amount_net:
+    def within_kept(locked: Payment) -> int:
+        if amount > locked.amount_net:
             raise InvalidInput(
-                f"At most {p.amount_net} can be refunded.",
+                f"At most {locked.amount_net} can be refunded.",
                 code="refund_exceeds_captured",
                 field="amount",
             )
+        return amount
 
     claim = _claim(
-        payment_id=payment.pk,
-        operation="refund",
-        allowed=(Status.CAPTURED,),
-        amount=amount,
-        before=check,
+        payment_id=payment.pk, operation="refund", allowed=(Status.CAPTURED,), plan=within_kept
     )
     if claim is None:
         raise Conflict("Only captured money can be refunded.", code="payment_not_captured")
