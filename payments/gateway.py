@@ -193,6 +193,18 @@ def payment_intent_create(
     return _state(intent)
 
 
+def _expect(state: IntentState, status: str, doing: str) -> IntentState:
+    # Stripe refuses to capture or cancel an intent in the wrong state;
+    # localstripe may answer with the intent unchanged (it "captures" a
+    # cancelled one): both are the same refusal here.
+    if state.status != status:
+        raise GatewayError(
+            f"Stripe did not {doing} the payment: it is {state.status}.",
+            code="payment_intent_unexpected_state",
+        )
+    return state
+
+
 def payment_intent_capture(*, intent_id: str, amount: int, idempotency_key: str) -> IntentState:
     """Take `amount` of a hold; Stripe releases the rest."""
     intent = _call(
@@ -202,7 +214,7 @@ def payment_intent_capture(*, intent_id: str, amount: int, idempotency_key: str)
         params={"amount_to_capture": amount},
         options=_opts(idempotency_key),
     )
-    return _state(intent)
+    return _expect(_state(intent), "succeeded", "capture")
 
 
 def payment_intent_cancel(*, intent_id: str, idempotency_key: str) -> IntentState:
@@ -212,7 +224,7 @@ def payment_intent_cancel(*, intent_id: str, idempotency_key: str) -> IntentStat
         intent_id,
         options=_opts(idempotency_key),
     )
-    return _state(intent)
+    return _expect(_state(intent), "canceled", "cancel")
 
 
 def refund_create(*, intent_id: str, amount: int, idempotency_key: str) -> str:

@@ -13,6 +13,23 @@ Finishing is compare-and-set: it applies only while the row still carries the
 claim it finishes. A slow call whose operation the retry job (or a webhook)
 has finished meanwhile, or that a newer claim has replaced, changes nothing.
 Statuses only move forward (see FORWARD).
+
+What a caller can tell apart (the settlement of reservations relies on it):
+payment_settle and payment_charge_saved_card raise only
+
+- PaymentUnavailable (503), transient: Stripe could not be reached or did not
+  answer, so the outcome is unknown. The claim stays for
+  payment_operations_retry; try again later.
+- PaymentInProgress (409), transient: another operation on the payment is in
+  flight; try again shortly.
+- PaymentFailed, permanent: trying again gets the same answer. PaymentDeclined
+  (the card said no, e.g. an off-session charge), PaymentRefused (Stripe
+  refused the operation, e.g. capturing a hold that lapsed; the payment row
+  keeps Stripe's last_error_code), PaymentNotPossible (the payment's state does
+  not allow it, e.g. settling for money a payment never made).
+
+Besides these, only arguments that can never be right: NotFound (no such
+payment) and InvalidInput (an amount out of range) — a bug in the caller.
 """
 
 from __future__ import annotations
@@ -40,6 +57,19 @@ RETRY_MAX_DELAY = timedelta(hours=1)
 
 class PaymentDeclined(PaymentFailed):
     code = "payment_declined"
+
+
+class PaymentRefused(PaymentFailed):
+    """Stripe refused the operation (not the card): permanent."""
+
+    code = "payment_operation_failed"
+
+
+class PaymentNotPossible(PaymentFailed):
+    """The payment's state does not allow the operation: permanent."""
+
+    code = "payment_not_possible"
+    status = 409
 
 
 class PaymentInProgress(Conflict):
@@ -367,7 +397,7 @@ def payment_settle(*, reference: str, amount: int, kind: str = Payment.Kind.BOOK
 
     if payment.status in (Status.REQUIRES_PAYMENT_METHOD, Status.FAILED):
         if amount:
-            raise Conflict("Nothing was paid to settle from.", code="payment_not_made")
+            raise PaymentNotPossible("Nothing was paid to settle from.", code="payment_not_made")
         with transaction.atomic():
             updated = Payment.objects.filter(
                 pk=payment.pk,
@@ -406,7 +436,7 @@ def payment_settle(*, reference: str, amount: int, kind: str = Payment.Kind.BOOK
 
     if payment.status == Status.CANCELED and amount == 0:
         return payment
-    raise Conflict(
+    raise PaymentNotPossible(
         f"A {payment.get_status_display().lower()} payment cannot be settled so.",
         code="payment_state",
     )
@@ -436,7 +466,7 @@ def _run_settlement(claim: _Claim) -> Payment:
             # Someone else finished this operation (the retry job repeating our
             # call): Stripe refusing our late duplicate says nothing about it.
             return finished.payment
-        raise PaymentFailed(exc.message, code="payment_operation_failed") from exc
+        raise PaymentRefused(exc.message) from exc
     raise AssertionError(f"unknown operation {claim.operation}")
 
 
@@ -579,7 +609,7 @@ def payment_charge_saved_card(
     payment per (reference, kind), charged once."""
     source = Payment.objects.filter(reference=reference, kind=card_from_kind).first()
     if source is None or not source.payment_method_id:
-        raise Conflict("No saved card to charge.", code="no_saved_card")
+        raise PaymentNotPossible("No saved card to charge.", code="no_saved_card")
     with transaction.atomic():
         payment, _ = Payment.objects.get_or_create(
             reference=reference,
@@ -614,9 +644,12 @@ def payment_charge_saved_card(
         )
     except gateway.OutcomeUnknown as exc:
         raise PaymentUnavailable("The payment service did not answer; it will be retried.") from exc
-    except gateway.GatewayError as exc:
+    except gateway.CardDeclined as exc:
         _finish(claim, error=exc, status=Status.FAILED)
         raise PaymentDeclined(exc.message) from exc
+    except gateway.GatewayError as exc:
+        _finish(claim, error=exc, status=Status.FAILED)
+        raise PaymentRefused(exc.message) from exc
     if state.status != "succeeded":
         error = gateway.CardDeclined("The saved card could not be charged.", code=state.status)
         _finish(claim, error=error, status=Status.FAILED, payment_intent_id=state.id)
@@ -658,10 +691,18 @@ def payment_operations_retry(*, now: datetime | None = None, limit: int = 100) -
             delay = min(RETRY_FIRST_AFTER * 2**payment.operation_retries, RETRY_MAX_DELAY)
             payment.operation_retry_at = now + delay
             payment.save(update_fields=["operation_retries", "operation_retry_at", "updated_at"])
+        claim = _Claim.of(payment)
         try:
-            finished += _resolve(_Claim.of(payment))
-        except gateway.GatewayError as exc:
+            finished += _resolve(claim)
+        except gateway.OutcomeUnknown as exc:
             log.warning("Retry of %s %s failed: %s", payment.reference, payment.operation, exc)
+        except gateway.GatewayError as exc:
+            # Stripe refused: the operation is over. Ending the claim lets the
+            # caller's next try get that answer instead of "in progress" forever.
+            log.warning("Stripe refused %s of %s: %s", claim.operation, payment.reference, exc)
+            failed = {"status": Status.FAILED} if claim.operation == "authorise" else {}
+            _finish(claim, error=exc, **failed)
+            finished += 1
     return finished
 
 
@@ -705,23 +746,21 @@ def _resolve(claim: _Claim) -> int:
             )
         return 1
     state = gateway.payment_intent_retrieve(intent_id=payment.payment_intent_id)
+    # Repeat the call unless Stripe shows it done; the gateway raises when
+    # the intent's state no longer allows it (a lapsed hold, say).
     if op == "capture":
-        if state.status == "requires_capture":
-            state = gateway.payment_intent_capture(
+        if state.status != "succeeded":
+            gateway.payment_intent_capture(
                 intent_id=payment.payment_intent_id, amount=amount, idempotency_key=key
             )
-        if state.status == "succeeded":
-            _finish(claim, status=Status.CAPTURED, amount_captured=amount)
-            return 1
-    elif op == "cancel":
-        if state.status == "requires_capture":
-            state = gateway.payment_intent_cancel(
-                intent_id=payment.payment_intent_id, idempotency_key=key
-            )
-        if state.status == "canceled":
-            _finish(claim, status=Status.CANCELED)
-            return 1
-    elif op == "refund":
+        _finish(claim, status=Status.CAPTURED, amount_captured=amount)
+        return 1
+    if op == "cancel":
+        if state.status != "canceled":
+            gateway.payment_intent_cancel(intent_id=payment.payment_intent_id, idempotency_key=key)
+        _finish(claim, status=Status.CANCELED)
+        return 1
+    if op == "refund":
         if state.net_received > payment.amount_net - amount:
             gateway.refund_create(
                 intent_id=payment.payment_intent_id, amount=amount, idempotency_key=key
