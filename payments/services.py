@@ -44,12 +44,13 @@ from django.utils import timezone
 
 from config.errors import ApplicationError, Conflict, InvalidInput, NotFound, PaymentFailed
 from payments import gateway
-from payments.models import Payment, StripeCustomer, StripeEvent
+from payments.models import Payment, PaymentAttempt, StripeCustomer, StripeEvent
 from payments.signals import payment_changed
 
 log = logging.getLogger(__name__)
 
 Status = Payment.Status
+Outcome = PaymentAttempt.Outcome
 
 RETRY_FIRST_AFTER = timedelta(minutes=1)
 RETRY_MAX_DELAY = timedelta(hours=1)
@@ -221,6 +222,8 @@ def _claim(
             return None
         if before:
             before(payment)
+        if operation == "authorise":  # the last attempt's intent, if any, is in PaymentAttempt
+            payment.payment_intent_id = ""
         payment.attempts += 1
         payment.operation = operation
         payment.operation_amount = amount
@@ -238,12 +241,17 @@ def _finish(
     *,
     error: gateway.GatewayError | None = None,
     refunded: int = 0,
+    attempt: PaymentAttempt | None = None,
     **changes,
 ) -> _Finished:
     """Record the outcome of the claimed operation, if the row still carries the
-    claim. `refunded` is added to what the locked row says was refunded."""
+    claim. `refunded` is added to what the locked row says was refunded. The
+    intent an authorisation created (`attempt`) is recorded in any case."""
     with transaction.atomic():
         locked = Payment.objects.select_for_update().get(pk=claim.payment.pk)
+        if attempt:
+            attempt.payment = locked
+            PaymentAttempt.objects.bulk_create([attempt], ignore_conflicts=True)
         if locked.operation_key != claim.key or locked.attempts != claim.attempt:
             log.info(
                 "Not finishing %s %s of %s: its claim was finished or replaced meanwhile",
@@ -275,6 +283,90 @@ def _finish(
             )
         )
     return _Finished(payment=locked, applied=True)
+
+
+def _attempt(intent_id: str, outcome: str, error_code: str = "") -> PaymentAttempt:
+    return PaymentAttempt(intent_id=intent_id, outcome=outcome, error_code=error_code[:64])
+
+
+def _finish_paid(claim: _Claim, state: gateway.IntentState) -> Payment | None:
+    """Record an authorisation whose intent holds or took the money; None if not."""
+    if state.status == "requires_capture":
+        return _finish(
+            claim,
+            attempt=_attempt(state.id, Outcome.AUTHORISED),
+            status=Status.AUTHORISED,
+            payment_intent_id=state.id,
+            amount_authorised=state.amount,
+        ).payment
+    if state.status == "succeeded":
+        return _finish(
+            claim,
+            attempt=_attempt(state.id, Outcome.CAPTURED),
+            status=Status.CAPTURED,
+            payment_intent_id=state.id,
+            amount_authorised=state.amount,
+            amount_captured=state.amount,
+        ).payment
+    return None
+
+
+def _finish_failed(
+    claim: _Claim,
+    error: gateway.GatewayError,
+    *,
+    intent_id: str | None,
+    outcome: str = Outcome.DECLINED,
+) -> None:
+    """Record a failed authorisation and the intent it left open at Stripe
+    (waiting for another card), then cancel that intent, outside the
+    transaction; if that fails, the retry job does it later."""
+    attempt = _attempt(intent_id, outcome, error.code) if intent_id else None
+    _finish(claim, error=error, status=Status.FAILED, attempt=attempt)
+    if intent_id:
+        payment_attempt_close(intent_id=intent_id)
+
+
+def payment_attempt_difference(*, intent_id: str) -> str:
+    """How Stripe's view of a failed attempt's intent differs from ours ("" when
+    it does not): still open there (payment_attempt_close fixes it), cancelled
+    there but not in our record (likewise), or it went on to take money (not
+    for us to fix)."""
+    attempt = PaymentAttempt.objects.get(intent_id=intent_id)
+    state = gateway.payment_intent_retrieve(intent_id=intent_id)
+    if state.status == "canceled":
+        return "" if attempt.canceled_at else "cancelled at Stripe, not in our record"
+    if state.status.startswith("requires_"):
+        return f"still open at Stripe ({state.status})"
+    return f"{state.status} at Stripe, though it failed here"
+
+
+def _failed_outcome(state: gateway.IntentState) -> str:
+    return Outcome.REQUIRES_ACTION if state.status == "requires_action" else Outcome.DECLINED
+
+
+def payment_attempt_close(*, intent_id: str) -> bool:
+    """Cancel at Stripe the intent of a failed attempt, and record it. True once
+    it is closed (also when Stripe had closed it already); False when Stripe
+    cannot be reached or refuses, leaving canceled_at empty for the retry job
+    and reconciliation."""
+    try:
+        gateway.payment_intent_cancel(intent_id=intent_id, idempotency_key=f"{intent_id}:cancel")
+    except gateway.OutcomeUnknown as exc:
+        log.warning("Could not cancel intent %s of a failed attempt: %s", intent_id, exc)
+        return False
+    except gateway.GatewayError as exc:
+        try:  # refused: perhaps because it is closed already
+            closed = gateway.payment_intent_retrieve(intent_id=intent_id).status == "canceled"
+        except gateway.GatewayError:
+            closed = False
+        if not closed:
+            log.warning("Could not cancel intent %s of a failed attempt: %s", intent_id, exc)
+            return False
+    PaymentAttempt.objects.filter(intent_id=intent_id, canceled_at__isnull=True).update(
+        canceled_at=timezone.now()
+    )
+    return True
 
 
 def payment_authorise(
@@ -340,7 +432,7 @@ def payment_authorise(
         # The claim stays: the retry job asks Stripe what happened.
         raise PaymentUnavailable("The payment service did not answer; try again shortly.") from exc
     except gateway.CardDeclined as exc:
-        _finish(claim, error=exc, status=Status.FAILED)
+        _finish_failed(claim, exc, intent_id=exc.intent_id)
         raise PaymentDeclined(exc.message) from exc
     except gateway.GatewayError as exc:
         _finish(claim, error=exc, status=Status.FAILED)
@@ -352,31 +444,15 @@ def payment_authorise(
             ) from exc
         raise PaymentDeclined(exc.message, code="payment_failed") from exc
 
-    if state.status == "requires_capture":
-        return _finish(
-            claim,
-            status=Status.AUTHORISED,
-            payment_intent_id=state.id,
-            amount_authorised=state.amount,
-        ).payment
-    if state.status == "succeeded":
-        return _finish(
-            claim,
-            status=Status.CAPTURED,
-            payment_intent_id=state.id,
-            amount_authorised=state.amount,
-            amount_captured=state.amount,
-        ).payment
+    paid = _finish_paid(claim, state)
+    if paid:
+        return paid
     # requires_action (3-D Secure) and anything else we cannot finish here.
     error = gateway.CardDeclined(
         "This card needs an extra check that cannot be done here; try another card.",
         code="authentication_required",
     )
-    try:
-        gateway.payment_intent_cancel(intent_id=state.id, idempotency_key=f"{claim.key}:cancel")
-    except gateway.GatewayError:
-        log.warning("Could not cancel unfinished intent %s", state.id)
-    _finish(claim, error=error, status=Status.FAILED, payment_intent_id=state.id)
+    _finish_failed(claim, error, intent_id=state.id, outcome=_failed_outcome(state))
     raise PaymentDeclined(error.message, code=error.code)
 
 
@@ -531,6 +607,13 @@ def payment_sync(*, payment_intent_id: str, apply: bool = True) -> SyncResult:
     with transaction.atomic():
         locked = Payment.objects.select_for_update().get(pk=payment.pk)
         changes = _forward_changes(locked, state)  # again, under the lock
+        if "payment_intent_id" in changes:  # ours, though we never heard back
+            adopted = _attempt(
+                state.id,
+                Outcome.AUTHORISED if state.status == "requires_capture" else Outcome.CAPTURED,
+            )
+            adopted.payment = locked
+            PaymentAttempt.objects.bulk_create([adopted], ignore_conflicts=True)
         if changes:
             for field, value in changes.items():
                 setattr(locked, field, value)
@@ -645,29 +728,25 @@ def payment_charge_saved_card(
     except gateway.OutcomeUnknown as exc:
         raise PaymentUnavailable("The payment service did not answer; it will be retried.") from exc
     except gateway.CardDeclined as exc:
-        _finish(claim, error=exc, status=Status.FAILED)
+        _finish_failed(claim, exc, intent_id=exc.intent_id)
         raise PaymentDeclined(exc.message) from exc
     except gateway.GatewayError as exc:
         _finish(claim, error=exc, status=Status.FAILED)
         raise PaymentRefused(exc.message) from exc
-    if state.status != "succeeded":
-        error = gateway.CardDeclined("The saved card could not be charged.", code=state.status)
-        _finish(claim, error=error, status=Status.FAILED, payment_intent_id=state.id)
-        raise PaymentDeclined(error.message)
-    return _finish(
-        claim,
-        status=Status.CAPTURED,
-        payment_intent_id=state.id,
-        amount_authorised=state.amount,
-        amount_captured=state.amount,
-    ).payment
+    paid = _finish_paid(claim, state) if state.status == "succeeded" else None
+    if paid:
+        return paid
+    error = gateway.CardDeclined("The saved card could not be charged.", code=state.status)
+    _finish_failed(claim, error, intent_id=state.id, outcome=_failed_outcome(state))
+    raise PaymentDeclined(error.message)
 
 
 def payment_operations_retry(*, now: datetime | None = None, limit: int = 100) -> int:
     """Finish operations whose outcome was unknown (Stripe unreachable, a worker
     killed mid-call): ask Stripe what happened, and repeat the call with the same
     idempotency key only if it did not. Backs off exponentially per payment.
-    Returns how many operations were finished."""
+    Then cancel the intents of failed attempts that could not be cancelled at
+    the time. Returns how many operations were finished."""
     now = now or timezone.now()
     due = list(
         Payment.objects.exclude(operation="")
@@ -703,15 +782,25 @@ def payment_operations_retry(*, now: datetime | None = None, limit: int = 100) -
             failed = {"status": Status.FAILED} if claim.operation == "authorise" else {}
             _finish(claim, error=exc, **failed)
             finished += 1
+    # Older than a minute: the decline handler has had its go.
+    unclosed = (
+        PaymentAttempt.objects.filter(
+            outcome__in=PaymentAttempt.FAILED,
+            canceled_at__isnull=True,
+            created_at__lte=now - RETRY_FIRST_AFTER,
+        )
+        .order_by("created_at")
+        .values_list("intent_id", flat=True)[:limit]
+    )
+    for intent_id in list(unclosed):
+        finished += payment_attempt_close(intent_id=intent_id)
     return finished
 
 
 def _resolve(claim: _Claim) -> int:
     payment, op, key, amount = claim.payment, claim.operation, claim.key, claim.amount
     if op == "authorise":
-        if payment.payment_intent_id:
-            state = gateway.payment_intent_retrieve(intent_id=payment.payment_intent_id)
-        else:  # never heard back: Stripe returns the original for the same key
+        try:  # never heard back: Stripe returns the original for the same key
             state = gateway.payment_intent_create(
                 amount=payment.amount,
                 currency=payment.currency,
@@ -722,28 +811,12 @@ def _resolve(claim: _Claim) -> int:
                 metadata={"reference": payment.reference, "kind": payment.kind},
                 idempotency_key=key,
             )
-        if state.status == "requires_capture":
-            _finish(
-                claim,
-                status=Status.AUTHORISED,
-                payment_intent_id=state.id,
-                amount_authorised=state.amount,
-            )
-        elif state.status == "succeeded":
-            _finish(
-                claim,
-                status=Status.CAPTURED,
-                payment_intent_id=state.id,
-                amount_authorised=state.amount,
-                amount_captured=state.captured,
-            )
-        else:
-            _finish(
-                claim,
-                status=Status.FAILED,
-                payment_intent_id=state.id,
-                error=gateway.CardDeclined("The card was not authorised.", code=state.status),
-            )
+        except gateway.CardDeclined as exc:
+            _finish_failed(claim, exc, intent_id=exc.intent_id)
+            return 1
+        if not _finish_paid(claim, state):
+            error = gateway.CardDeclined("The card was not authorised.", code=state.status)
+            _finish_failed(claim, error, intent_id=state.id, outcome=_failed_outcome(state))
         return 1
     state = gateway.payment_intent_retrieve(intent_id=payment.payment_intent_id)
     # Repeat the call unless Stripe shows it done; the gateway raises when

@@ -8,9 +8,11 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from payments.models import Payment
+from payments.models import Payment, PaymentAttempt
+from payments.services import PaymentDeclined, payment_authorise
 from reservations.services import payment_reference, reservation_complete
 from tests.reservations.helpers import book
+from tests.stripe_support import DECLINED_CARD
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -41,6 +43,36 @@ def test_reconcile_reports_then_fixes_a_refund_made_at_stripe(stripe, lot, drive
         200,
     )
     assert "fixed 1" in fixed.getvalue()
+
+    clean = StringIO()
+    call_command("reconcile_payments", stdout=clean)
+    assert "differing 0" in clean.getvalue()
+
+
+def test_reconcile_reports_then_cancels_a_declined_intent_left_open(stripe, stripe_proxy, driver):
+    stripe_proxy.fail("POST", "/cancel")  # the decline handler cannot cancel it
+    with pytest.raises(PaymentDeclined):
+        payment_authorise(
+            reference="test:rec-1",
+            user=driver,
+            amount=500,
+            currency="eur",
+            payment_method_id=stripe.card(DECLINED_CARD),
+        )
+    stripe_proxy.heal()
+    attempt = PaymentAttempt.objects.get()
+
+    report = StringIO()
+    with pytest.raises(SystemExit):
+        call_command("reconcile_payments", stdout=report)
+    assert f"attempt {attempt.intent_id} differs: still open at Stripe" in report.getvalue()
+
+    fixed = StringIO()
+    call_command("reconcile_payments", "--fix", stdout=fixed)
+    assert "fixed 1" in fixed.getvalue()
+    assert stripe.intent(attempt.intent_id)["status"] == "canceled"
+    attempt.refresh_from_db()
+    assert attempt.canceled_at is not None
 
     clean = StringIO()
     call_command("reconcile_payments", stdout=clean)
