@@ -34,6 +34,7 @@ payment) and InvalidInput (an amount out of range) — a bug in the caller.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -575,6 +576,9 @@ def payment_refund(*, reference: str, amount: int, kind: str = Payment.Kind.BOOK
 class SyncResult:
     payment: Payment | None
     changes: dict
+    # What differs from Stripe even with the changes made ("" when nothing):
+    # forward-only syncing cannot mend it (Stripe refunded more than it kept).
+    difference: str = ""
 
 
 def payment_sync(*, payment_intent_id: str, apply: bool = True) -> SyncResult:
@@ -603,7 +607,10 @@ def payment_sync(*, payment_intent_id: str, apply: bool = True) -> SyncResult:
         return SyncResult(payment=None, changes={})
     changes = _forward_changes(payment, state)
     if not changes or not apply:
-        return SyncResult(payment=payment, changes=changes)
+        synced = copy.copy(payment)
+        for field, value in changes.items():
+            setattr(synced, field, value)
+        return SyncResult(payment=payment, changes=changes, difference=_difference(synced, state))
     with transaction.atomic():
         locked = Payment.objects.select_for_update().get(pk=payment.pk)
         changes = _forward_changes(locked, state)  # again, under the lock
@@ -626,7 +633,25 @@ def payment_sync(*, payment_intent_id: str, apply: bool = True) -> SyncResult:
                     status=locked.status,
                 )
             )
-    return SyncResult(payment=locked, changes=changes)
+    return SyncResult(payment=locked, changes=changes, difference=_difference(locked, state))
+
+
+# Our statuses that agree with each of Stripe's (its others: an intent that never paid).
+_AGREEING = {
+    "requires_capture": (Status.AUTHORISED,),
+    "succeeded": (Status.CAPTURED,),
+    "canceled": (Status.CANCELED, Status.FAILED, Status.REQUIRES_PAYMENT_METHOD),
+}
+
+
+def _difference(payment: Payment, state: gateway.IntentState) -> str:
+    """How our record differs from Stripe's intent ("" when it agrees)."""
+    agreeing = _AGREEING.get(state.status, (Status.REQUIRES_PAYMENT_METHOD, Status.FAILED))
+    if payment.status not in agreeing:
+        return f"Stripe says {state.status}, we say {payment.status}"
+    if state.status == "succeeded" and state.net_received != payment.amount_net:
+        return f"Stripe kept {state.net_received}, we record {payment.amount_net}"
+    return ""
 
 
 def _forward_changes(payment: Payment, state: gateway.IntentState) -> dict:
@@ -656,6 +681,8 @@ def _forward_changes(payment: Payment, state: gateway.IntentState) -> dict:
                 payment.amount_refunded + payment.amount_net - state.net_received,
                 payment.amount_captured,
             )
+    # Forward only can mean no move at all (Stripe refunded more than captured).
+    changes = {field: value for field, value in changes.items() if getattr(payment, field) != value}
     if changes and payment.operation:
         # What the pending operation was waiting to learn is now known.
         changes.update(
