@@ -328,20 +328,6 @@ def _finish_failed(
         payment_attempt_close(intent_id=intent_id)
 
 
-def payment_attempt_difference(*, intent_id: str) -> str:
-    """How Stripe's view of a failed attempt's intent differs from ours ("" when
-    it does not): still open there (payment_attempt_close fixes it), cancelled
-    there but not in our record (likewise), or it went on to take money (not
-    for us to fix)."""
-    attempt = PaymentAttempt.objects.get(intent_id=intent_id)
-    state = gateway.payment_intent_retrieve(intent_id=intent_id)
-    if state.status == "canceled":
-        return "" if attempt.canceled_at else "cancelled at Stripe, not in our record"
-    if state.status.startswith("requires_"):
-        return f"still open at Stripe ({state.status})"
-    return f"{state.status} at Stripe, though it failed here"
-
-
 def _failed_outcome(state: gateway.IntentState) -> str:
     return Outcome.REQUIRES_ACTION if state.status == "requires_action" else Outcome.DECLINED
 
@@ -368,6 +354,20 @@ def payment_attempt_close(*, intent_id: str) -> bool:
         canceled_at=timezone.now()
     )
     return True
+
+
+def payment_attempt_difference(*, intent_id: str) -> str:
+    """How Stripe's view of a failed attempt's intent differs from ours ("" when
+    it does not): still open there (payment_attempt_close fixes it), cancelled
+    there but not in our record (likewise), or it went on to take money (not
+    for us to fix)."""
+    attempt = PaymentAttempt.objects.get(intent_id=intent_id)
+    state = gateway.payment_intent_retrieve(intent_id=intent_id)
+    if state.status == "canceled":
+        return "" if attempt.canceled_at else "cancelled at Stripe, not in our record"
+    if state.status.startswith("requires_"):
+        return f"still open at Stripe ({state.status})"
+    return f"{state.status} at Stripe, though it failed here"
 
 
 def payment_authorise(
