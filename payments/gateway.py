@@ -28,7 +28,20 @@ class GatewayError(Exception):
 
 
 class CardDeclined(GatewayError):
-    """The card was refused; another card may work."""
+    """The card was refused; another card may work. A declined confirmation
+    leaves its PaymentIntent open at Stripe: `intent_id`, when known."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str = "card_declined",
+        intent_id: str | None = None,
+        charge_id: str | None = None,
+    ):
+        super().__init__(message, code=code)
+        self.intent_id = intent_id
+        self.charge_id = charge_id
 
 
 class OutcomeUnknown(GatewayError):
@@ -68,13 +81,20 @@ def _call(description: str, fn, *args, **kwargs) -> Any:
         )
     # A network call inside a transaction holds row locks for as long as Stripe
     # takes, and can commit a record of something Stripe never did (or the
-    # reverse): never allowed.
-    if connection.in_atomic_block and not getattr(connection, "allow_stripe_in_atomic", False):
+    # reverse): never allowed, with no way to opt out.
+    if connection.in_atomic_block:
         raise CallInsideTransaction(f"Stripe call {description!r} inside a database transaction")
     try:
         return fn(*args, **kwargs)
     except stripe.CardError as exc:
-        raise CardDeclined(exc.user_message or str(exc), code=exc.code or "card_declined") from exc
+        # Stripe names the intent the decline left open; localstripe only the charge.
+        intent = getattr(exc.error, "payment_intent", None)
+        raise CardDeclined(
+            exc.user_message or str(exc),
+            code=exc.code or "card_declined",
+            intent_id=intent if isinstance(intent, str) or intent is None else intent.id,
+            charge_id=getattr(exc.error, "charge", None),
+        ) from exc
     except (stripe.APIConnectionError, stripe.RateLimitError) as exc:
         raise OutcomeUnknown(str(exc), code="stripe_unreachable") from exc
     except stripe.APIError as exc:  # Stripe's own 5xx
@@ -184,13 +204,39 @@ def payment_intent_create(
     }
     if off_session:
         params["off_session"] = True
-    intent = _call(
-        "create payment intent",
-        _client().v1.payment_intents.create,
-        params=params,
-        options=_opts(idempotency_key),
-    )
+    try:
+        intent = _call(
+            "create payment intent",
+            _client().v1.payment_intents.create,
+            params=params,
+            options=_opts(idempotency_key),
+        )
+    except CardDeclined as exc:
+        if exc.intent_id is None and exc.charge_id:
+            exc.intent_id = _charge_intent_id(exc.charge_id)
+        raise
     return _state(intent)
+
+
+def _charge_intent_id(charge_id: str) -> str | None:
+    try:
+        charge = _call("retrieve charge", _client().v1.charges.retrieve, charge_id)
+    except GatewayError as exc:
+        log.warning("Could not find the intent of declined charge %s: %s", charge_id, exc)
+        return None
+    return charge.to_dict().get("payment_intent")
+
+
+def _expect(state: IntentState, status: str, doing: str) -> IntentState:
+    # Stripe refuses to capture or cancel an intent in the wrong state;
+    # localstripe may answer with the intent unchanged (it "captures" a
+    # cancelled one): both are the same refusal here.
+    if state.status != status:
+        raise GatewayError(
+            f"Stripe did not {doing} the payment: it is {state.status}.",
+            code="payment_intent_unexpected_state",
+        )
+    return state
 
 
 def payment_intent_capture(*, intent_id: str, amount: int, idempotency_key: str) -> IntentState:
@@ -202,7 +248,7 @@ def payment_intent_capture(*, intent_id: str, amount: int, idempotency_key: str)
         params={"amount_to_capture": amount},
         options=_opts(idempotency_key),
     )
-    return _state(intent)
+    return _expect(_state(intent), "succeeded", "capture")
 
 
 def payment_intent_cancel(*, intent_id: str, idempotency_key: str) -> IntentState:
@@ -212,7 +258,7 @@ def payment_intent_cancel(*, intent_id: str, idempotency_key: str) -> IntentStat
         intent_id,
         options=_opts(idempotency_key),
     )
-    return _state(intent)
+    return _expect(_state(intent), "canceled", "cancel")
 
 
 def refund_create(*, intent_id: str, amount: int, idempotency_key: str) -> str:

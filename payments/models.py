@@ -123,6 +123,44 @@ class Payment(models.Model):
         return self.amount_captured - self.amount_refunded
 
 
+class PaymentAttempt(models.Model):
+    """A PaymentIntent we created for a payment, whatever became of it.
+
+    A payment row points only at the intent that paid; a card declined before
+    it leaves an intent open at Stripe (waiting for another card) that must
+    still be cancelled. Recording every intent lets the decline handler, the
+    retry job and reconciliation find those.
+    """
+
+    class Outcome(models.TextChoices):
+        AUTHORISED = "authorised", "Authorised"
+        CAPTURED = "captured", "Charged"
+        DECLINED = "declined", "Declined"
+        REQUIRES_ACTION = "requires_action", "Needed a check we cannot do (3-D Secure)"
+
+    # Outcomes whose intent we cancel at Stripe.
+    FAILED = (Outcome.DECLINED, Outcome.REQUIRES_ACTION)
+
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="intent_attempts")
+    intent_id = models.CharField(max_length=255, unique=True)
+    outcome = models.CharField(max_length=32, choices=Outcome.choices)
+    error_code = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    canceled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["created_at"],
+                condition=Q(canceled_at__isnull=True, outcome__in=["declined", "requires_action"]),
+                name="payment_attempt_to_cancel",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.intent_id} ({self.outcome})"
+
+
 class StripeEvent(models.Model):
     """A webhook event, stored once by its id so that it is processed once."""
 

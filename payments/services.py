@@ -2,14 +2,39 @@
 
 A call to Stripe is never made inside a transaction. Each operation runs in
 three steps: claim it on the payment row (one short transaction, so a repeated
-or concurrent request finds it taken and never calls Stripe twice), call Stripe
-with an idempotency key derived from the payment and operation, then record the
-outcome (another short transaction). When the outcome is unknown (network
-failure), the claim stays in place with its key, for a retry to finish.
+or concurrent request finds it taken and never calls Stripe twice; the amount
+is computed there, from the locked row), call Stripe with an idempotency key
+derived from the logical operation (so that repeating it, by anyone, is one
+operation at Stripe), then record the outcome (another short transaction).
+When the outcome is unknown (network failure), the claim stays in place with
+its key, for a retry to finish.
+
+Finishing is compare-and-set: it applies only while the row still carries the
+claim it finishes. A slow call whose operation the retry job (or a webhook)
+has finished meanwhile, or that a newer claim has replaced, changes nothing.
+Statuses only move forward (see FORWARD).
+
+What a caller can tell apart (the settlement of reservations relies on it):
+payment_settle and payment_charge_saved_card raise only
+
+- PaymentUnavailable (503), transient: Stripe could not be reached or did not
+  answer, so the outcome is unknown. The claim stays for
+  payment_operations_retry; try again later.
+- PaymentInProgress (409), transient: another operation on the payment is in
+  flight; try again shortly.
+- PaymentFailed, permanent: trying again gets the same answer. PaymentDeclined
+  (the card said no, e.g. an off-session charge), PaymentRefused (Stripe
+  refused the operation, e.g. capturing a hold that lapsed; the payment row
+  keeps Stripe's last_error_code), PaymentNotPossible (the payment's state does
+  not allow it, e.g. settling for money a payment never made).
+
+Besides these, only arguments that can never be right: NotFound (no such
+payment) and InvalidInput (an amount out of range) — a bug in the caller.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,12 +45,13 @@ from django.utils import timezone
 
 from config.errors import ApplicationError, Conflict, InvalidInput, NotFound, PaymentFailed
 from payments import gateway
-from payments.models import Payment, StripeCustomer, StripeEvent
+from payments.models import Payment, PaymentAttempt, StripeCustomer, StripeEvent
 from payments.signals import payment_changed
 
 log = logging.getLogger(__name__)
 
 Status = Payment.Status
+Outcome = PaymentAttempt.Outcome
 
 RETRY_FIRST_AFTER = timedelta(minutes=1)
 RETRY_MAX_DELAY = timedelta(hours=1)
@@ -33,6 +59,19 @@ RETRY_MAX_DELAY = timedelta(hours=1)
 
 class PaymentDeclined(PaymentFailed):
     code = "payment_declined"
+
+
+class PaymentRefused(PaymentFailed):
+    """Stripe refused the operation (not the card): permanent."""
+
+    code = "payment_operation_failed"
+
+
+class PaymentNotPossible(PaymentFailed):
+    """The payment's state does not allow the operation: permanent."""
+
+    code = "payment_not_possible"
+    status = 409
 
 
 class PaymentInProgress(Conflict):
@@ -44,11 +83,46 @@ class PaymentUnavailable(ApplicationError):
     status = 503
 
 
+# Where a status may go; a finish that would move a payment elsewhere leaves
+# the status as it is.
+FORWARD: dict[str, frozenset[str]] = {
+    Status.REQUIRES_PAYMENT_METHOD: frozenset(
+        {Status.FAILED, Status.AUTHORISED, Status.CAPTURED, Status.CANCELED}
+    ),
+    Status.FAILED: frozenset({Status.AUTHORISED, Status.CAPTURED, Status.CANCELED}),
+    Status.AUTHORISED: frozenset({Status.CAPTURED, Status.CANCELED}),
+    Status.CAPTURED: frozenset(),
+    Status.CANCELED: frozenset(),
+}
+
+
 @dataclass(frozen=True)
 class _Claim:
+    """One operation taken on a payment row. `attempt` (the row's attempt
+    counter when claimed) tells two claims with the same key apart."""
+
     payment: Payment
+    operation: str
     key: str
     amount: int | None
+    attempt: int
+
+    @classmethod
+    def of(cls, payment: Payment) -> _Claim:
+        """The claim a row carries (for the retry job, which takes it over)."""
+        return cls(
+            payment=payment,
+            operation=payment.operation,
+            key=payment.operation_key,
+            amount=payment.operation_amount,
+            attempt=payment.attempts,
+        )
+
+
+@dataclass(frozen=True)
+class _Finished:
+    payment: Payment  # the row as it now is
+    applied: bool  # False: the claim was no longer the row's; nothing changed
 
 
 def payment_customer_ensure(*, user) -> str:
@@ -112,41 +186,89 @@ def payment_prepare(*, reference: str, user, amount: int, currency: str) -> Paym
     return payment
 
 
+def _operation_key(payment: Payment, operation: str, amount: int | None) -> str:
+    """Stripe's idempotency key for an operation, derived from what it does, so
+    that a repeat of the same logical operation (by anyone) is one at Stripe.
+    An authorisation is per attempt: another card is another intent."""
+    base = f"{payment.reference}:{payment.kind}:{operation}"
+    if operation == "authorise":
+        return f"{base}:{payment.attempts}"
+    if operation == "capture":
+        return f"{base}:{amount}"
+    if operation == "refund":
+        return f"{base}:{payment.amount_refunded}+{amount}"
+    return base
+
+
 def _claim(
     *,
     payment_id: int,
     operation: str,
     allowed: tuple[str, ...],
-    amount: int | None = None,
+    plan: Callable[[Payment], int | None] | None = None,
     before: Callable[[Payment], None] | None = None,
 ) -> _Claim | None:
-    """Take the payment for one Stripe operation, or return None if its state
-    does not call for it. A payment already taken raises PaymentInProgress."""
+    """Take the payment for one Stripe operation, or return None if there is
+    nothing to do: a status not `allowed`, or `plan` (the operation's amount,
+    computed from the locked row; it may raise to refuse) returning None. A
+    payment already taken raises PaymentInProgress."""
     with transaction.atomic():
         payment = Payment.objects.select_for_update().get(pk=payment_id)
         if payment.operation:
             raise PaymentInProgress("A payment operation is already under way; try again shortly.")
         if payment.status not in allowed:
             return None
+        amount = plan(payment) if plan else None
+        if plan and amount is None:
+            return None
         if before:
             before(payment)
+        if operation == "authorise":  # the last attempt's intent, if any, is in PaymentAttempt
+            payment.payment_intent_id = ""
         payment.attempts += 1
         payment.operation = operation
         payment.operation_amount = amount
-        payment.operation_key = f"{payment.reference}:{payment.kind}:{operation}:{payment.attempts}"
+        payment.operation_key = _operation_key(payment, operation, amount)
         payment.operation_started_at = timezone.now()
         # If we never hear back, the retry job takes over from then.
         payment.operation_retry_at = payment.operation_started_at + RETRY_FIRST_AFTER
         payment.operation_retries = 0
         payment.save()
-        return _Claim(payment=payment, key=payment.operation_key, amount=amount)
+        return _Claim.of(payment)
 
 
-def _finish(payment: Payment, *, error: gateway.GatewayError | None = None, **changes) -> Payment:
+def _finish(
+    claim: _Claim,
+    *,
+    error: gateway.GatewayError | None = None,
+    refunded: int = 0,
+    attempt: PaymentAttempt | None = None,
+    **changes,
+) -> _Finished:
+    """Record the outcome of the claimed operation, if the row still carries the
+    claim. `refunded` is added to what the locked row says was refunded. The
+    intent an authorisation created (`attempt`) is recorded in any case."""
     with transaction.atomic():
-        locked = Payment.objects.select_for_update().get(pk=payment.pk)
+        locked = Payment.objects.select_for_update().get(pk=claim.payment.pk)
+        if attempt:
+            attempt.payment = locked
+            PaymentAttempt.objects.bulk_create([attempt], ignore_conflicts=True)
+        if locked.operation_key != claim.key or locked.attempts != claim.attempt:
+            log.info(
+                "Not finishing %s %s of %s: its claim was finished or replaced meanwhile",
+                claim.operation,
+                claim.key,
+                locked.reference,
+            )
+            return _Finished(payment=locked, applied=False)
+        status = changes.pop("status", locked.status)
+        if status != locked.status and status not in FORWARD[locked.status]:
+            log.warning("Not moving %s from %s back to %s", locked.reference, locked.status, status)
+            status = locked.status
+        locked.status = status
         for field, value in changes.items():
             setattr(locked, field, value)
+        locked.amount_refunded += refunded
         locked.operation = ""
         locked.operation_key = ""
         locked.operation_amount = None
@@ -161,7 +283,91 @@ def _finish(payment: Payment, *, error: gateway.GatewayError | None = None, **ch
                 sender=Payment, reference=locked.reference, kind=locked.kind, status=locked.status
             )
         )
-    return locked
+    return _Finished(payment=locked, applied=True)
+
+
+def _attempt(intent_id: str, outcome: str, error_code: str = "") -> PaymentAttempt:
+    return PaymentAttempt(intent_id=intent_id, outcome=outcome, error_code=error_code[:64])
+
+
+def _finish_paid(claim: _Claim, state: gateway.IntentState) -> Payment | None:
+    """Record an authorisation whose intent holds or took the money; None if not."""
+    if state.status == "requires_capture":
+        return _finish(
+            claim,
+            attempt=_attempt(state.id, Outcome.AUTHORISED),
+            status=Status.AUTHORISED,
+            payment_intent_id=state.id,
+            amount_authorised=state.amount,
+        ).payment
+    if state.status == "succeeded":
+        return _finish(
+            claim,
+            attempt=_attempt(state.id, Outcome.CAPTURED),
+            status=Status.CAPTURED,
+            payment_intent_id=state.id,
+            amount_authorised=state.amount,
+            amount_captured=state.amount,
+        ).payment
+    return None
+
+
+def _finish_failed(
+    claim: _Claim,
+    error: gateway.GatewayError,
+    *,
+    intent_id: str | None,
+    outcome: str = Outcome.DECLINED,
+) -> None:
+    """Record a failed authorisation and the intent it left open at Stripe
+    (waiting for another card), then cancel that intent, outside the
+    transaction; if that fails, the retry job does it later."""
+    attempt = _attempt(intent_id, outcome, error.code) if intent_id else None
+    _finish(claim, error=error, status=Status.FAILED, attempt=attempt)
+    if intent_id:
+        payment_attempt_close(intent_id=intent_id)
+
+
+def _failed_outcome(state: gateway.IntentState) -> str:
+    return Outcome.REQUIRES_ACTION if state.status == "requires_action" else Outcome.DECLINED
+
+
+def payment_attempt_close(*, intent_id: str) -> bool:
+    """Cancel at Stripe the intent of a failed attempt, and record it. True once
+    it is closed (also when Stripe had closed it already); False when Stripe
+    cannot be reached or refuses, leaving canceled_at empty for the retry job
+    and reconciliation."""
+    try:
+        gateway.payment_intent_cancel(intent_id=intent_id, idempotency_key=f"{intent_id}:cancel")
+    except gateway.OutcomeUnknown as exc:
+        log.warning("Could not cancel intent %s of a failed attempt: %s", intent_id, exc)
+        return False
+    except gateway.GatewayError as exc:
+        try:  # refused: perhaps because it is closed already
+            closed = gateway.payment_intent_retrieve(intent_id=intent_id).status == "canceled"
+        except gateway.GatewayError:
+            closed = False
+        if not closed:
+            log.warning("Could not cancel intent %s of a failed attempt: %s", intent_id, exc)
+            return False
+    PaymentAttempt.objects.filter(intent_id=intent_id, canceled_at__isnull=True).update(
+        canceled_at=timezone.now()
+    )
+    return True
+
+
+def payment_attempt_difference(*, intent_id: str) -> str:
+    """How Stripe's view of a failed attempt's intent differs from ours ("" when
+    it does not): still open there (payment_attempt_close fixes it), cancelled
+    there but not in our record (likewise), or it went on to take money (not
+    for us to fix)."""
+    attempt = PaymentAttempt.objects.get(intent_id=intent_id)
+    state = gateway.payment_intent_retrieve(intent_id=intent_id)
+    if state.status == "canceled":
+        return "" if attempt.canceled_at else "cancelled at Stripe, not in our record"
+    if state.status.startswith("requires_"):
+        return f"still open at Stripe ({state.status})"
+    return f"{state.status} at Stripe, though it failed here"
 
 
 def payment_authorise(
@@ -227,10 +433,10 @@ def payment_authorise(
         # The claim stays: the retry job asks Stripe what happened.
         raise PaymentUnavailable("The payment service did not answer; try again shortly.") from exc
     except gateway.CardDeclined as exc:
-        _finish(claim.payment, error=exc, status=Status.FAILED)
+        _finish_failed(claim, exc, intent_id=exc.intent_id)
         raise PaymentDeclined(exc.message) from exc
     except gateway.GatewayError as exc:
-        _finish(claim.payment, error=exc, status=Status.FAILED)
+        _finish(claim, error=exc, status=Status.FAILED)
         if exc.code == "resource_missing":
             raise InvalidInput(
                 "There is no such payment method.",
@@ -239,31 +445,15 @@ def payment_authorise(
             ) from exc
         raise PaymentDeclined(exc.message, code="payment_failed") from exc
 
-    if state.status == "requires_capture":
-        return _finish(
-            claim.payment,
-            status=Status.AUTHORISED,
-            payment_intent_id=state.id,
-            amount_authorised=state.amount,
-        )
-    if state.status == "succeeded":
-        return _finish(
-            claim.payment,
-            status=Status.CAPTURED,
-            payment_intent_id=state.id,
-            amount_authorised=state.amount,
-            amount_captured=state.amount,
-        )
+    paid = _finish_paid(claim, state)
+    if paid:
+        return paid
     # requires_action (3-D Secure) and anything else we cannot finish here.
     error = gateway.CardDeclined(
         "This card needs an extra check that cannot be done here; try another card.",
         code="authentication_required",
     )
-    try:
-        gateway.payment_intent_cancel(intent_id=state.id, idempotency_key=f"{claim.key}:cancel")
-    except gateway.GatewayError:
-        log.warning("Could not cancel unfinished intent %s", state.id)
-    _finish(claim.payment, error=error, status=Status.FAILED, payment_intent_id=state.id)
+    _finish_failed(claim, error, intent_id=state.id, outcome=_failed_outcome(state))
     raise PaymentDeclined(error.message, code=error.code)
 
 
@@ -279,10 +469,12 @@ def payment_settle(*, reference: str, amount: int, kind: str = Payment.Kind.BOOK
         raise NotFound("There is no such payment.", code="payment_not_found")
     if amount < 0 or amount > payment.amount:
         raise InvalidInput("Cannot settle for more than was paid.", code="invalid_amount")
+    if payment.operation:  # early, without the row lock (the claim checks again under it)
+        raise PaymentInProgress("A payment operation is already under way; try again shortly.")
 
-    if payment.status in (Status.REQUIRES_PAYMENT_METHOD, Status.FAILED) and not payment.operation:
+    if payment.status in (Status.REQUIRES_PAYMENT_METHOD, Status.FAILED):
         if amount:
-            raise Conflict("Nothing was paid to settle from.", code="payment_not_made")
+            raise PaymentNotPossible("Nothing was paid to settle from.", code="payment_not_made")
         with transaction.atomic():
             updated = Payment.objects.filter(
                 pk=payment.pk,
@@ -299,60 +491,60 @@ def payment_settle(*, reference: str, amount: int, kind: str = Payment.Kind.BOOK
             payment_id=payment.pk,
             operation="capture" if amount else "cancel",
             allowed=(Status.AUTHORISED,),
-            amount=amount,
+            plan=(lambda _: amount) if amount else None,
         )
-        if claim is None:
+        if claim is None:  # captured or released meanwhile: settle from there
             return payment_settle(reference=reference, amount=amount, kind=kind)
         return _run_settlement(claim)
 
     if payment.status == Status.CAPTURED:
-        excess = payment.amount_net - amount
-        if excess <= 0:
-            return payment
+
+        def excess(locked: Payment) -> int | None:
+            # From the locked row: a refund that finished meanwhile counts.
+            return locked.amount_net - amount if locked.amount_net > amount else None
+
         claim = _claim(
-            payment_id=payment.pk,
-            operation="refund",
-            allowed=(Status.CAPTURED,),
-            amount=excess,
+            payment_id=payment.pk, operation="refund", allowed=(Status.CAPTURED,), plan=excess
         )
-        if claim is None:
-            return payment_settle(reference=reference, amount=amount, kind=kind)
+        if claim is None:  # nothing (more) to give back
+            payment.refresh_from_db()
+            return payment
         return _run_settlement(claim)
 
     if payment.status == Status.CANCELED and amount == 0:
         return payment
-    if payment.operation:
-        raise PaymentInProgress("A payment operation is already under way; try again shortly.")
-    raise Conflict(
+    raise PaymentNotPossible(
         f"A {payment.get_status_display().lower()} payment cannot be settled so.",
         code="payment_state",
     )
 
 
 def _run_settlement(claim: _Claim) -> Payment:
-    payment = claim.payment
+    intent_id = claim.payment.payment_intent_id
     try:
-        if payment.operation == "capture":
+        if claim.operation == "capture":
             gateway.payment_intent_capture(
-                intent_id=payment.payment_intent_id, amount=claim.amount, idempotency_key=claim.key
+                intent_id=intent_id, amount=claim.amount, idempotency_key=claim.key
             )
-            return _finish(payment, status=Status.CAPTURED, amount_captured=claim.amount)
-        if payment.operation == "cancel":
-            gateway.payment_intent_cancel(
-                intent_id=payment.payment_intent_id, idempotency_key=claim.key
-            )
-            return _finish(payment, status=Status.CANCELED)
-        if payment.operation == "refund":
+            return _finish(claim, status=Status.CAPTURED, amount_captured=claim.amount).payment
+        if claim.operation == "cancel":
+            gateway.payment_intent_cancel(intent_id=intent_id, idempotency_key=claim.key)
+            return _finish(claim, status=Status.CANCELED).payment
+        if claim.operation == "refund":
             gateway.refund_create(
-                intent_id=payment.payment_intent_id, amount=claim.amount, idempotency_key=claim.key
+                intent_id=intent_id, amount=claim.amount, idempotency_key=claim.key
             )
-            return _finish(payment, amount_refunded=payment.amount_refunded + claim.amount)
+            return _finish(claim, refunded=claim.amount).payment
     except gateway.OutcomeUnknown as exc:
         raise PaymentUnavailable("The payment service did not answer; it will be retried.") from exc
     except gateway.GatewayError as exc:
-        _finish(payment, error=exc)
-        raise PaymentFailed(exc.message, code="payment_operation_failed") from exc
-    raise AssertionError(f"unknown operation {payment.operation}")
+        finished = _finish(claim, error=exc)
+        if not finished.applied:
+            # Someone else finished this operation (the retry job repeating our
+            # call): Stripe refusing our late duplicate says nothing about it.
+            return finished.payment
+        raise PaymentRefused(exc.message) from exc
+    raise AssertionError(f"unknown operation {claim.operation}")
 
 
 def payment_refund(*, reference: str, amount: int, kind: str = Payment.Kind.BOOKING) -> Payment:
@@ -363,20 +555,17 @@ def payment_refund(*, reference: str, amount: int, kind: str = Payment.Kind.BOOK
     if amount <= 0:
         raise InvalidInput("Refund a positive amount.", code="invalid_amount", field="amount")
 
-    def check(p: Payment) -> None:
-        if amount > p.amount_net:
+    def within_kept(locked: Payment) -> int:
+        if amount > locked.amount_net:
             raise InvalidInput(
-                f"At most {p.amount_net} can be refunded.",
+                f"At most {locked.amount_net} can be refunded.",
                 code="refund_exceeds_captured",
                 field="amount",
             )
+        return amount
 
     claim = _claim(
-        payment_id=payment.pk,
-        operation="refund",
-        allowed=(Status.CAPTURED,),
-        amount=amount,
-        before=check,
+        payment_id=payment.pk, operation="refund", allowed=(Status.CAPTURED,), plan=within_kept
     )
     if claim is None:
         raise Conflict("Only captured money can be refunded.", code="payment_not_captured")
@@ -387,6 +576,9 @@ def payment_refund(*, reference: str, amount: int, kind: str = Payment.Kind.BOOK
 class SyncResult:
     payment: Payment | None
     changes: dict
+    # What differs from Stripe even with the changes made ("" when nothing):
+    # forward-only syncing cannot mend it (Stripe refunded more than it kept).
+    difference: str = ""
 
 
 def payment_sync(*, payment_intent_id: str, apply: bool = True) -> SyncResult:
@@ -395,11 +587,17 @@ def payment_sync(*, payment_intent_id: str, apply: bool = True) -> SyncResult:
     Used by webhooks (whose payloads may come twice or out of order, so the
     intent is re-read rather than trusted) and by reconciliation. An intent we
     never heard back about (the call's outcome was unknown) is found by the
-    reference in its metadata.
+    reference in its metadata, if it holds or took money: one that did not is
+    a failed attempt, and adopting it would end the claim of the payment's
+    next attempt.
     """
     state = gateway.payment_intent_retrieve(intent_id=payment_intent_id)
     payment = Payment.objects.filter(payment_intent_id=payment_intent_id).first()
-    if payment is None and state.metadata.get("reference"):
+    if (
+        payment is None
+        and state.metadata.get("reference")
+        and state.status in ("requires_capture", "succeeded")
+    ):
         payment = Payment.objects.filter(
             reference=state.metadata["reference"],
             kind=state.metadata.get("kind", Payment.Kind.BOOKING),
@@ -409,10 +607,20 @@ def payment_sync(*, payment_intent_id: str, apply: bool = True) -> SyncResult:
         return SyncResult(payment=None, changes={})
     changes = _forward_changes(payment, state)
     if not changes or not apply:
-        return SyncResult(payment=payment, changes=changes)
+        synced = copy.copy(payment)
+        for field, value in changes.items():
+            setattr(synced, field, value)
+        return SyncResult(payment=payment, changes=changes, difference=_difference(synced, state))
     with transaction.atomic():
         locked = Payment.objects.select_for_update().get(pk=payment.pk)
         changes = _forward_changes(locked, state)  # again, under the lock
+        if "payment_intent_id" in changes:  # ours, though we never heard back
+            adopted = _attempt(
+                state.id,
+                Outcome.AUTHORISED if state.status == "requires_capture" else Outcome.CAPTURED,
+            )
+            adopted.payment = locked
+            PaymentAttempt.objects.bulk_create([adopted], ignore_conflicts=True)
         if changes:
             for field, value in changes.items():
                 setattr(locked, field, value)
@@ -425,7 +633,25 @@ def payment_sync(*, payment_intent_id: str, apply: bool = True) -> SyncResult:
                     status=locked.status,
                 )
             )
-    return SyncResult(payment=locked, changes=changes)
+    return SyncResult(payment=locked, changes=changes, difference=_difference(locked, state))
+
+
+# Our statuses that agree with each of Stripe's (its others: an intent that never paid).
+_AGREEING = {
+    "requires_capture": (Status.AUTHORISED,),
+    "succeeded": (Status.CAPTURED,),
+    "canceled": (Status.CANCELED, Status.FAILED, Status.REQUIRES_PAYMENT_METHOD),
+}
+
+
+def _difference(payment: Payment, state: gateway.IntentState) -> str:
+    """How our record differs from Stripe's intent ("" when it agrees)."""
+    agreeing = _AGREEING.get(state.status, (Status.REQUIRES_PAYMENT_METHOD, Status.FAILED))
+    if payment.status not in agreeing:
+        return f"Stripe says {state.status}, we say {payment.status}"
+    if state.status == "succeeded" and state.net_received != payment.amount_net:
+        return f"Stripe kept {state.net_received}, we record {payment.amount_net}"
+    return ""
 
 
 def _forward_changes(payment: Payment, state: gateway.IntentState) -> dict:
@@ -455,6 +681,8 @@ def _forward_changes(payment: Payment, state: gateway.IntentState) -> dict:
                 payment.amount_refunded + payment.amount_net - state.net_received,
                 payment.amount_captured,
             )
+    # Forward only can mean no move at all (Stripe refunded more than captured).
+    changes = {field: value for field, value in changes.items() if getattr(payment, field) != value}
     if changes and payment.operation:
         # What the pending operation was waiting to learn is now known.
         changes.update(
@@ -491,7 +719,7 @@ def payment_charge_saved_card(
     payment per (reference, kind), charged once."""
     source = Payment.objects.filter(reference=reference, kind=card_from_kind).first()
     if source is None or not source.payment_method_id:
-        raise Conflict("No saved card to charge.", code="no_saved_card")
+        raise PaymentNotPossible("No saved card to charge.", code="no_saved_card")
     with transaction.atomic():
         payment, _ = Payment.objects.get_or_create(
             reference=reference,
@@ -526,27 +754,26 @@ def payment_charge_saved_card(
         )
     except gateway.OutcomeUnknown as exc:
         raise PaymentUnavailable("The payment service did not answer; it will be retried.") from exc
-    except gateway.GatewayError as exc:
-        _finish(claim.payment, error=exc, status=Status.FAILED)
+    except gateway.CardDeclined as exc:
+        _finish_failed(claim, exc, intent_id=exc.intent_id)
         raise PaymentDeclined(exc.message) from exc
-    if state.status != "succeeded":
-        error = gateway.CardDeclined("The saved card could not be charged.", code=state.status)
-        _finish(claim.payment, error=error, status=Status.FAILED, payment_intent_id=state.id)
-        raise PaymentDeclined(error.message)
-    return _finish(
-        claim.payment,
-        status=Status.CAPTURED,
-        payment_intent_id=state.id,
-        amount_authorised=state.amount,
-        amount_captured=state.amount,
-    )
+    except gateway.GatewayError as exc:
+        _finish(claim, error=exc, status=Status.FAILED)
+        raise PaymentRefused(exc.message) from exc
+    paid = _finish_paid(claim, state) if state.status == "succeeded" else None
+    if paid:
+        return paid
+    error = gateway.CardDeclined("The saved card could not be charged.", code=state.status)
+    _finish_failed(claim, error, intent_id=state.id, outcome=_failed_outcome(state))
+    raise PaymentDeclined(error.message)
 
 
 def payment_operations_retry(*, now: datetime | None = None, limit: int = 100) -> int:
     """Finish operations whose outcome was unknown (Stripe unreachable, a worker
     killed mid-call): ask Stripe what happened, and repeat the call with the same
     idempotency key only if it did not. Backs off exponentially per payment.
-    Returns how many operations were finished."""
+    Then cancel the intents of failed attempts that could not be cancelled at
+    the time. Returns how many operations were finished."""
     now = now or timezone.now()
     due = list(
         Payment.objects.exclude(operation="")
@@ -570,19 +797,37 @@ def payment_operations_retry(*, now: datetime | None = None, limit: int = 100) -
             delay = min(RETRY_FIRST_AFTER * 2**payment.operation_retries, RETRY_MAX_DELAY)
             payment.operation_retry_at = now + delay
             payment.save(update_fields=["operation_retries", "operation_retry_at", "updated_at"])
+        claim = _Claim.of(payment)
         try:
-            finished += _resolve(payment)
-        except gateway.GatewayError as exc:
+            finished += _resolve(claim)
+        except gateway.OutcomeUnknown as exc:
             log.warning("Retry of %s %s failed: %s", payment.reference, payment.operation, exc)
+        except gateway.GatewayError as exc:
+            # Stripe refused: the operation is over. Ending the claim lets the
+            # caller's next try get that answer instead of "in progress" forever.
+            log.warning("Stripe refused %s of %s: %s", claim.operation, payment.reference, exc)
+            failed = {"status": Status.FAILED} if claim.operation == "authorise" else {}
+            _finish(claim, error=exc, **failed)
+            finished += 1
+    # Older than a minute: the decline handler has had its go.
+    unclosed = (
+        PaymentAttempt.objects.filter(
+            outcome__in=PaymentAttempt.FAILED,
+            canceled_at__isnull=True,
+            created_at__lte=now - RETRY_FIRST_AFTER,
+        )
+        .order_by("created_at")
+        .values_list("intent_id", flat=True)[:limit]
+    )
+    for intent_id in list(unclosed):
+        finished += payment_attempt_close(intent_id=intent_id)
     return finished
 
 
-def _resolve(payment: Payment) -> int:
-    op, key, amount = payment.operation, payment.operation_key, payment.operation_amount
+def _resolve(claim: _Claim) -> int:
+    payment, op, key, amount = claim.payment, claim.operation, claim.key, claim.amount
     if op == "authorise":
-        if payment.payment_intent_id:
-            state = gateway.payment_intent_retrieve(intent_id=payment.payment_intent_id)
-        else:  # never heard back: Stripe returns the original for the same key
+        try:  # never heard back: Stripe returns the original for the same key
             state = gateway.payment_intent_create(
                 amount=payment.amount,
                 currency=payment.currency,
@@ -593,51 +838,33 @@ def _resolve(payment: Payment) -> int:
                 metadata={"reference": payment.reference, "kind": payment.kind},
                 idempotency_key=key,
             )
-        if state.status == "requires_capture":
-            _finish(
-                payment,
-                status=Status.AUTHORISED,
-                payment_intent_id=state.id,
-                amount_authorised=state.amount,
-            )
-        elif state.status == "succeeded":
-            _finish(
-                payment,
-                status=Status.CAPTURED,
-                payment_intent_id=state.id,
-                amount_authorised=state.amount,
-                amount_captured=state.captured,
-            )
-        else:
-            _finish(
-                payment,
-                status=Status.FAILED,
-                payment_intent_id=state.id,
-                error=gateway.CardDeclined("The card was not authorised.", code=state.status),
-            )
+        except gateway.CardDeclined as exc:
+            _finish_failed(claim, exc, intent_id=exc.intent_id)
+            return 1
+        if not _finish_paid(claim, state):
+            error = gateway.CardDeclined("The card was not authorised.", code=state.status)
+            _finish_failed(claim, error, intent_id=state.id, outcome=_failed_outcome(state))
         return 1
     state = gateway.payment_intent_retrieve(intent_id=payment.payment_intent_id)
+    # Repeat the call unless Stripe shows it done; the gateway raises when
+    # the intent's state no longer allows it (a lapsed hold, say).
     if op == "capture":
-        if state.status == "requires_capture":
-            state = gateway.payment_intent_capture(
+        if state.status != "succeeded":
+            gateway.payment_intent_capture(
                 intent_id=payment.payment_intent_id, amount=amount, idempotency_key=key
             )
-        if state.status == "succeeded":
-            _finish(payment, status=Status.CAPTURED, amount_captured=amount)
-            return 1
-    elif op == "cancel":
-        if state.status == "requires_capture":
-            state = gateway.payment_intent_cancel(
-                intent_id=payment.payment_intent_id, idempotency_key=key
-            )
-        if state.status == "canceled":
-            _finish(payment, status=Status.CANCELED)
-            return 1
-    elif op == "refund":
+        _finish(claim, status=Status.CAPTURED, amount_captured=amount)
+        return 1
+    if op == "cancel":
+        if state.status != "canceled":
+            gateway.payment_intent_cancel(intent_id=payment.payment_intent_id, idempotency_key=key)
+        _finish(claim, status=Status.CANCELED)
+        return 1
+    if op == "refund":
         if state.net_received > payment.amount_net - amount:
             gateway.refund_create(
                 intent_id=payment.payment_intent_id, amount=amount, idempotency_key=key
             )
-        _finish(payment, amount_refunded=payment.amount_refunded + amount)
+        _finish(claim, refunded=amount)
         return 1
     return 0

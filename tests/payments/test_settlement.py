@@ -6,13 +6,18 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from config.errors import ApplicationError, InvalidInput
 from payments import gateway
-from payments.models import Payment
-from payments.services import payment_prepare, payment_refund, payment_settle
+from payments.models import Payment, StripeCustomer
+from payments.services import (
+    payment_customer_ensure,
+    payment_prepare,
+    payment_refund,
+    payment_settle,
+)
 from reservations.models import Status
 from reservations.services import (
     payment_reference,
@@ -99,3 +104,13 @@ def test_no_stripe_call_is_made_inside_a_database_transaction(stripe, lot, drive
             reference=payment_reference(reservation), user=driver, amount=100, currency="eur"
         )
     assert stripe.intents() == []
+
+
+def test_nothing_on_the_connection_lets_a_stripe_call_into_a_transaction(stripe, driver):
+    connection.allow_stripe_in_atomic = True  # the escape hatch there used to be
+    try:
+        with pytest.raises(gateway.CallInsideTransaction), transaction.atomic():
+            payment_customer_ensure(user=driver)
+    finally:
+        del connection.allow_stripe_in_atomic
+    assert not StripeCustomer.objects.exists()

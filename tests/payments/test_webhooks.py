@@ -5,16 +5,20 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import threading
 import time
 from datetime import timedelta
 
 import pytest
+from django.db import connections
 from django.utils import timezone
 
 from payments.models import Payment, StripeEvent
+from payments.services import PaymentDeclined, payment_authorise
 from reservations.models import Status
 from reservations.services import payment_reference, reservation_complete
 from tests.reservations.helpers import book
+from tests.stripe_support import DECLINED_CARD
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -160,3 +164,36 @@ def test_events_about_other_things_are_acknowledged_and_ignored(client, stripe):
     response = _signed(client, _event("evt_8", "customer.created", {"id": "cus_1"}))
     assert response.status_code == 200
     assert StripeEvent.objects.get().processed_at is not None
+
+
+def test_an_event_about_a_declined_card_never_takes_over_the_next_payment(
+    client, stripe, stripe_proxy, driver
+):
+    pay = {"reference": "test:wh-1", "user": driver, "amount": 900, "currency": "eur"}
+    with pytest.raises(PaymentDeclined):
+        payment_authorise(**pay, payment_method_id=stripe.card(DECLINED_CARD))
+    (declined,) = stripe.intents()
+    slow_create = stripe_proxy.hold("POST", "/v1/payment_intents")
+    outcome: list = []
+
+    def pay_with_another_card(card: str) -> None:
+        try:
+            outcome.append(payment_authorise(**pay, payment_method_id=card))
+        except Exception as exc:  # asserted below
+            outcome.append(exc)
+        finally:
+            connections.close_all()
+
+    paying = threading.Thread(target=pay_with_another_card, args=(stripe.card(),))
+    paying.start()
+    slow_create.wait_until_arrived()
+    failed = _event("evt_9", "payment_intent.payment_failed", {"id": declined["id"]})
+    assert _signed(client, failed).status_code == 200
+    slow_create.release()
+    paying.join(timeout=30)
+
+    payment = Payment.objects.get(reference="test:wh-1")
+    assert outcome == [payment]
+    assert payment.status == "authorised"
+    assert payment.payment_intent_id not in ("", declined["id"])
+    assert stripe.intent(payment.payment_intent_id)["status"] == "requires_capture"
