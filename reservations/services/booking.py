@@ -24,6 +24,7 @@ from lots.pricing import no_show_charge, window_price
 from lots.selectors import active_lots
 from lots.services import lot_availability_changed
 from parking.models import User
+from payments.models import Payment
 from payments.services import PaymentUnavailable, payment_authorise, payment_prepare
 from reservations import hot_sql, policy
 from reservations.models import (
@@ -248,7 +249,7 @@ def reservation_complete(
     charge_now = policy.charged_at_once(
         booking_terms(reservation), now, card_hold_max=timedelta(days=settings.CARD_HOLD_MAX_DAYS)
     )
-    payment_authorise(
+    payment = payment_authorise(
         reference=payment_reference(reservation),
         user=reservation.user,
         amount=reservation.price_amount,
@@ -257,9 +258,13 @@ def reservation_complete(
         capture_later=not charge_now,
     )
     try:
+        if payment.status not in (Payment.Status.AUTHORISED, Payment.Status.CAPTURED):
+            # Settled otherwise meanwhile (the booking ended and the money was
+            # given back, or another attempt failed): say which below.
+            raise Conflict("The payment did not go through.", code="payment_not_authorised")
         # The hold was valid when payment started: that is what counts.
         return reservation_confirm(reservation_id=reservation.pk, at=now).reservation
-    except Conflict:
+    except Conflict as refused:
         # Cancelled or expired while the card was being charged: give it back.
         reservation_settlement_reopen(reservation_id=reservation.pk)
         reservation.refresh_from_db()
@@ -267,10 +272,17 @@ def reservation_complete(
             raise ReservationCancelled(
                 "This reservation was cancelled while paying; the payment was released.",
             ) from None
-        raise Conflict(
-            "The hold on this spot ended while paying; the payment was released.",
-            code="hold_expired",
-        ) from None
+        if reservation.status == Status.EXPIRED:
+            raise Conflict(
+                "The hold on this spot ended while paying; the payment was released.",
+                code="hold_expired",
+            ) from None
+        if reservation.status == Status.PENDING_PAYMENT:
+            raise Conflict(
+                "The payment did not go through; nothing was charged. Try again.",
+                code=refused.code,
+            ) from None
+        return reservation  # confirmed by the payment's own news meanwhile
 
 
 def reservation_payment_setup(*, reservation_id: int, now: datetime | None = None) -> str:
