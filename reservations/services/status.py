@@ -84,15 +84,22 @@ def write_status(
 
 
 def lock_reservation(reservation_id: int) -> Reservation:
-    reservation = (
-        Reservation.objects.select_for_update(of=("self",))
-        .select_related("lot", "spot")
+    """The reservation, its row locked until the transaction ends, with its lot and spot.
+
+    The lock is taken on the row alone, then the row is read with its joins: a
+    locking query that joined the lot would, on PostgreSQL, find nothing when a
+    concurrent transaction had changed the lot (as every transition does, to end
+    cached availability answers) while it waited for the row.
+    """
+    locked = (
+        Reservation.objects.select_for_update()
         .filter(pk=reservation_id)
-        .first()
+        .order_by()
+        .values_list("pk", flat=True)
     )
-    if reservation is None:
+    if not locked:
         raise NotFound("There is no such reservation.", code="reservation_not_found")
-    return reservation
+    return Reservation.objects.select_related("lot", "spot").get(pk=reservation_id)
 
 
 def transition(

@@ -179,9 +179,9 @@ def _next_booking_of_the_car(overstayer: Reservation, now: datetime) -> Reservat
     never left is parked for it now."""
     if not overstayer.vehicle_plate:
         return None
+    # Locked alone (see lock_reservation); its lot and spot load when needed.
     return (
-        Reservation.objects.select_for_update(of=("self",))
-        .select_related("lot", "spot")
+        Reservation.objects.select_for_update()
         .filter(
             lot_id=overstayer.lot_id,
             vehicle_plate=overstayer.vehicle_plate,

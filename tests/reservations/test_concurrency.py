@@ -209,3 +209,35 @@ def test_a_request_retried_at_once_with_its_idempotency_key_books_once():
     assert len({r.reservation.code for r in results}) == 1
     assert sorted(r.created for r in results) == [False] * 5 + [True]
     assert Reservation.objects.count() == 1
+
+
+@pytest.mark.postgres
+def test_two_gates_reporting_one_arrival_at_once_both_get_the_parked_car():
+    """A gate retrying while its first call is still running: both answers say
+    parked. (Locking the row while joining its lot used to find nothing once the
+    other call had bumped the lot's availability version: a 404.)"""
+    from reservations.services import reservation_arrive, reservation_confirm
+
+    lot = LotFactory()
+    RateFactory(lot=lot)
+    SpotFactory.create_batch(10, lot=lot)
+    start = timezone.now() + timedelta(minutes=5)
+    for n in range(8):  # the cars stay: each arrival is beside parked ones
+        reservation = reservation_create(
+            user=UserFactory(),
+            lot_id=lot.slug,
+            vehicle_type="car",
+            start=start + timedelta(hours=3 * n),
+            end=start + timedelta(hours=3 * n + 2),
+        ).reservation
+        reservation_confirm(reservation_id=reservation.pk)
+
+        def arrive(reservation=reservation):
+            try:
+                return reservation_arrive(
+                    reservation_id=reservation.pk, at=reservation.start
+                ).reservation.status
+            except ApplicationError as exc:
+                return exc.code
+
+        assert _run_in_threads([arrive, arrive], workers=2) == [Status.PARKED, Status.PARKED]
