@@ -182,11 +182,12 @@ def pick_spot(
 
 
 BOOKING_RATE = """
-SELECT r.hourly_amount, r.daily_max_amount, l.id, l.slug, l.name, l.timezone, l.currency
+SELECT r.hourly_amount, r.daily_max_amount, l.id, l.slug, l.name, l.timezone, l.currency,
+  l.no_show_grace_minutes
 FROM lots_rate r JOIN lots_lot l ON l.id = r.lot_id
 WHERE l.slug = %s AND l.is_active AND r.vehicle_type = %s
 """
-BOOKING_LOT_COLUMNS = ["id", "slug", "name", "timezone", "currency"]
+BOOKING_LOT_COLUMNS = ["id", "slug", "name", "timezone", "currency", "no_show_grace_minutes"]
 
 
 def booking_rate(*, slug: str, vehicle_type: str) -> tuple | None:

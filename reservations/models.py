@@ -170,6 +170,13 @@ class Reservation(models.Model):
                 condition=models.Q(status=Status.PARKED),
                 name="reservation_parked_end",
             ),
+            # Availability: when the first parked car of the lot and type may
+            # start to overstay (the cached answer's end).
+            models.Index(
+                fields=["lot", "vehicle_type", "end"],
+                condition=models.Q(status=Status.PARKED),
+                name="reservation_lot_parked_end",
+            ),
             models.Index(
                 fields=["vehicle_plate", "start"],
                 condition=BLOCKING_Q & ~models.Q(vehicle_plate=""),

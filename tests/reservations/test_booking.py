@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from django.db import connection
 from django.utils import timezone
 
 from config.errors import ApplicationError, InvalidInput
@@ -176,3 +177,32 @@ def test_booking_and_availability_cost_the_same_queries_whatever_the_lot_size(
     # pick+lock, re-check, insert, event, 2 releases, version bump
     with django_assert_num_queries(10):
         book(driver, lot, start=start)
+
+
+def test_a_booking_through_the_api_with_a_plate_costs_a_fixed_number_of_queries(
+    driver, django_assert_num_queries
+):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_authenticate(driver)
+    lot = _lot_with_spots(5)
+    start = timezone.now() + timedelta(hours=1)
+    body = {
+        "lot_id": lot.slug,
+        "vehicle_type": "car",
+        "start": start.isoformat(),
+        "end": (start + timedelta(hours=2)).isoformat(),
+        "vehicle_plate": "AB-123",
+    }
+    # rate+lot (with its grace, for the terms), 2 savepoints, the plate's lock
+    # is free on SQLite (a query on PostgreSQL), plate check, pick+lock, re-check,
+    # insert, event, release, idempotency key, version bump, release; nothing
+    # more to answer with the payment and the terms.
+    expected = 13 if connection.vendor == "postgresql" else 12
+    with django_assert_num_queries(expected):
+        response = client.post(
+            "/api/v1/reservations", body, format="json", HTTP_IDEMPOTENCY_KEY="once"
+        )
+    assert response.status_code == 201
+    assert response.json()["terms"]["grace_minutes"] == 60
