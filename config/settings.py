@@ -221,6 +221,9 @@ REST_FRAMEWORK = {
     "NUM_PROXIES": TRUSTED_PROXIES,
     "DEFAULT_THROTTLE_RATES": {
         "auth": env.str("THROTTLE_AUTH_RATE", default="20/min"),
+        # Per driver: a person books a few times an hour; a partner or a load
+        # test that books for many raises it.
+        "booking": env.str("THROTTLE_BOOKING_RATE", default="30/hour"),
     },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
@@ -247,6 +250,8 @@ BOOKING_MAX_DAYS = _int("BOOKING_MAX_DAYS", 30, minimum=1)
 BOOKING_MAX_PAST_MINUTES = _int("BOOKING_MAX_PAST_MINUTES", 5)
 BOOKING_MAX_AHEAD_DAYS = _int("BOOKING_MAX_AHEAD_DAYS", 90, minimum=1)
 AVAILABILITY_CACHE_SECONDS = _int("AVAILABILITY_CACHE_SECONDS", 60)
+# A driver's unpaid holds at once: one account cannot hold a lot's spots unpaid.
+MAX_UNPAID_HOLDS = _int("MAX_UNPAID_HOLDS", 3, minimum=1)
 # Cancelling a paid reservation after its start (never more than a no-show):
 # "charge" the no-show charge, "elapsed" the hours since the start, or "refund"
 # (free until the grace period ends).

@@ -28,6 +28,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from config.errors import ApplicationError, IdempotencyKeyReused, NotFound
 from config.money import format_money
+from config.throttles import BookingThrottle, retry_after
 from lots.constants import VehicleType
 from lots.models import Lot
 from lots.selectors import lot_get, lot_list, spot_counts
@@ -317,6 +318,20 @@ def reserve(request: HttpRequest, lot_id: str) -> HttpResponse:
         return redirect("lot_detail", lot_id=lot.slug)
     form = _reserve_form(request, lot, request.POST)
     status = 400
+    wait = retry_after(BookingThrottle(), request)
+    if wait is not None:
+        form.is_valid()
+        form.add_error(
+            None,
+            "You have made a lot of bookings in a short time. "
+            f"Please try again in {max(1, round(wait / 60))} minute(s).",
+        )
+        quote = _quote(form, lot)
+        response = render(
+            request, "parking/lot_detail.html", _lot_context(lot, form, quote), status=429
+        )
+        response["Retry-After"] = str(wait)
+        return response
     if form.is_valid():
         data = form.cleaned_data
         try:

@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 from config.api import Pagination
 from config.errors import InvalidInput
 from config.fields import AwareDateTimeField, MoneyField
+from config.throttles import BookingThrottle
 from lots.authentication import GateKeyAuthentication, IsGate
 from lots.constants import VehicleType
 from payments.selectors import payments_for
@@ -280,6 +281,10 @@ class ReservationPagination(Pagination):
 class ReservationListCreateApi(ListAPIView):
     serializer_class = ReservationSerializer
     pagination_class = ReservationPagination
+
+    def get_throttles(self):
+        # Bookings are limited per driver (THROTTLE_BOOKING_RATE); reading is not.
+        return [BookingThrottle()] if self.request.method == "POST" else []
 
     def get_serializer(self, *args, **kwargs):
         if args and isinstance(args[0], list):

@@ -219,12 +219,31 @@ def overlapping_on_spot(
         return [(pk, status, _py_time(held)) for pk, status, held in cursor.fetchall()]
 
 
-def plate_lock(plate: str) -> None:
-    """Serialise bookings of one plate until the transaction ends (PostgreSQL;
-    SQLite's IMMEDIATE transactions serialise every write already)."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ["plate:" + plate])
+def booking_locks(*, user_pk: int, plate: str) -> None:
+    """Serialise, until the transaction ends, the bookings of one driver and of
+    one plate, so that their limits (unpaid holds, one place at a time) cannot
+    be passed by racing requests: transaction-scoped advisory locks, both in
+    one round trip, on PostgreSQL; SQLite's IMMEDIATE transactions serialise
+    every write already."""
+    if connection.vendor != "postgresql":
+        return
+    keys = [f"driver:{user_pk}"] + ([f"plate:{plate}"] if plate else [])
+    locks = ", ".join("pg_advisory_xact_lock(hashtext(%s))" for _ in keys)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {locks}", keys)
+
+
+_UNPAID_HOLDS = f"""
+SELECT COUNT(*) FROM reservations_reservation
+WHERE user_id = %s AND status = {_PENDING} AND hold_expires_at > %s
+"""  # noqa: S608  (constants only)
+
+
+def unpaid_holds(*, user_pk: int, now: datetime) -> int:
+    """How many of the driver's bookings hold a spot unpaid right now."""
+    with connection.cursor() as cursor:
+        cursor.execute(_UNPAID_HOLDS, [user_pk, _db_time(now)])
+        return cursor.fetchone()[0]
 
 
 # A car still parked after its end is somewhere until it leaves: for its plate,

@@ -149,6 +149,11 @@ class Reservation(models.Model):
                 fields=["spot", "start"], condition=BLOCKING_Q, name="reservation_spot_start"
             ),
             models.Index(fields=["user", "-created_at"], name="reservation_user_recent"),
+            models.Index(
+                fields=["user", "hold_expires_at"],
+                condition=models.Q(status=Status.PENDING_PAYMENT),
+                name="reservation_user_unpaid",
+            ),
             models.Index(fields=["lot", "start"], name="reservation_lot_start"),
             models.Index(
                 fields=["hold_expires_at"],

@@ -49,6 +49,10 @@ class VehicleAlreadyBooked(Conflict):
     code = "vehicle_already_booked"
 
 
+class TooManyUnpaidHolds(Conflict):
+    code = "too_many_unpaid_holds"
+
+
 @dataclass(frozen=True)
 class BookingResult:
     reservation: Reservation
@@ -167,8 +171,7 @@ def _book(
     lot = Lot.from_db("default", hot_sql.BOOKING_LOT_COLUMNS, lot_row)
 
     with transaction.atomic():
-        if plate:
-            _check_vehicle_free(plate=plate, start=start, end=end, now=now)
+        _check_limits(user=user, plate=plate, start=start, end=end, now=now)
 
         def insert(spot: Spot) -> Reservation:
             reservation = Reservation.objects.create(
@@ -211,13 +214,18 @@ def _book(
     return BookingResult(reservation=reservation, created=True)
 
 
-def _check_vehicle_free(*, plate: str, start: datetime, end: datetime, now: datetime) -> None:
-    """One vehicle, one place at a time, in any lot. Bookings of one plate are
-    serialised (a transaction-scoped lock on PostgreSQL; SQLite's IMMEDIATE
-    transactions serialise all writes), so two cannot both pass the check."""
-    hot_sql.plate_lock(plate)
+def _check_limits(*, user: User, plate: str, start: datetime, end: datetime, now: datetime) -> None:
+    """A driver holds at most MAX_UNPAID_HOLDS spots unpaid at once, and a vehicle
+    is in one place at a time, in any lot. The driver's and the plate's bookings
+    are serialised first, so racing requests cannot both pass a check."""
+    hot_sql.booking_locks(user_pk=user.pk, plate=plate)
+    if hot_sql.unpaid_holds(user_pk=user.pk, now=now) >= settings.MAX_UNPAID_HOLDS:
+        raise TooManyUnpaidHolds(
+            f"You already have {settings.MAX_UNPAID_HOLDS} bookings waiting for payment: "
+            "pay for one or cancel it, or wait until its hold runs out, then book again.",
+        )
     horizon = now + timedelta(minutes=settings.OVERSTAY_LOOKAHEAD_MINUTES)
-    if hot_sql.plate_busy(plate=plate, start=start, end=end, now=now, horizon=horizon):
+    if plate and hot_sql.plate_busy(plate=plate, start=start, end=end, now=now, horizon=horizon):
         raise VehicleAlreadyBooked(
             f"The vehicle {plate} already has a booking for part of that time.",
             field="vehicle_plate",
