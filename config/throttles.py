@@ -8,6 +8,7 @@ The website calls the same classes, so both doors share one count.
 from __future__ import annotations
 
 from django.http import HttpRequest
+from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
 from config.net import client_ip
@@ -17,6 +18,11 @@ class BookingThrottle(SimpleRateThrottle):
     """Bookings made by one driver (by address before they are known)."""
 
     scope = "booking"
+
+    def get_rate(self) -> str | None:
+        # Read when asked, not when DRF was imported, so that a changed setting
+        # (a test's, or a reloaded configuration) is the one applied.
+        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
 
     def get_cache_key(self, request, view) -> str:
         user = getattr(request, "user", None)

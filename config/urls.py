@@ -3,9 +3,15 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config import views
+from config.two_factor import TwoFactorAdminSite
+from config.two_factor_views import two_factor_setup
 from lots import api as lots_api
 from parking import api as parking_api
 from reservations import api as reservations_api
+
+# Every app registers its admin on Django's site; this one asks for a second
+# factor when ADMIN_REQUIRE_2FA is on (django-otp's documented way to swap it).
+admin.site.__class__ = TwoFactorAdminSite
 
 api_v1 = [
     path("auth/register", parking_api.RegisterApi.as_view(), name="register"),
@@ -43,6 +49,7 @@ api_v1 = [
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
+    path("admin/two-factor/", two_factor_setup, name="two_factor_setup"),
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api"))),
     path("payments/", include("payments.urls")),

@@ -12,6 +12,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from lots.models import GateDevice, Lot, LotStaff, Rate, Spot
 from lots.services import gate_create, hash_key, rate_set, spots_add
@@ -92,7 +93,9 @@ def data(lot, driver, pending):
     StripeCustomer.objects.create(user=driver, customer_id="cus_test")
     StripeEvent.objects.create(event_id="evt_test", type="payment_intent.succeeded")
     gate_create(lot=lot, name="North entrance")
-    LotStaff.objects.create(lot=lot, user=UserFactory(email="attendant@example.com", is_staff=True))
+    attendant = UserFactory(email="attendant@example.com", is_staff=True)
+    LotStaff.objects.create(lot=lot, user=attendant)
+    TOTPDevice.objects.create(user=attendant, name="Authenticator app", confirmed=True)
     return {"lot": lot, "driver": driver, "reservation": pending}
 
 

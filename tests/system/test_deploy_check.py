@@ -17,6 +17,7 @@ def test_production_settings_pass_check_deploy():
         "DJANGO_SECURE_COOKIES": "1",
         "DJANGO_ALLOWED_HOSTS": "parkspot.example",
         "DJANGO_DEBUG": "0",
+        "ADMIN_REQUIRE_2FA": "1",
     }
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
