@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 LOCALSTRIPE_PORT ?= 8420
 
-.PHONY: run test lint bench setup venv clean
+.PHONY: run dev test lint bench setup venv clean
 
 # A virtualenv with the pinned runtime; re-installed when requirements change.
 $(BIN)/python:
@@ -33,15 +33,26 @@ setup: $(VENV)/.dev
 
 # With no real Stripe key, everything talks to localstripe on loopback (started
 # as one of the Procfile's processes); with one, localstripe is left out.
-run: setup
-	@echo "ParkSpot at http://127.0.0.1:$(PORT)  (API docs /api/v1/docs/, staff /admin/)"
-	@if [ -z "$$STRIPE_SECRET_KEY" ]; then \
+STRIPE_LOCAL = if [ -z "$$STRIPE_SECRET_KEY" ]; then \
 	  export STRIPE_SECRET_KEY=sk_test_localstripe STRIPE_PUBLISHABLE_KEY=pk_test_localstripe \
 	    STRIPE_WEBHOOK_SECRET=whsec_localstripe LOCALSTRIPE_PORT=$(LOCALSTRIPE_PORT) \
 	    STRIPE_API_BASE=http://127.0.0.1:$(LOCALSTRIPE_PORT); processes=""; \
-	else processes="web worker beat"; fi; \
-	PATH="$(CURDIR)/$(BIN):$$PATH" DJANGO_DEBUG=$${DJANGO_DEBUG:-1} WEB_PORT=$(PORT) \
+	else processes="web worker beat"; fi
+
+# Serves as production does: gunicorn (config/gunicorn.py), debug off, static
+# files through whitenoise, with the worker, beat and localstripe beside it.
+run: setup
+	@echo "ParkSpot at http://127.0.0.1:$(PORT)  (API docs /api/v1/docs/, staff /admin/)"
+	@$(STRIPE_LOCAL); \
+	PATH="$(CURDIR)/$(BIN):$$PATH" DJANGO_DEBUG=0 WEB_PORT=$(PORT) \
 	  exec $(BIN)/honcho start -f Procfile $$processes
+
+# For changing code: Django's auto-reloading development server, debug on.
+dev: setup
+	@echo "ParkSpot (development server, debug on) at http://127.0.0.1:$(PORT)"
+	@$(STRIPE_LOCAL); \
+	PATH="$(CURDIR)/$(BIN):$$PATH" DJANGO_DEBUG=1 WEB_PORT=$(PORT) \
+	  exec $(BIN)/honcho start -f Procfile.dev $$processes
 
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -125,9 +125,22 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not shared-cache memory, so that threads in tests really race.
     # One file per test process, so that two runs in one checkout never collide.
     _db["TEST"] = {"NAME": str(VAR_DIR / f"test-db-{os.getpid()}.sqlite3")}
+elif env.bool("DATABASE_POOL", default=True):
+    # A pool per process (psycopg's, through Django): a web process never holds
+    # more connections than its threads can use at once, and a burst waits for
+    # one (up to DATABASE_POOL_TIMEOUT seconds) instead of opening more until
+    # PostgreSQL runs out. Size it to GUNICORN_THREADS.
+    _db["CONN_MAX_AGE"] = 0  # the pool keeps connections; Django must not
+    _db.setdefault("OPTIONS", {})["pool"] = {
+        "min_size": _int("DATABASE_POOL_MIN_SIZE", 1),
+        "max_size": _int("DATABASE_POOL_MAX_SIZE", 4, minimum=1),
+        "timeout": _int("DATABASE_POOL_TIMEOUT", 10, minimum=1),
+        "max_idle": 300,
+    }
 else:
     _db["CONN_MAX_AGE"] = _int("DATABASE_CONN_MAX_AGE", 60)
     _db["CONN_HEALTH_CHECKS"] = True
+if _db["ENGINE"] != "django.db.backends.sqlite3":
     # Prepared statements: PostgreSQL plans the hot queries once per connection
     # instead of on every request. Behind PgBouncer in transaction mode this
     # needs PgBouncer 1.21+ (max_prepared_statements); DATABASE_PREPARED=0 turns

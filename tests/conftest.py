@@ -96,6 +96,11 @@ def pytest_configure(config) -> None:
     from config.celery import app as celery_app
 
     celery_app.conf.task_always_eager = True
+    # Race tests run dozens of threads, each with its own connection: a pool
+    # sized for a web process would line them up instead of racing them.
+    pool = settings.DATABASES["default"].get("OPTIONS", {}).get("pool")
+    if isinstance(pool, dict):
+        pool["max_size"] = 64
     # Tests fill lots with one driver's unpaid bookings; the cap on unpaid holds
     # (MAX_UNPAID_HOLDS) has tests of its own, which set it.
     settings.MAX_UNPAID_HOLDS = 1_000_000
