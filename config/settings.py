@@ -140,13 +140,11 @@ elif env.bool("DATABASE_POOL", default=True):
 else:
     _db["CONN_MAX_AGE"] = _int("DATABASE_CONN_MAX_AGE", 60)
     _db["CONN_HEALTH_CHECKS"] = True
-if _db["ENGINE"] != "django.db.backends.sqlite3":
-    # Prepared statements: PostgreSQL plans the hot queries once per connection
-    # instead of on every request. Behind PgBouncer in transaction mode this
-    # needs PgBouncer 1.21+ (max_prepared_statements); DATABASE_PREPARED=0 turns
-    # it off.
-    if env.bool("DATABASE_PREPARED", default=True):
-        _db.setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=2)
+# Prepared statements: PostgreSQL plans the hot queries once per connection
+# instead of on every request. Behind PgBouncer in transaction mode this needs
+# PgBouncer 1.21+ (max_prepared_statements); DATABASE_PREPARED=0 turns it off.
+if _db["ENGINE"] != "django.db.backends.sqlite3" and env.bool("DATABASE_PREPARED", default=True):
+    _db.setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=2)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
