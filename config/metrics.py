@@ -115,6 +115,43 @@ def _token_given(request: HttpRequest) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), expected)
 
 
+# --- requests -------------------------------------------------------------------------------
+
+
+class RequestMetricsMiddleware:
+    """First in MIDDLEWARE: each request's latency (all middleware included) by
+    view and method, and each answer by status, view and method, in
+    django-prometheus's metrics (django_http_requests_latency_seconds_by_view_method,
+    django_http_responses_total_by_status_view_method_total). Its own pair of
+    middleware update about a dozen metrics a request (43 µs on the bench
+    machine); these two are what the dashboard reads (7 µs)."""
+
+    def __init__(self, get_response):
+        from django_prometheus.middleware import Metrics
+
+        self.get_response = get_response
+        metrics = Metrics.get_instance()
+        self.latency = metrics.requests_latency_by_view_method
+        self.responses = metrics.responses_by_status_view_method
+        self.exceptions = metrics.exceptions_by_type
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        started = perf_counter()
+        response = self.get_response(request)
+        match = getattr(request, "resolver_match", None)
+        view = (match.view_name if match is not None else None) or "<unnamed view>"
+        method = request.method if request.method in _METHODS else "<invalid method>"
+        self.latency.labels(view, method).observe(perf_counter() - started)
+        self.responses.labels(str(response.status_code), view, method).inc()
+        return response
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> None:
+        self.exceptions.labels(type(exception).__name__).inc()
+
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 # --- the view -------------------------------------------------------------------------------
 
 

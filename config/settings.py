@@ -384,16 +384,12 @@ else:  # set but empty would mean "files in no directory" to prometheus_client
     os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 # No `*_created` series beside each counter (multiprocess mode has none either).
 os.environ.setdefault("PROMETHEUS_DISABLE_CREATED_SERIES", "True")
-# Request latency by view, status and method (django-prometheus): the first
-# middleware starts the clock, the last one names the view.
-MIDDLEWARE = [
-    "django_prometheus.middleware.PrometheusBeforeMiddleware",  # metrics: first
-    *MIDDLEWARE,
-    "django_prometheus.middleware.PrometheusAfterMiddleware",  # metrics: last
-]
-# Query counts and timings (django-prometheus's backends are Django's own with a
-# timed cursor: vendor, features and pool are unchanged).
-_db["ENGINE"] = _db["ENGINE"].replace("django.db.backends.", "django_prometheus.db.backends.")
+# Request latency by view, status and method, all middleware included (in
+# django-prometheus's metrics): first, so that its clock starts first.
+MIDDLEWARE = ["config.metrics.RequestMetricsMiddleware", *MIDDLEWARE]  # metrics: first
+# Query counts and timings (config/db: Django's backends with a timed cursor;
+# vendor, features and pool unchanged).
+_db["ENGINE"] = _db["ENGINE"].replace("django.db.backends.", "config.db.")
 # Cache hits, misses and timings (config/cache.py: the same backends, timed).
 CACHES["default"]["BACKEND"] = {
     "django_redis.cache.RedisCache": "config.cache.RedisCache",
