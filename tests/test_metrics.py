@@ -150,3 +150,16 @@ def test_a_cached_zero_is_a_hit_not_the_default():
     cache.set("metrics-zero", 0)
     assert cache.get("metrics-zero", "default") == 0
     assert cache.get("metrics-missing", "default") == "default"
+
+
+def test_check_deploy_warns_when_metrics_answer_every_address_without_a_token(settings):
+    from config.checks import metrics_open_to_all
+
+    settings.METRICS_TOKEN = ""
+    settings.METRICS_ALLOWED_IPS = ["127.0.0.1", "0.0.0.0/0"]
+    assert [w.id for w in metrics_open_to_all(None)] == ["parkspot.W010"]
+    settings.METRICS_TOKEN = "s3cret-scraper-token"
+    assert metrics_open_to_all(None) == []
+    settings.METRICS_TOKEN = ""
+    settings.METRICS_ALLOWED_IPS = ["10.0.0.0/8"]
+    assert metrics_open_to_all(None) == []
