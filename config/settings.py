@@ -264,6 +264,10 @@ HOLD_TTL_MINUTES = _int("HOLD_TTL_MINUTES", 15, minimum=1)
 NO_SHOW_GRACE_MINUTES = _int("NO_SHOW_GRACE_MINUTES", 60)
 EARLY_ARRIVAL_MINUTES = _int("EARLY_ARRIVAL_MINUTES", 15)
 SWEEP_INTERVAL_SECONDS = _int("SWEEP_INTERVAL_SECONDS", 60, minimum=1)
+# /readyz fails when no sweep has run for this long (beat or the worker is down).
+SCHEDULER_STALE_AFTER_SECONDS = _int(
+    "SCHEDULER_STALE_AFTER_SECONDS", 3 * SWEEP_INTERVAL_SECONDS + 30, minimum=1
+)
 BOOKING_MIN_MINUTES = _int("BOOKING_MIN_MINUTES", 30, minimum=1)
 BOOKING_MAX_DAYS = _int("BOOKING_MAX_DAYS", 30, minimum=1)
 BOOKING_MAX_PAST_MINUTES = _int("BOOKING_MAX_PAST_MINUTES", 5)
@@ -303,6 +307,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Only the beat holding the lock sends (config/beat.py): start a standby anywhere.
+CELERY_BEAT_SCHEDULER = "config.beat.LockedScheduler"
 CELERY_BEAT_SCHEDULE = {
     "expire-lapsed-holds": {
         "task": "reservations.tasks.expire_lapsed_holds",

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from config import views
+from config import health, views
 from config.two_factor import TwoFactorAdminSite
 from config.two_factor_views import two_factor_setup
 from lots import api as lots_api
@@ -49,6 +49,7 @@ api_v1 = [
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
     path("admin/two-factor/", two_factor_setup, name="two_factor_setup"),
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api"))),
