@@ -139,9 +139,9 @@ def test_a_stopped_worker_finishes_the_sweep_it_is_running(tmp_path, driver):
     import psycopg
     import time_machine
     from celery import Celery
-    from kombu import Connection
     from django.db import connection
     from django.utils import timezone
+    from kombu import Connection
 
     from reservations.models import Reservation, Status
     from tests.factories import LotFactory, RateFactory, SpotFactory
