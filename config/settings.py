@@ -222,6 +222,34 @@ SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
 
+# --- Content-Security-Policy (django-csp; config/csp.py) -------------------------------------
+# Enforced on every response: the website, the API and the admin. Our pages use only
+# our own static files (htmx is vendored) and the inline SVG they draw (no image
+# fetch): no inline script or style anywhere. The pay page adds Stripe.js's sources
+# (derived from STRIPE_JS_URL) and the API docs a nonce and data: images, each for
+# itself alone (config/csp.py). django-csp leaves DEBUG's 404 and 500 pages alone.
+# Kept in this block (middleware, app) so that it stays one piece of this file.
+from csp.constants import NONE, SELF  # noqa: E402
+
+INSTALLED_APPS += ["csp"]
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("whitenoise.middleware.WhiteNoiseMiddleware") + 1,
+    "csp.middleware.CSPMiddleware",  # after WhiteNoise: static files need no policy
+)
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [NONE],  # anything not named below: nothing
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF],
+        "connect-src": [SELF],  # htmx's quote, the pay page's SetupIntent request
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+        "base-uri": [SELF],
+        "object-src": [NONE],
+    },
+}
+
 # --- API ----------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -26,6 +26,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from config.csp import allow_stripe_js
 from config.errors import ApplicationError, IdempotencyKeyReused, NotFound
 from config.money import format_money
 from config.throttles import BookingThrottle, retry_after
@@ -423,6 +424,7 @@ def _pay_context(reservation: Reservation, payment: Payment | None) -> dict:
     }
 
 
+@allow_stripe_js
 @require_http_methods(["GET", "POST"])
 @_login_required
 def reservation_pay(request: HttpRequest, code: str) -> HttpResponse:
