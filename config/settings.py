@@ -349,3 +349,31 @@ LOGGING = {
         "stripe": {"level": "WARNING"},
     },
 }
+
+# --- Accounts security: password guessing (sec-accounts) -------------------------------
+# Every door that checks a password (website log-in, admin log-in, POST
+# /api/v1/auth/token) goes through django-axes: failures are counted per account
+# (the e-mail address) and per client address (config.net.client_ip) in the
+# cache, so that every process behind one Redis agrees. At LOGIN_FAILURE_LIMIT
+# failures for either, that account or that address may not log in for
+# LOGIN_COOLOFF_MINUTES (each further try starts the cool-off again), even with
+# the right password; a successful log-in clears the counts of its account and
+# address. On the local-memory cache (no REDIS_URL) the counts are one
+# process's own: right for `make run`, wrong for several gunicorn workers.
+LOGIN_FAILURE_LIMIT = _int("LOGIN_FAILURE_LIMIT", 10, minimum=1)
+LOGIN_COOLOFF_MINUTES = _int("LOGIN_COOLOFF_MINUTES", 15, minimum=1)
+INSTALLED_APPS += ["axes"]
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]  # last, as axes asks
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses a locked-out attempt before the password
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "parking.lockout.LoginAttemptsHandler"  # axes' cache handler, failing open
+AXES_FAILURE_LIMIT = "parking.lockout.failure_limit"  # LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = "parking.lockout.cool_off"  # LOGIN_COOLOFF_MINUTES
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one locks
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "config.net.client_ip"
+AXES_USERNAME_CALLABLE = "parking.lockout.attempted_email"
+AXES_LOCKOUT_CALLABLE = "parking.lockout.lockout_response"
+AXES_ENABLE_ADMIN = False  # the cache handler keeps no rows for the admin to list

@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
+from parking.authentication import password_authenticate
 from parking.services import api_token_create, user_register
 
 
@@ -52,4 +53,5 @@ class TokenApi(_AuthApi):
     def post(self, request):
         data = CredentialsSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        return Response({"token": api_token_create(**data.validated_data)})
+        user = password_authenticate(request, **data.validated_data)
+        return Response({"token": api_token_create(user=user)})

@@ -1,11 +1,47 @@
-"""`Authorization: Bearer <token>` for API clients."""
+"""API clients: exchanging an e-mail and password for a token, and
+`Authorization: Bearer <token>` on every later request."""
 
 from __future__ import annotations
 
+from django.contrib.auth import authenticate, user_logged_in
 from django.db import connection
 from rest_framework import authentication, exceptions
+from rest_framework.request import Request
 
+from config.errors import ApplicationError
+from parking import lockout
 from parking.models import ApiToken, User, hash_token
+
+
+class InvalidCredentials(ApplicationError):
+    code = "invalid_credentials"
+    status = 400
+
+
+class TooManyLoginAttempts(exceptions.APIException):
+    """429 with Retry-After: this account or this address is locked out (parking/lockout.py)."""
+
+    status_code = 429
+    default_code = lockout.LOCKED_OUT_CODE
+
+    def __init__(self) -> None:
+        super().__init__(lockout.locked_out_sentence())
+        self.wait = lockout.cool_off_seconds()
+
+
+def password_authenticate(request: Request, *, email: str, password: str) -> User:
+    """The account these credentials open, counted as a log-in attempt like the
+    website's and the admin's (django-axes sees the request), or a refusal."""
+    user = authenticate(request, username=email.strip().lower(), password=password)
+    if user is None:
+        if getattr(request, "axes_locked_out", False):
+            raise TooManyLoginAttempts
+        raise InvalidCredentials("E-mail address or password is wrong.")
+    # What login() announces on the website, so that a successful token request
+    # also clears the failures counted for this account and address.
+    user_logged_in.send(sender=type(user), request=request, user=user)
+    return user
+
 
 # Every API request runs this: one plain statement, no ORM query building.
 _USER_FIELDS = [f.attname for f in User._meta.concrete_fields]

@@ -5,13 +5,12 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable
 
-from django.contrib.auth import authenticate
 from django.contrib.auth.models import Group, Permission
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 
-from config.errors import ApplicationError, Conflict, InvalidInput, NotFound
+from config.errors import Conflict, InvalidInput, NotFound
 from config.plates import normalize_plate
 from lots.constants import VehicleType
 from parking.models import ApiToken, User, Vehicle, hash_token
@@ -35,17 +34,9 @@ def user_register(*, email: str, password: str, full_name: str = "") -> User:
         ) from exc
 
 
-class InvalidCredentials(ApplicationError):
-    code = "invalid_credentials"
-    status = 400
-
-
 @transaction.atomic
-def api_token_create(*, email: str, password: str) -> str:
-    """Exchange credentials for a new bearer token; the raw token is returned once."""
-    user = authenticate(username=email.strip().lower(), password=password)
-    if user is None:
-        raise InvalidCredentials("E-mail address or password is wrong.")
+def api_token_create(*, user: User) -> str:
+    """A new bearer token for an authenticated user; the raw token is returned once."""
     raw = secrets.token_urlsafe(32)
     ApiToken.objects.create(user=user, key_hash=hash_token(raw), prefix=raw[:8])
     return raw

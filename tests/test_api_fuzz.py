@@ -32,7 +32,7 @@ def wsgi_app():
 
 
 def test_no_request_makes_the_api_fail(wsgi_app, lot, driver):
-    token = api_token_create(email=driver.email, password="correct horse battery")
+    token = api_token_create(user=driver)
     headers = {"Authorization": f"Bearer {token}"}
     schema = schemathesis.openapi.from_wsgi("/api/v1/schema/?format=json", wsgi_app).exclude(
         path_regex=NEEDS_STRIPE

@@ -7,6 +7,7 @@ import re
 
 import pytest
 from django.core import mail
+from django.http import HttpRequest
 from django.test import Client
 
 from parking.models import User, Vehicle
@@ -137,7 +138,7 @@ class TestPasswordReset:
             form.redirect_chain[-1][0], {"new_password1": new, "new_password2": new}, follow=True
         )
         assert "Your password is changed" in done.content.decode()
-        assert client.login(username="driver@example.com", password=new)
+        assert client.login(request=HttpRequest(), username="driver@example.com", password=new)
 
     def test_says_the_same_for_unknown_addresses(self, client):
         response = client.post("/accounts/password-reset/", {"email": "nobody@example.com"})
