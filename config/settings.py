@@ -377,3 +377,8 @@ AXES_CLIENT_IP_CALLABLE = "config.net.client_ip"
 AXES_USERNAME_CALLABLE = "parking.lockout.attempted_email"
 AXES_LOCKOUT_CALLABLE = "parking.lockout.lockout_response"
 AXES_ENABLE_ADMIN = False  # the cache handler keeps no rows for the admin to list
+
+# --- Accounts security: API tokens (sec-accounts) ---------------------------------------
+# A bearer token stops working this many days after it was made (401
+# token_expired); a password change or reset revokes all of a driver's tokens.
+API_TOKEN_LIFETIME_DAYS = _int("API_TOKEN_LIFETIME_DAYS", 30, minimum=1)

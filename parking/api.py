@@ -1,16 +1,26 @@
-"""Account API: register and get a bearer token."""
+"""Account API: register, get a bearer token, and revoke it."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from parking.authentication import password_authenticate
-from parking.services import api_token_create, user_register
+from parking.authentication import BearerTokenAuthentication, password_authenticate
+from parking.services import api_token_create, api_token_revoke, user_register
+
+# The error format of every API answer that is not a success (config/api.py).
+ERROR = inline_serializer(
+    "Error",
+    {
+        "code": serializers.CharField(),
+        "detail": serializers.CharField(),
+        "fields": serializers.DictField(required=False),
+    },
+)
 
 
 class CredentialsSerializer(serializers.Serializer):
@@ -44,14 +54,62 @@ class RegisterApi(_AuthApi):
 
 
 class TokenApi(_AuthApi):
+    """POST: e-mail and password for a new token. DELETE: revoke the token the
+    request is made with."""
+
+    def _revoking(self) -> bool:
+        # Django's request when DRF asks for authenticators, DRF's after; none
+        # while the schema is generated (extend_schema below says it all then).
+        return getattr(self.request, "method", None) == "DELETE"
+
+    def get_authenticators(self):
+        return [BearerTokenAuthentication()] if self._revoking() else []
+
+    def get_permissions(self):
+        return [IsAuthenticated()] if self._revoking() else [AllowAny()]
+
     @extend_schema(
         request=CredentialsSerializer,
-        responses={200: inline_serializer("Token", {"token": serializers.CharField()})},
+        responses={
+            200: inline_serializer(
+                "Token",
+                {"token": serializers.CharField(), "expires_at": serializers.DateTimeField()},
+            ),
+            400: OpenApiResponse(ERROR, description="`invalid_credentials`, or a field error."),
+            429: OpenApiResponse(
+                ERROR,
+                description="`too_many_login_attempts`: too many failed log-ins for this "
+                "account or from this address (LOGIN_FAILURE_LIMIT); logging in is paused "
+                "for LOGIN_COOLOFF_MINUTES, even with the right password (`Retry-After`). "
+                "`throttled`: more token or register requests than THROTTLE_AUTH_RATE.",
+            ),
+        },
         auth=[],
         tags=["auth"],
+        description="Exchange an e-mail and password for a bearer token. A token works "
+        "for API_TOKEN_LIFETIME_DAYS (30) until `expires_at`, then answers 401 "
+        "`token_expired`; changing or resetting the password revokes all of a driver's "
+        "tokens.",
     )
     def post(self, request):
         data = CredentialsSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         user = password_authenticate(request, **data.validated_data)
-        return Response({"token": api_token_create(user=user)})
+        issued = api_token_create(user=user)
+        return Response({"token": issued.token, "expires_at": issued.expires_at})
+
+    @extend_schema(
+        request=None,
+        responses={
+            204: OpenApiResponse(description="The token is revoked: it no longer works."),
+            401: OpenApiResponse(
+                ERROR, description="No token, an unknown or revoked one, or `token_expired`."
+            ),
+        },
+        auth=[{"bearerAuth": []}],
+        tags=["auth"],
+        description="Revoke the token this request is made with (log an app out).",
+    )
+    def delete(self, request):
+        api_token_revoke(user=request.user, token_id=request.auth.pk)
+        return Response(status=status.HTTP_204_NO_CONTENT)

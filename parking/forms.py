@@ -12,7 +12,12 @@ from datetime import datetime, timedelta
 
 from django import forms
 from django.conf import settings
-from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm, SetPasswordForm
+from django.contrib.auth.forms import (
+    AuthenticationForm,
+    PasswordChangeForm,
+    PasswordResetForm,
+    SetPasswordForm,
+)
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
@@ -21,6 +26,7 @@ from config.plates import normalize_plate
 from lots.constants import VehicleType
 from lots.models import Lot
 from parking.models import Vehicle
+from parking.services import user_password_set
 from reservations.rules import validate_window
 from reservations.selectors import local_to_utc
 
@@ -278,5 +284,17 @@ class ResetForm(AccessibleFormMixin, PasswordResetForm):
         self.fields["email"].label = "E-mail address"
 
 
-class NewPasswordForm(AccessibleFormMixin, SetPasswordForm):
-    pass
+class _PasswordSetThroughService:
+    """Saving sets the password with user_password_set, which also revokes the
+    account's API tokens (and so, with the new hash, ends its other sessions)."""
+
+    def save(self, commit: bool = True):
+        return user_password_set(user=self.user, password=self.cleaned_data["new_password1"])
+
+
+class NewPasswordForm(_PasswordSetThroughService, AccessibleFormMixin, SetPasswordForm):
+    """A new password from a reset link."""
+
+
+class ChangePasswordForm(_PasswordSetThroughService, AccessibleFormMixin, PasswordChangeForm):
+    """A new password from the account page, after the current one."""

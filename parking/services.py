@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
 
 from django.contrib.auth.models import Group, Permission
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from config.errors import Conflict, InvalidInput, NotFound
 from config.plates import normalize_plate
@@ -34,12 +37,43 @@ def user_register(*, email: str, password: str, full_name: str = "") -> User:
         ) from exc
 
 
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str  # the raw token: shown once, only its hash is kept
+    expires_at: datetime
+
+
 @transaction.atomic
-def api_token_create(*, user: User) -> str:
-    """A new bearer token for an authenticated user; the raw token is returned once."""
+def api_token_create(*, user: User) -> IssuedToken:
+    """A new bearer token for an authenticated user (and the user's expired ones
+    forgotten)."""
+    ApiToken.objects.filter(user=user, expires_at__lte=timezone.now()).delete()
     raw = secrets.token_urlsafe(32)
-    ApiToken.objects.create(user=user, key_hash=hash_token(raw), prefix=raw[:8])
-    return raw
+    token = ApiToken.objects.create(user=user, key_hash=hash_token(raw), prefix=raw[:8])
+    return IssuedToken(token=raw, expires_at=token.expires_at)
+
+
+@transaction.atomic
+def api_token_revoke(*, user: User, token_id: int) -> None:
+    """Revoke one of a driver's tokens (another driver's is 'not found')."""
+    deleted, _ = ApiToken.objects.filter(pk=token_id, user=user).delete()
+    if not deleted:
+        raise NotFound("There is no such token.", code="token_not_found")
+
+
+@transaction.atomic
+def user_password_set(*, user: User, password: str | None) -> User:
+    """Give an account a new password (None: no usable password) and revoke all
+    its API tokens. Its sessions end too: each carries a hash of the password,
+    which no longer matches (the view that changed it keeps its own session with
+    update_session_auth_hash)."""
+    if password is None:
+        user.set_unusable_password()
+    else:
+        user.set_password(password)
+    user.save(update_fields=["password"])
+    ApiToken.objects.filter(user=user).delete()
+    return user
 
 
 def vehicle_add(*, owner: User, plate: str, vehicle_type: str, nickname: str = "") -> Vehicle:

@@ -28,6 +28,7 @@ urlpatterns = [
     path("account/vehicles/<int:vehicle_id>/", views.vehicle_edit, name="vehicle_edit"),
     path("account/vehicles/<int:vehicle_id>/remove/", views.vehicle_delete, name="vehicle_delete"),
     path("account/password/", views.PasswordChangeView.as_view(), name="password_change"),
+    path("account/tokens/<int:token_id>/revoke/", views.token_revoke, name="token_revoke"),
     # Accounts: Django's auth views with our templates.
     path("accounts/signup/", views.signup, name="signup"),
     path("accounts/login/", views.LoginView.as_view(), name="login"),

@@ -33,7 +33,14 @@ from lots.models import Lot
 from lots.selectors import lot_get, lot_list, spot_counts
 from parking import forms
 from parking.models import Vehicle
-from parking.services import user_register, vehicle_add, vehicle_remove, vehicle_update
+from parking.selectors import api_tokens_active
+from parking.services import (
+    api_token_revoke,
+    user_register,
+    vehicle_add,
+    vehicle_remove,
+    vehicle_update,
+)
 from parking.templatetags.parkspot import lot_time
 from payments.models import Payment
 from reservations.models import Actor, Reservation, Status
@@ -673,6 +680,9 @@ class PasswordResetView(auth_views.PasswordResetView):
 
 
 class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    """The reset link's page: the new password revokes the account's API tokens
+    and ends its sessions (forms.NewPasswordForm)."""
+
     template_name = "registration/password_reset_confirm.html"
     form_class = forms.NewPasswordForm
 
@@ -687,18 +697,27 @@ class LogoutView(auth_views.LogoutView):
 
 
 class PasswordChangeView(auth_views.PasswordChangeView):
+    """The new password revokes the account's API tokens and ends its other
+    sessions; this one stays logged in (update_session_auth_hash)."""
+
     template_name = "parking/password_change.html"
+    form_class = forms.ChangePasswordForm
     success_url = reverse_lazy("account")
 
     def form_valid(self, form):
-        messages.success(self.request, "Your password is changed.")
+        messages.success(
+            self.request,
+            "Your password is changed. You are logged out everywhere else, "
+            "and apps using your old tokens must log in again.",
+        )
         return super().form_valid(form)
 
 
 @require_http_methods(["GET", "POST"])
 @_login_required
 def account(request: HttpRequest) -> HttpResponse:
-    """The driver's account: who they are and their vehicles (add one here)."""
+    """The driver's account: who they are, their vehicles (add one here) and the
+    API tokens their apps use (revoke one here)."""
     form = forms.VehicleForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -709,8 +728,25 @@ def account(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"{vehicle.plate} is added to your vehicles.")
             return redirect("account")
     status = 400 if form.is_bound and form.errors else 200
-    context = {"form": form, "vehicles": _user_vehicles(request)}
+    context = {
+        "form": form,
+        "vehicles": _user_vehicles(request),
+        "tokens": api_tokens_active(user=request.user),
+        "token_days": settings.API_TOKEN_LIFETIME_DAYS,
+    }
     return render(request, "parking/account.html", context, status=status)
+
+
+@require_POST
+@_login_required
+def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
+    """Revoke one of the driver's API tokens (another driver's is not found)."""
+    try:
+        api_token_revoke(user=request.user, token_id=token_id)
+    except NotFound as exc:
+        raise Http404(exc.detail) from exc
+    messages.success(request, "The token is revoked: the app using it must log in again.")
+    return redirect("account")
 
 
 def _vehicle_or_404(request: HttpRequest, vehicle_id: int) -> Vehicle:
