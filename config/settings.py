@@ -11,6 +11,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from parking.limits import parse_rate
 from reservations.policy import LATE_CANCEL_POLICIES
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -382,3 +383,26 @@ AXES_ENABLE_ADMIN = False  # the cache handler keeps no rows for the admin to li
 # A bearer token stops working this many days after it was made (401
 # token_expired); a password change or reset revokes all of a driver's tokens.
 API_TOKEN_LIFETIME_DAYS = _int("API_TOKEN_LIFETIME_DAYS", 30, minimum=1)
+
+
+# --- Accounts security: sign-ups and e-mails (sec-accounts) ----------------------------
+def _rate(name: str, default: str) -> str:
+    value = env.str(name, default=default).strip()
+    try:
+        parse_rate(value)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"{name} must be a rate like 20/hour, 5/min or 3/10min, not {value!r}."
+        ) from None
+    return value
+
+
+# Sign-ups (website and POST /api/v1/auth/register) per client address: enough
+# for an office behind one address; more is answered 429.
+THROTTLE_SIGNUP_RATE = _rate("THROTTLE_SIGNUP_RATE", "20/hour")
+# E-mails about an account (sign-up links, "you already have an account",
+# password reset links) to one e-mail address. Beyond it nothing more is sent,
+# and the answer stays the same, so it never tells whether an account exists.
+THROTTLE_ACCOUNT_EMAIL_RATE = _rate("THROTTLE_ACCOUNT_EMAIL_RATE", "5/hour")
+# How long the link that finishes a sign-up works.
+SIGNUP_CONFIRM_HOURS = _int("SIGNUP_CONFIRM_HOURS", 72, minimum=1)

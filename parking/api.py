@@ -1,16 +1,18 @@
-"""Account API: register, get a bearer token, and revoke it."""
+"""Account API: sign up, get a bearer token, and revoke it."""
 
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import serializers, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
+from config.net import client_ip
+from parking import limits
 from parking.authentication import BearerTokenAuthentication, password_authenticate
-from parking.services import api_token_create, api_token_revoke, user_register
+from parking.services import api_token_create, api_token_revoke, user_signup
 
 # The error format of every API answer that is not a success (config/api.py).
 ERROR = inline_serializer(
@@ -39,18 +41,56 @@ class _AuthApi(APIView):
     throttle_scope = "auth"
 
 
+class TooManySignups(exceptions.APIException):
+    """429 with Retry-After: more sign-ups from this address than THROTTLE_SIGNUP_RATE."""
+
+    status_code = 429
+    default_code = "too_many_signups"
+    default_detail = (
+        "Too many accounts were asked for from this address in a short time. Try again later."
+    )
+
+    def __init__(self, wait: int) -> None:
+        super().__init__()
+        self.wait = wait
+
+
+SIGNED_UP = (
+    "Check your e-mail: we have sent a message to this address. If it has no account yet, "
+    "the link in it opens one; if it has one, the message says how to log in."
+)
+
+
 class RegisterApi(_AuthApi):
     @extend_schema(
         request=RegisterSerializer,
-        responses={201: inline_serializer("Registered", {"email": serializers.EmailField()})},
+        responses={
+            201: inline_serializer(
+                "Registered", {"email": serializers.EmailField(), "detail": serializers.CharField()}
+            ),
+            400: OpenApiResponse(ERROR, description="`weak_password`, or a field error."),
+            429: OpenApiResponse(
+                ERROR,
+                description="`too_many_signups`: more sign-ups from this address than "
+                "THROTTLE_SIGNUP_RATE (`Retry-After`). `throttled`: more token or register "
+                "requests than THROTTLE_AUTH_RATE.",
+            ),
+        },
         auth=[],
         tags=["auth"],
+        description="Start an account. The answer is the same whether the address already "
+        "has an account or not: the e-mail tells. A new address gets a link that opens the "
+        "account (on the website; then POST /auth/token works with this password); an "
+        "address with an account gets a note saying how to log in or reset its password.",
     )
     def post(self, request):
         data = RegisterSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        user = user_register(**data.validated_data)
-        return Response({"email": user.email}, status=status.HTTP_201_CREATED)
+        wait = limits.SIGNUPS_PER_CLIENT.hit(client_ip(request))
+        if wait is not None:
+            raise TooManySignups(wait)
+        email = user_signup(**data.validated_data)
+        return Response({"email": email, "detail": SIGNED_UP}, status=status.HTTP_201_CREATED)
 
 
 class TokenApi(_AuthApi):

@@ -129,3 +129,21 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.user})"
+
+
+class SignupRequest(models.Model):
+    """A sign-up waiting for its e-mail address to be confirmed. The account is
+    made from it when the link e-mailed to that address is opened, so a sign-up
+    never tells whether the address already has an account (that one gets an
+    e-mail instead)."""
+
+    email = models.EmailField(db_index=True)
+    full_name = models.CharField(max_length=150, blank=True)
+    password = models.CharField(max_length=128, help_text="Hashed, as User.password.")
+    next_path = models.CharField(
+        max_length=500, blank=True, help_text="Where the driver was going when they signed up."
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.email} ({self.created_at:%Y-%m-%d %H:%M})"

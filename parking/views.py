@@ -26,17 +26,20 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from config.errors import ApplicationError, IdempotencyKeyReused, NotFound
+from config.errors import ApplicationError, Conflict, IdempotencyKeyReused, NotFound
 from config.money import format_money
+from config.net import client_ip
 from lots.constants import VehicleType
 from lots.models import Lot
 from lots.selectors import lot_get, lot_list, spot_counts
-from parking import forms
+from parking import forms, limits
 from parking.models import Vehicle
 from parking.selectors import api_tokens_active
 from parking.services import (
     api_token_revoke,
-    user_register,
+    signup_pending,
+    user_signup,
+    user_signup_confirm,
     vehicle_add,
     vehicle_remove,
     vehicle_update,
@@ -645,25 +648,84 @@ def reservation_list(request: HttpRequest) -> HttpResponse:
 # --- accounts and vehicles ---------------------------------------------------------------------
 
 
+def _too_many(request: HttpRequest, heading: str, sentence: str, wait: int) -> HttpResponse:
+    """429 with Retry-After, and a page that says what happened and when to try again."""
+    minutes = max(1, -(-wait // 60))
+    context = {
+        "heading": heading,
+        "sentence": sentence,
+        "again": f"Try again in {minutes} minute{'' if minutes == 1 else 's'}.",
+    }
+    response = render(request, "parking/too_many_requests.html", context, status=429)
+    response["Retry-After"] = str(wait)
+    return response
+
+
+SIGNUP_EMAIL_SESSION_KEY = "signup_email"
+
+
 @require_http_methods(["GET", "POST"])
 def signup(request: HttpRequest) -> HttpResponse:
+    """Sign up: the answer is the same whether the address has an account or not;
+    the e-mail tells (parking.services.user_signup)."""
     next_url = _safe_next(request, reverse("home"))
     if request.user.is_authenticated:
         return redirect(next_url)
     form = forms.SignUpForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
+        wait = limits.SIGNUPS_PER_CLIENT.hit(client_ip(request))
+        if wait is not None:
+            return _too_many(
+                request,
+                "Too many sign-ups",
+                "Too many accounts were asked for from this network in a short time.",
+                wait,
+            )
         try:
-            user = user_register(**form.cleaned_data)
+            email = user_signup(**form.cleaned_data, next_path=next_url)
         except ApplicationError as exc:
             form.add_application_error(exc)
         else:
-            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-            messages.success(request, "Welcome to ParkSpot! Your account is ready.")
-            return redirect(next_url)
+            request.session[SIGNUP_EMAIL_SESSION_KEY] = email
+            return redirect("signup_sent")
     status = 400 if form.is_bound and form.errors else 200
     return render(
         request, "registration/signup.html", {"form": form, "next": next_url}, status=status
     )
+
+
+@require_GET
+def signup_sent(request: HttpRequest) -> HttpResponse:
+    email = request.session.get(SIGNUP_EMAIL_SESSION_KEY, "")
+    return render(request, "registration/signup_sent.html", {"email": email})
+
+
+@require_http_methods(["GET", "POST"])
+def signup_confirm(request: HttpRequest, token: str) -> HttpResponse:
+    """The link from the sign-up e-mail. Opening it shows a button; pressing it
+    opens the account and logs in (a link checker that only fetches the page
+    opens nothing)."""
+    try:
+        pending = signup_pending(token=token)
+    except NotFound as exc:
+        return render(request, "registration/signup_confirm.html", {"invalid": exc.detail})
+    if request.method == "GET":
+        return render(request, "registration/signup_confirm.html", {"signup": pending})
+    try:
+        confirmed = user_signup_confirm(token=token)
+    except NotFound as exc:  # confirmed through another request meanwhile
+        return render(request, "registration/signup_confirm.html", {"invalid": exc.detail})
+    except Conflict as exc:
+        messages.info(request, exc.detail)
+        return redirect("login")
+    login(request, confirmed.user, backend="django.contrib.auth.backends.ModelBackend")
+    messages.success(request, "Welcome to ParkSpot! Your account is ready.")
+    next_url = confirmed.next_path
+    if not url_has_allowed_host_and_scheme(
+        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        next_url = reverse("home")
+    return redirect(next_url)
 
 
 class LoginView(auth_views.LoginView):
