@@ -406,3 +406,6 @@ THROTTLE_SIGNUP_RATE = _rate("THROTTLE_SIGNUP_RATE", "20/hour")
 THROTTLE_ACCOUNT_EMAIL_RATE = _rate("THROTTLE_ACCOUNT_EMAIL_RATE", "5/hour")
 # How long the link that finishes a sign-up works.
 SIGNUP_CONFIRM_HOURS = _int("SIGNUP_CONFIRM_HOURS", 72, minimum=1)
+# Password reset requests per client address (429 beyond it, whatever the
+# address asked about); the e-mails themselves count in THROTTLE_ACCOUNT_EMAIL_RATE.
+THROTTLE_PASSWORD_RESET_RATE = _rate("THROTTLE_PASSWORD_RESET_RATE", "20/hour")

@@ -1,5 +1,6 @@
-"""E-mails about accounts: the link that finishes a sign-up, and the note to an
-address that already has an account that someone tried to sign up with it."""
+"""E-mails about accounts: the link that finishes a sign-up, the note to an
+address that already has an account that someone tried to sign up with it, and
+e-mails written elsewhere (password reset links, by Django's reset form)."""
 
 from __future__ import annotations
 
@@ -47,3 +48,7 @@ def send_signup_existing(*, user_id: int) -> None:
     if user is None:
         return
     _send("signup_existing", user.email, {"user": user})
+
+
+def send_written(*, subject: str, body: str, to: str) -> None:
+    EmailMessage(subject=subject, body=body, from_email=settings.DEFAULT_FROM_EMAIL, to=[to]).send()

@@ -19,6 +19,7 @@ from django.contrib.auth.forms import (
     SetPasswordForm,
 )
 from django.core.exceptions import ValidationError
+from django.template.loader import render_to_string
 from django.utils import timezone
 
 from config.errors import ApplicationError, InvalidInput
@@ -26,6 +27,7 @@ from config.plates import normalize_plate
 from lots.constants import VehicleType
 from lots.models import Lot
 from parking.models import Vehicle
+from parking.notifications import email_queue
 from parking.services import user_password_set
 from reservations.rules import validate_window
 from reservations.selectors import local_to_utc
@@ -282,6 +284,21 @@ class ResetForm(AccessibleFormMixin, PasswordResetForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["email"].label = "E-mail address"
+
+    def send_mail(
+        self,
+        subject_template_name,
+        email_template_name,
+        context,
+        from_email,
+        to_email,
+        html_email_template_name=None,
+    ) -> None:
+        """Written here, sent by the worker: the answer takes as long whether the
+        address has an account (and gets an e-mail) or not."""
+        subject = render_to_string(subject_template_name, context)
+        body = render_to_string(email_template_name, context)
+        email_queue(subject=" ".join(subject.split()), body=body, to=to_email)
 
 
 class _PasswordSetThroughService:

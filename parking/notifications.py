@@ -13,9 +13,10 @@ log = logging.getLogger(__name__)
 
 SEND_SIGNUP_LINK = "parking.tasks.send_signup_link"
 SEND_SIGNUP_EXISTING = "parking.tasks.send_signup_existing"
+SEND_EMAIL = "parking.tasks.send_email"
 
 
-def _queue(task_name: str, **kwargs: object) -> None:
+def _queue(task_name: str, *, after_commit: bool = True, **kwargs: object) -> None:
     def send() -> None:
         try:
             if task_name not in current_app.tasks:
@@ -25,7 +26,10 @@ def _queue(task_name: str, **kwargs: object) -> None:
         except Exception:  # the broker is down: the answer was given, the e-mail is lost
             log.exception("Could not queue %s for %s", task_name, kwargs)
 
-    transaction.on_commit(send)
+    if after_commit:
+        transaction.on_commit(send)
+    else:
+        send()
 
 
 def signup_link_queue(*, signup_id: int) -> None:
@@ -36,3 +40,10 @@ def signup_link_queue(*, signup_id: int) -> None:
 def signup_existing_queue(*, user_id: int) -> None:
     """'Someone tried to sign up with your address': log in or reset your password."""
     _queue(SEND_SIGNUP_EXISTING, user_id=user_id)
+
+
+def email_queue(*, subject: str, body: str, to: str) -> None:
+    """An e-mail already written (a password reset link), queued at once: it
+    waits on no commit. The worker sends it, so the answer takes as long whether
+    an e-mail goes out or not."""
+    _queue(SEND_EMAIL, after_commit=False, subject=subject, body=body, to=to)

@@ -22,3 +22,8 @@ def send_signup_link(*, signup_id: int) -> None:
 @shared_task(**_MAIL_RETRY)
 def send_signup_existing(*, user_id: int) -> None:
     emails.send_signup_existing(user_id=user_id)
+
+
+@shared_task(**_MAIL_RETRY)
+def send_email(*, subject: str, body: str, to: str) -> None:
+    emails.send_written(subject=subject, body=body, to=to)

@@ -735,10 +735,28 @@ class LoginView(auth_views.LoginView):
 
 
 class PasswordResetView(auth_views.PasswordResetView):
+    """Ask for a reset link. The answer is the same whether the address has an
+    account or not, and whether or not its e-mails are over their limit
+    (THROTTLE_ACCOUNT_EMAIL_RATE); a client asking too often
+    (THROTTLE_PASSWORD_RESET_RATE) is told so, whatever the address."""
+
     template_name = "registration/password_reset_form.html"
     email_template_name = "registration/password_reset_email.txt"
     subject_template_name = "registration/password_reset_subject.txt"
     form_class = forms.ResetForm
+
+    def form_valid(self, form):
+        wait = limits.PASSWORD_RESETS_PER_CLIENT.hit(client_ip(self.request))
+        if wait is not None:
+            return _too_many(
+                self.request,
+                "Too many password resets",
+                "Too many password reset links were asked for from this network in a short time.",
+                wait,
+            )
+        if limits.EMAILS_PER_ADDRESS.hit(form.cleaned_data["email"].strip().lower()) is None:
+            return super().form_valid(form)  # e-mails the link, if there is an account
+        return redirect(self.get_success_url())
 
 
 class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
