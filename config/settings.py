@@ -361,6 +361,9 @@ LOGGING = {
 # the right password; a successful log-in clears the counts of its account and
 # address. On the local-memory cache (no REDIS_URL) the counts are one
 # process's own: right for `make run`, wrong for several gunicorn workers.
+# THROTTLE_AUTH_RATE (REST_FRAMEWORK above) is separate and unchanged: it caps
+# every request to the token and register endpoints per client address, right
+# or wrong, where axes counts failed passwords per account and per address.
 LOGIN_FAILURE_LIMIT = _int("LOGIN_FAILURE_LIMIT", 10, minimum=1)
 LOGIN_COOLOFF_MINUTES = _int("LOGIN_COOLOFF_MINUTES", 15, minimum=1)
 INSTALLED_APPS += ["axes"]

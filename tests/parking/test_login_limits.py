@@ -303,3 +303,16 @@ def test_with_redis_down_a_wrong_password_is_just_wrong_and_the_right_one_works(
     assert "do not match an account" in wrong.content.decode()
     assert wrong_token.status_code == 400
     assert right.status_code == 302
+
+
+def test_an_operator_can_lift_an_accounts_lockout_at_once(client, limit_of_three):
+    from django.core.management import call_command
+
+    UserFactory(email="driver@example.com", password=PASSWORD)
+    for n in range(3):
+        web_login(client, "driver@example.com", f"guess {n}", REMOTE_ADDR=f"198.51.100.{n + 1}")
+    assert web_login(client, "driver@example.com", PASSWORD).status_code == 429
+
+    call_command("axes_reset_username", "driver@example.com", stdout=None)
+
+    assert web_login(client, "driver@example.com", PASSWORD).status_code == 302
