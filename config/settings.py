@@ -11,6 +11,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from parking.limits import parse_rate
 from reservations.policy import LATE_CANCEL_POLICIES
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -407,3 +408,65 @@ LOGGING = {
         "stripe": {"level": "WARNING"},
     },
 }
+
+# --- Accounts security: password guessing (sec-accounts) -------------------------------
+# Every door that checks a password (website log-in, admin log-in, POST
+# /api/v1/auth/token) goes through django-axes: failures are counted per account
+# (the e-mail address) and per client address (config.net.client_ip) in the
+# cache, so that every process behind one Redis agrees. At LOGIN_FAILURE_LIMIT
+# failures for either, that account or that address may not log in for
+# LOGIN_COOLOFF_MINUTES (each further try starts the cool-off again), even with
+# the right password; a successful log-in clears the counts of its account and
+# address. On the local-memory cache (no REDIS_URL) the counts are one
+# process's own: right for `make run`, wrong for several gunicorn workers.
+# THROTTLE_AUTH_RATE (REST_FRAMEWORK above) is separate and unchanged: it caps
+# every request to the token and register endpoints per client address, right
+# or wrong, where axes counts failed passwords per account and per address.
+LOGIN_FAILURE_LIMIT = _int("LOGIN_FAILURE_LIMIT", 10, minimum=1)
+LOGIN_COOLOFF_MINUTES = _int("LOGIN_COOLOFF_MINUTES", 15, minimum=1)
+INSTALLED_APPS += ["axes"]
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]  # last, as axes asks
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses a locked-out attempt before the password
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "parking.lockout.LoginAttemptsHandler"  # axes' cache handler, failing open
+AXES_FAILURE_LIMIT = "parking.lockout.failure_limit"  # LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = "parking.lockout.cool_off"  # LOGIN_COOLOFF_MINUTES
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one locks
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "config.net.client_ip"
+AXES_USERNAME_CALLABLE = "parking.lockout.attempted_email"
+AXES_LOCKOUT_CALLABLE = "parking.lockout.lockout_response"
+AXES_ENABLE_ADMIN = False  # the cache handler keeps no rows for the admin to list
+
+# --- Accounts security: API tokens (sec-accounts) ---------------------------------------
+# A bearer token stops working this many days after it was made (401
+# token_expired); a password change or reset revokes all of a driver's tokens.
+API_TOKEN_LIFETIME_DAYS = _int("API_TOKEN_LIFETIME_DAYS", 30, minimum=1)
+
+
+# --- Accounts security: sign-ups and e-mails (sec-accounts) ----------------------------
+def _rate(name: str, default: str) -> str:
+    value = env.str(name, default=default).strip()
+    try:
+        parse_rate(value)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"{name} must be a rate like 20/hour, 5/min or 3/10min, not {value!r}."
+        ) from None
+    return value
+
+
+# Sign-ups (website and POST /api/v1/auth/register) per client address: enough
+# for an office behind one address; more is answered 429.
+THROTTLE_SIGNUP_RATE = _rate("THROTTLE_SIGNUP_RATE", "20/hour")
+# E-mails about an account (sign-up links, "you already have an account",
+# password reset links) to one e-mail address. Beyond it nothing more is sent,
+# and the answer stays the same, so it never tells whether an account exists.
+THROTTLE_ACCOUNT_EMAIL_RATE = _rate("THROTTLE_ACCOUNT_EMAIL_RATE", "5/hour")
+# How long the link that finishes a sign-up works.
+SIGNUP_CONFIRM_HOURS = _int("SIGNUP_CONFIRM_HOURS", 72, minimum=1)
+# Password reset requests per client address (429 beyond it, whatever the
+# address asked about); the e-mails themselves count in THROTTLE_ACCOUNT_EMAIL_RATE.
+THROTTLE_PASSWORD_RESET_RATE = _rate("THROTTLE_PASSWORD_RESET_RATE", "20/hour")
