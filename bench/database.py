@@ -109,6 +109,7 @@ class Seeded:
     lot_slugs: list[str]  # the ordinary lots, busiest first
     event_slug: str  # a small lot next to a stadium, where the hot bookings go
     tokens: list[str]  # raw bearer tokens, one per bench user
+    smoke_login: tuple[str, str]  # e-mail and password of an account the smoke test logs in to
     spots: int
     reservations: int
     seconds: float
@@ -200,6 +201,10 @@ def seed(
             ApiToken(user_id=pk, key_hash=hash_token(raw), prefix=raw[:8])
             for pk, raw in zip(user_pks, tokens, strict=True)
         )
+        # A sign-up opens an account only from the link it e-mails, so the smoke
+        # test logs in to an account made here.
+        smoke_login = ("smoke@bench.invalid", secrets.token_urlsafe(16))
+        User.objects.create(email=smoke_login[0], password=make_password(smoke_login[1]))
 
     currency = {pk: cur for pk, _, cur in lot_rows}
     spot_rows = list(Spot.objects.values_list("pk", "lot_id", "vehicle_type"))
@@ -215,6 +220,7 @@ def seed(
         lot_slugs=[slug for _, slug, _ in lot_rows if slug != EVENT_SLUG],
         event_slug=EVENT_SLUG,
         tokens=tokens,
+        smoke_login=smoke_login,
         spots=len(spot_rows),
         reservations=len(history),
         seconds=time.perf_counter() - began,

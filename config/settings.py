@@ -12,6 +12,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from parking.limits import parse_rate
 from reservations.policy import LATE_CANCEL_POLICIES
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -223,6 +224,34 @@ SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
 
+# --- Content-Security-Policy (django-csp; config/csp.py) -------------------------------------
+# Enforced on every response: the website, the API and the admin. Our pages use only
+# our own static files (htmx is vendored) and the inline SVG they draw (no image
+# fetch): no inline script or style anywhere. The pay page adds Stripe.js's sources
+# (derived from STRIPE_JS_URL) and the API docs a nonce and data: images, each for
+# itself alone (config/csp.py). django-csp leaves DEBUG's 404 and 500 pages alone.
+# Kept in this block (middleware, app) so that it stays one piece of this file.
+from csp.constants import NONE, SELF  # noqa: E402
+
+INSTALLED_APPS += ["csp"]
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("whitenoise.middleware.WhiteNoiseMiddleware") + 1,
+    "csp.middleware.CSPMiddleware",  # after WhiteNoise: static files need no policy
+)
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [NONE],  # anything not named below: nothing
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF],
+        "connect-src": [SELF],  # htmx's quote, the pay page's SetupIntent request
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+        "base-uri": [SELF],
+        "object-src": [NONE],
+    },
+}
+
 # --- API ----------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -265,6 +294,10 @@ HOLD_TTL_MINUTES = _int("HOLD_TTL_MINUTES", 15, minimum=1)
 NO_SHOW_GRACE_MINUTES = _int("NO_SHOW_GRACE_MINUTES", 60)
 EARLY_ARRIVAL_MINUTES = _int("EARLY_ARRIVAL_MINUTES", 15)
 SWEEP_INTERVAL_SECONDS = _int("SWEEP_INTERVAL_SECONDS", 60, minimum=1)
+# /readyz fails when no sweep has run for this long (beat or the worker is down).
+SCHEDULER_STALE_AFTER_SECONDS = _int(
+    "SCHEDULER_STALE_AFTER_SECONDS", 3 * SWEEP_INTERVAL_SECONDS + 30, minimum=1
+)
 BOOKING_MIN_MINUTES = _int("BOOKING_MIN_MINUTES", 30, minimum=1)
 BOOKING_MAX_DAYS = _int("BOOKING_MAX_DAYS", 30, minimum=1)
 BOOKING_MAX_PAST_MINUTES = _int("BOOKING_MAX_PAST_MINUTES", 5)
@@ -304,6 +337,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Only the beat holding the lock sends (config/beat.py): start a standby anywhere.
+CELERY_BEAT_SCHEDULER = "config.beat.LockedScheduler"
 CELERY_BEAT_SCHEDULE = {
     "expire-lapsed-holds": {
         "task": "reservations.tasks.expire_lapsed_holds",
@@ -422,3 +457,65 @@ LOGGING = {
         "stripe": {"level": "WARNING"},
     },
 }
+
+# --- Accounts security: password guessing (sec-accounts) -------------------------------
+# Every door that checks a password (website log-in, admin log-in, POST
+# /api/v1/auth/token) goes through django-axes: failures are counted per account
+# (the e-mail address) and per client address (config.net.client_ip) in the
+# cache, so that every process behind one Redis agrees. At LOGIN_FAILURE_LIMIT
+# failures for either, that account or that address may not log in for
+# LOGIN_COOLOFF_MINUTES (each further try starts the cool-off again), even with
+# the right password; a successful log-in clears the counts of its account and
+# address. On the local-memory cache (no REDIS_URL) the counts are one
+# process's own: right for `make run`, wrong for several gunicorn workers.
+# THROTTLE_AUTH_RATE (REST_FRAMEWORK above) is separate and unchanged: it caps
+# every request to the token and register endpoints per client address, right
+# or wrong, where axes counts failed passwords per account and per address.
+LOGIN_FAILURE_LIMIT = _int("LOGIN_FAILURE_LIMIT", 10, minimum=1)
+LOGIN_COOLOFF_MINUTES = _int("LOGIN_COOLOFF_MINUTES", 15, minimum=1)
+INSTALLED_APPS += ["axes"]
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]  # last, as axes asks
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses a locked-out attempt before the password
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "parking.lockout.LoginAttemptsHandler"  # axes' cache handler, failing open
+AXES_FAILURE_LIMIT = "parking.lockout.failure_limit"  # LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = "parking.lockout.cool_off"  # LOGIN_COOLOFF_MINUTES
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one locks
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "config.net.client_ip"
+AXES_USERNAME_CALLABLE = "parking.lockout.attempted_email"
+AXES_LOCKOUT_CALLABLE = "parking.lockout.lockout_response"
+AXES_ENABLE_ADMIN = False  # the cache handler keeps no rows for the admin to list
+
+# --- Accounts security: API tokens (sec-accounts) ---------------------------------------
+# A bearer token stops working this many days after it was made (401
+# token_expired); a password change or reset revokes all of a driver's tokens.
+API_TOKEN_LIFETIME_DAYS = _int("API_TOKEN_LIFETIME_DAYS", 30, minimum=1)
+
+
+# --- Accounts security: sign-ups and e-mails (sec-accounts) ----------------------------
+def _rate(name: str, default: str) -> str:
+    value = env.str(name, default=default).strip()
+    try:
+        parse_rate(value)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"{name} must be a rate like 20/hour, 5/min or 3/10min, not {value!r}."
+        ) from None
+    return value
+
+
+# Sign-ups (website and POST /api/v1/auth/register) per client address: enough
+# for an office behind one address; more is answered 429.
+THROTTLE_SIGNUP_RATE = _rate("THROTTLE_SIGNUP_RATE", "20/hour")
+# E-mails about an account (sign-up links, "you already have an account",
+# password reset links) to one e-mail address. Beyond it nothing more is sent,
+# and the answer stays the same, so it never tells whether an account exists.
+THROTTLE_ACCOUNT_EMAIL_RATE = _rate("THROTTLE_ACCOUNT_EMAIL_RATE", "5/hour")
+# How long the link that finishes a sign-up works.
+SIGNUP_CONFIRM_HOURS = _int("SIGNUP_CONFIRM_HOURS", 72, minimum=1)
+# Password reset requests per client address (429 beyond it, whatever the
+# address asked about); the e-mails themselves count in THROTTLE_ACCOUNT_EMAIL_RATE.
+THROTTLE_PASSWORD_RESET_RATE = _rate("THROTTLE_PASSWORD_RESET_RATE", "20/hour")

@@ -2,7 +2,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from config import metrics, views
+from config import health, metrics, views
+from config.csp import allow_api_docs
 from config.two_factor import TwoFactorAdminSite
 from config.two_factor_views import two_factor_setup
 from lots import api as lots_api
@@ -44,11 +45,14 @@ api_v1 = [
     path("gate/arrivals", reservations_api.GateArrivalApi.as_view(), name="gate-arrivals"),
     path("gate/departures", reservations_api.GateDepartureApi.as_view(), name="gate-departures"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path(
+        "docs/", allow_api_docs(SpectacularSwaggerView.as_view(url_name="api:schema")), name="docs"
+    ),
 ]
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
     path("metrics", metrics.metrics, name="metrics"),  # Prometheus (config/metrics.py)
     path("admin/two-factor/", two_factor_setup, name="two_factor_setup"),
     path("admin/", admin.site.urls),

@@ -5,13 +5,18 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.contrib.auth.forms import (
+    AdminPasswordChangeForm,
+    AdminUserCreationForm,
+    UserChangeForm,
+)
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 
 from config.plates import normalize_plate
 from lots.models import LotStaff
 from parking.models import ApiToken, User, Vehicle
+from parking.services import user_password_set
 
 admin.site.site_header = "ParkSpot administration"
 admin.site.site_title = "ParkSpot admin"
@@ -57,6 +62,16 @@ class EmailUserChangeForm(UserChangeForm):
         return _clean_email(self, self.cleaned_data.get("email"))
 
 
+class StaffPasswordChangeForm(AdminPasswordChangeForm):
+    """Staff setting a user's password revoke the user's API tokens, as a driver
+    changing it does (user_password_set)."""
+
+    def save(self, commit: bool = True) -> User:
+        usable = self.cleaned_data.get("set_usable_password", True)
+        password = self.cleaned_data["password1"] if usable else None
+        return user_password_set(user=self.user, password=password)
+
+
 class VehicleForm(forms.ModelForm):
     class Meta:
         model = Vehicle
@@ -92,6 +107,7 @@ class LotMembershipInline(admin.TabularInline):
 class UserAdmin(DjangoUserAdmin):
     form = EmailUserChangeForm
     add_form = EmailUserCreationForm
+    change_password_form = StaffPasswordChangeForm
     list_display = ("email", "full_name", "is_staff", "is_active", "date_joined")
     list_filter = ("is_staff", "is_superuser", "is_active", "groups")
     search_fields = ("email", "full_name")
@@ -152,10 +168,10 @@ class ApiTokenAdmin(admin.ModelAdmin):
     """Tokens are created through the API and shown once; here they can be seen
     (by prefix, never by hash) and revoked by deleting them."""
 
-    list_display = ("prefix_display", "user", "created_at", "last_used_at")
+    list_display = ("prefix_display", "user", "created_at", "last_used_at", "expires_at")
     search_fields = ("prefix", "user__email")
     list_select_related = ("user",)
-    fields = ("prefix", "user", "created_at", "last_used_at")
+    fields = ("prefix", "user", "created_at", "last_used_at", "expires_at")
     readonly_fields = fields
     date_hierarchy = "created_at"
 

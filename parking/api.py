@@ -1,15 +1,28 @@
-"""Account API: register and get a bearer token."""
+"""Account API: sign up, get a bearer token, and revoke it."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import serializers, status
-from rest_framework.permissions import AllowAny
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import exceptions, serializers, status
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from parking.services import api_token_create, user_register
+from config.net import client_ip
+from parking import limits
+from parking.authentication import BearerTokenAuthentication, password_authenticate
+from parking.services import api_token_create, api_token_revoke, user_signup
+
+# The error format of every API answer that is not a success (config/api.py).
+ERROR = inline_serializer(
+    "Error",
+    {
+        "code": serializers.CharField(),
+        "detail": serializers.CharField(),
+        "fields": serializers.DictField(required=False),
+    },
+)
 
 
 class CredentialsSerializer(serializers.Serializer):
@@ -28,28 +41,115 @@ class _AuthApi(APIView):
     throttle_scope = "auth"
 
 
+class TooManySignups(exceptions.APIException):
+    """429 with Retry-After: more sign-ups from this address than THROTTLE_SIGNUP_RATE."""
+
+    status_code = 429
+    default_code = "too_many_signups"
+    default_detail = (
+        "Too many accounts were asked for from this address in a short time. Try again later."
+    )
+
+    def __init__(self, wait: int) -> None:
+        super().__init__()
+        self.wait = wait
+
+
+SIGNED_UP = (
+    "Check your e-mail: we have sent a message to this address. If it has no account yet, "
+    "the link in it opens one; if it has one, the message says how to log in."
+)
+
+
 class RegisterApi(_AuthApi):
     @extend_schema(
         request=RegisterSerializer,
-        responses={201: inline_serializer("Registered", {"email": serializers.EmailField()})},
+        responses={
+            201: inline_serializer(
+                "Registered", {"email": serializers.EmailField(), "detail": serializers.CharField()}
+            ),
+            400: OpenApiResponse(ERROR, description="`weak_password`, or a field error."),
+            429: OpenApiResponse(
+                ERROR,
+                description="`too_many_signups`: more sign-ups from this address than "
+                "THROTTLE_SIGNUP_RATE (`Retry-After`). `throttled`: more token or register "
+                "requests than THROTTLE_AUTH_RATE.",
+            ),
+        },
         auth=[],
         tags=["auth"],
+        description="Start an account. The answer is the same whether the address already "
+        "has an account or not: the e-mail tells. A new address gets a link that opens the "
+        "account (on the website; then POST /auth/token works with this password); an "
+        "address with an account gets a note saying how to log in or reset its password.",
     )
     def post(self, request):
         data = RegisterSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        user = user_register(**data.validated_data)
-        return Response({"email": user.email}, status=status.HTTP_201_CREATED)
+        wait = limits.SIGNUPS_PER_CLIENT.hit(client_ip(request))
+        if wait is not None:
+            raise TooManySignups(wait)
+        email = user_signup(**data.validated_data)
+        return Response({"email": email, "detail": SIGNED_UP}, status=status.HTTP_201_CREATED)
 
 
 class TokenApi(_AuthApi):
+    """POST: e-mail and password for a new token. DELETE: revoke the token the
+    request is made with."""
+
+    def _revoking(self) -> bool:
+        # Django's request when DRF asks for authenticators, DRF's after; none
+        # while the schema is generated (extend_schema below says it all then).
+        return getattr(self.request, "method", None) == "DELETE"
+
+    def get_authenticators(self):
+        return [BearerTokenAuthentication()] if self._revoking() else []
+
+    def get_permissions(self):
+        return [IsAuthenticated()] if self._revoking() else [AllowAny()]
+
     @extend_schema(
         request=CredentialsSerializer,
-        responses={200: inline_serializer("Token", {"token": serializers.CharField()})},
+        responses={
+            200: inline_serializer(
+                "Token",
+                {"token": serializers.CharField(), "expires_at": serializers.DateTimeField()},
+            ),
+            400: OpenApiResponse(ERROR, description="`invalid_credentials`, or a field error."),
+            429: OpenApiResponse(
+                ERROR,
+                description="`too_many_login_attempts`: too many failed log-ins for this "
+                "account or from this address (LOGIN_FAILURE_LIMIT); logging in is paused "
+                "for LOGIN_COOLOFF_MINUTES, even with the right password (`Retry-After`). "
+                "`throttled`: more token or register requests than THROTTLE_AUTH_RATE.",
+            ),
+        },
         auth=[],
         tags=["auth"],
+        description="Exchange an e-mail and password for a bearer token. A token works "
+        "for API_TOKEN_LIFETIME_DAYS (30) until `expires_at`, then answers 401 "
+        "`token_expired`; changing or resetting the password revokes all of a driver's "
+        "tokens.",
     )
     def post(self, request):
         data = CredentialsSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        return Response({"token": api_token_create(**data.validated_data)})
+        user = password_authenticate(request, **data.validated_data)
+        issued = api_token_create(user=user)
+        return Response({"token": issued.token, "expires_at": issued.expires_at})
+
+    @extend_schema(
+        request=None,
+        responses={
+            204: OpenApiResponse(description="The token is revoked: it no longer works."),
+            401: OpenApiResponse(
+                ERROR, description="No token, an unknown or revoked one, or `token_expired`."
+            ),
+        },
+        auth=[{"bearerAuth": []}],
+        tags=["auth"],
+        description="Revoke the token this request is made with (log an app out).",
+    )
+    def delete(self, request):
+        api_token_revoke(user=request.user, token_id=request.auth.pk)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.db import models
@@ -102,14 +104,46 @@ def hash_token(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
+def token_expiry() -> datetime:
+    return timezone.now() + timedelta(days=settings.API_TOKEN_LIFETIME_DAYS)
+
+
 class ApiToken(models.Model):
-    """A bearer token for API clients; only its hash is stored."""
+    """A bearer token for API clients; only its hash is stored. It works until
+    it expires, its driver revokes it, or their password changes (then it is deleted)."""
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
     key_hash = models.CharField(max_length=64, unique=True)
     prefix = models.CharField(max_length=8, help_text="First characters, to tell tokens apart.")
     created_at = models.DateTimeField(auto_now_add=True)
-    last_used_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(
+        null=True, blank=True, help_text="To within a few minutes (see LAST_USED_EVERY)."
+    )
+    expires_at = models.DateTimeField(
+        default=token_expiry,
+        help_text="After this it no longer works (API_TOKEN_LIFETIME_DAYS after it was made).",
+    )
+
+    # last_used_at is written at most this often, not on every request.
+    LAST_USED_EVERY = timedelta(minutes=5)
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.user})"
+
+
+class SignupRequest(models.Model):
+    """A sign-up waiting for its e-mail address to be confirmed. The account is
+    made from it when the link e-mailed to that address is opened, so a sign-up
+    never tells whether the address already has an account (that one gets an
+    e-mail instead)."""
+
+    email = models.EmailField(db_index=True)
+    full_name = models.CharField(max_length=150, blank=True)
+    password = models.CharField(max_length=128, help_text="Hashed, as User.password.")
+    next_path = models.CharField(
+        max_length=500, blank=True, help_text="Where the driver was going when they signed up."
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.email} ({self.created_at:%Y-%m-%d %H:%M})"

@@ -1,54 +1,160 @@
-"""Every write about drivers: accounts, API tokens and vehicles."""
+"""Every write about drivers: accounts (sign-up, passwords), API tokens and vehicles."""
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from django.contrib.auth import authenticate
+from django.conf import settings
+from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Group, Permission
 from django.contrib.auth.password_validation import validate_password
+from django.core import signing
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
-from config.errors import ApplicationError, Conflict, InvalidInput, NotFound
+from config.errors import Conflict, InvalidInput, NotFound
 from config.plates import normalize_plate
 from lots.constants import VehicleType
-from parking.models import ApiToken, User, Vehicle, hash_token
+from parking import limits, notifications
+from parking.models import ApiToken, SignupRequest, User, Vehicle, hash_token
 
 
-def user_register(*, email: str, password: str, full_name: str = "") -> User:
-    email = User.objects.normalize_email(email).strip().lower()
-    candidate = User(email=email, full_name=full_name)
+def _normalize_email(email: str) -> str:
+    return User.objects.normalize_email(email).strip().lower()
+
+
+SIGNUP_TOKEN_SALT = "parking.signup"  # noqa: S105  (a signing namespace, not a secret)
+
+
+def signup_token(*, signup_id: int) -> str:
+    """The secret part of the link that finishes a sign-up (signed, dated)."""
+    return signing.dumps(signup_id, salt=SIGNUP_TOKEN_SALT)
+
+
+def _signup_of(token: str, *, lock: bool = False) -> SignupRequest:
     try:
-        validate_password(password, user=candidate)
+        signup_id = signing.loads(
+            token, salt=SIGNUP_TOKEN_SALT, max_age=settings.SIGNUP_CONFIRM_HOURS * 3600
+        )
+    except signing.BadSignature:  # tampered, or older than SIGNUP_CONFIRM_HOURS
+        signup_id = None
+    oldest = timezone.now() - timedelta(hours=settings.SIGNUP_CONFIRM_HOURS)
+    pending = SignupRequest.objects.filter(created_at__gt=oldest)
+    if lock:
+        pending = pending.select_for_update()
+    signup = pending.filter(pk=signup_id).first() if isinstance(signup_id, int) else None
+    if signup is None:
+        raise NotFound(
+            "This link does not work: it may have been used already, or it is too old. "
+            "Sign up again to get a new one.",
+            code="signup_link_invalid",
+        )
+    return signup
+
+
+def user_signup(*, email: str, password: str, full_name: str = "", next_path: str = "") -> str:
+    """Start a sign-up: whoever asks is answered the same whether the address has
+    an account or not (the normalised address is returned), and the e-mail does
+    the telling: a new address gets a link that opens the account (signup_confirm),
+    an address with an account a note that someone tried, with how to log in or
+    reset the password. At most THROTTLE_ACCOUNT_EMAIL_RATE such e-mails go to one
+    address; beyond it nothing is sent, and the answer stays the same."""
+    email = _normalize_email(email)
+    try:
+        validate_password(password, user=User(email=email, full_name=full_name))
     except DjangoValidationError as exc:
         raise InvalidInput(" ".join(exc.messages), code="weak_password", field="password") from exc
-    try:
-        with transaction.atomic():
-            return User.objects.create_user(email=email, password=password, full_name=full_name)
-    except IntegrityError as exc:
-        raise Conflict(
-            "An account with this e-mail address already exists.",
-            code="email_taken",
-            field="email",
-        ) from exc
+    # Hashed whether or not it is kept: the time taken must not tell the cases apart.
+    hashed = make_password(password)
+    if limits.EMAILS_PER_ADDRESS.hit(email) is not None:
+        return email
+    with transaction.atomic():
+        SignupRequest.objects.filter(
+            created_at__lte=timezone.now() - timedelta(hours=settings.SIGNUP_CONFIRM_HOURS)
+        ).delete()
+        existing = User.objects.filter(email__iexact=email).first()
+        if existing is not None:
+            notifications.signup_existing_queue(user_id=existing.pk)
+        else:
+            signup = SignupRequest.objects.create(
+                email=email, full_name=full_name, password=hashed, next_path=next_path
+            )
+            notifications.signup_link_queue(signup_id=signup.pk)
+    return email
 
 
-class InvalidCredentials(ApplicationError):
-    code = "invalid_credentials"
-    status = 400
+def signup_pending(*, token: str) -> SignupRequest:
+    """The sign-up a link finishes, if the link still works (else NotFound)."""
+    return _signup_of(token)
+
+
+@dataclass(frozen=True)
+class SignupConfirmed:
+    user: User
+    next_path: str
 
 
 @transaction.atomic
-def api_token_create(*, email: str, password: str) -> str:
-    """Exchange credentials for a new bearer token; the raw token is returned once."""
-    user = authenticate(username=email.strip().lower(), password=password)
-    if user is None:
-        raise InvalidCredentials("E-mail address or password is wrong.")
+def user_signup_confirm(*, token: str) -> SignupConfirmed:
+    """Open the account a sign-up link stands for, with the password chosen when
+    signing up. The address's other pending sign-ups are dropped; if it has an
+    account already (another link was opened first), nothing is made: Conflict."""
+    signup = _signup_of(token, lock=True)
+    SignupRequest.objects.filter(email=signup.email).delete()
+    try:
+        with transaction.atomic():
+            user = User(email=signup.email, full_name=signup.full_name, password=signup.password)
+            user.save()
+    except IntegrityError as exc:
+        raise Conflict(
+            "This e-mail address already has an account: log in with it.",
+            code="email_taken",
+            field="email",
+        ) from exc
+    return SignupConfirmed(user=user, next_path=signup.next_path)
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str  # the raw token: shown once, only its hash is kept
+    expires_at: datetime
+
+
+@transaction.atomic
+def api_token_create(*, user: User) -> IssuedToken:
+    """A new bearer token for an authenticated user (and the user's expired ones
+    forgotten)."""
+    ApiToken.objects.filter(user=user, expires_at__lte=timezone.now()).delete()
     raw = secrets.token_urlsafe(32)
-    ApiToken.objects.create(user=user, key_hash=hash_token(raw), prefix=raw[:8])
-    return raw
+    token = ApiToken.objects.create(user=user, key_hash=hash_token(raw), prefix=raw[:8])
+    return IssuedToken(token=raw, expires_at=token.expires_at)
+
+
+@transaction.atomic
+def api_token_revoke(*, user: User, token_id: int) -> None:
+    """Revoke one of a driver's tokens (another driver's is 'not found')."""
+    deleted, _ = ApiToken.objects.filter(pk=token_id, user=user).delete()
+    if not deleted:
+        raise NotFound("There is no such token.", code="token_not_found")
+
+
+@transaction.atomic
+def user_password_set(*, user: User, password: str | None) -> User:
+    """Give an account a new password (None: no usable password) and revoke all
+    its API tokens. Its sessions end too: each carries a hash of the password,
+    which no longer matches (the view that changed it keeps its own session with
+    update_session_auth_hash)."""
+    if password is None:
+        user.set_unusable_password()
+    else:
+        user.set_password(password)
+    user.save(update_fields=["password"])
+    ApiToken.objects.filter(user=user).delete()
+    return user
 
 
 def vehicle_add(*, owner: User, plate: str, vehicle_type: str, nickname: str = "") -> Vehicle:
@@ -83,7 +189,7 @@ def user_ensure(
     """Make sure an account exists with these flags, password and groups (demo and
     operator accounts). Writes only what differs, so running it again changes nothing.
 
-    Unlike user_register it does not apply the password strength rules: an
+    Unlike user_signup it does not apply the password strength rules: an
     operator chooses these passwords on purpose (the demo one is printed on start).
     """
     email = User.objects.normalize_email(email).strip().lower()

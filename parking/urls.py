@@ -28,8 +28,11 @@ urlpatterns = [
     path("account/vehicles/<int:vehicle_id>/", views.vehicle_edit, name="vehicle_edit"),
     path("account/vehicles/<int:vehicle_id>/remove/", views.vehicle_delete, name="vehicle_delete"),
     path("account/password/", views.PasswordChangeView.as_view(), name="password_change"),
+    path("account/tokens/<int:token_id>/revoke/", views.token_revoke, name="token_revoke"),
     # Accounts: Django's auth views with our templates.
     path("accounts/signup/", views.signup, name="signup"),
+    path("accounts/signup/sent/", views.signup_sent, name="signup_sent"),
+    path("accounts/signup/confirm/<str:token>/", views.signup_confirm, name="signup_confirm"),
     path("accounts/login/", views.LoginView.as_view(), name="login"),
     path("accounts/logout/", views.LogoutView.as_view(), name="logout"),
     path("accounts/password-reset/", views.PasswordResetView.as_view(), name="password_reset"),

@@ -26,15 +26,26 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from config.errors import ApplicationError, IdempotencyKeyReused, NotFound
+from config.csp import allow_stripe_js
+from config.errors import ApplicationError, Conflict, IdempotencyKeyReused, NotFound
 from config.money import format_money
+from config.net import client_ip
 from config.throttles import BookingThrottle, retry_after
 from lots.constants import VehicleType
 from lots.models import Lot
 from lots.selectors import lot_get, lot_list, spot_counts
-from parking import forms
+from parking import forms, limits
 from parking.models import Vehicle
-from parking.services import user_register, vehicle_add, vehicle_remove, vehicle_update
+from parking.selectors import api_tokens_active
+from parking.services import (
+    api_token_revoke,
+    signup_pending,
+    user_signup,
+    user_signup_confirm,
+    vehicle_add,
+    vehicle_remove,
+    vehicle_update,
+)
 from parking.templatetags.parkspot import lot_time
 from payments.models import Payment
 from reservations.models import Actor, Reservation, Status
@@ -423,6 +434,7 @@ def _pay_context(reservation: Reservation, payment: Payment | None) -> dict:
     }
 
 
+@allow_stripe_js
 @require_http_methods(["GET", "POST"])
 @_login_required
 def reservation_pay(request: HttpRequest, code: str) -> HttpResponse:
@@ -653,25 +665,84 @@ def reservation_list(request: HttpRequest) -> HttpResponse:
 # --- accounts and vehicles ---------------------------------------------------------------------
 
 
+def _too_many(request: HttpRequest, heading: str, sentence: str, wait: int) -> HttpResponse:
+    """429 with Retry-After, and a page that says what happened and when to try again."""
+    minutes = max(1, -(-wait // 60))
+    context = {
+        "heading": heading,
+        "sentence": sentence,
+        "again": f"Try again in {minutes} minute{'' if minutes == 1 else 's'}.",
+    }
+    response = render(request, "parking/too_many_requests.html", context, status=429)
+    response["Retry-After"] = str(wait)
+    return response
+
+
+SIGNUP_EMAIL_SESSION_KEY = "signup_email"
+
+
 @require_http_methods(["GET", "POST"])
 def signup(request: HttpRequest) -> HttpResponse:
+    """Sign up: the answer is the same whether the address has an account or not;
+    the e-mail tells (parking.services.user_signup)."""
     next_url = _safe_next(request, reverse("home"))
     if request.user.is_authenticated:
         return redirect(next_url)
     form = forms.SignUpForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
+        wait = limits.SIGNUPS_PER_CLIENT.hit(client_ip(request))
+        if wait is not None:
+            return _too_many(
+                request,
+                "Too many sign-ups",
+                "Too many accounts were asked for from this network in a short time.",
+                wait,
+            )
         try:
-            user = user_register(**form.cleaned_data)
+            email = user_signup(**form.cleaned_data, next_path=next_url)
         except ApplicationError as exc:
             form.add_application_error(exc)
         else:
-            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-            messages.success(request, "Welcome to ParkSpot! Your account is ready.")
-            return redirect(next_url)
+            request.session[SIGNUP_EMAIL_SESSION_KEY] = email
+            return redirect("signup_sent")
     status = 400 if form.is_bound and form.errors else 200
     return render(
         request, "registration/signup.html", {"form": form, "next": next_url}, status=status
     )
+
+
+@require_GET
+def signup_sent(request: HttpRequest) -> HttpResponse:
+    email = request.session.get(SIGNUP_EMAIL_SESSION_KEY, "")
+    return render(request, "registration/signup_sent.html", {"email": email})
+
+
+@require_http_methods(["GET", "POST"])
+def signup_confirm(request: HttpRequest, token: str) -> HttpResponse:
+    """The link from the sign-up e-mail. Opening it shows a button; pressing it
+    opens the account and logs in (a link checker that only fetches the page
+    opens nothing)."""
+    try:
+        pending = signup_pending(token=token)
+    except NotFound as exc:
+        return render(request, "registration/signup_confirm.html", {"invalid": exc.detail})
+    if request.method == "GET":
+        return render(request, "registration/signup_confirm.html", {"signup": pending})
+    try:
+        confirmed = user_signup_confirm(token=token)
+    except NotFound as exc:  # confirmed through another request meanwhile
+        return render(request, "registration/signup_confirm.html", {"invalid": exc.detail})
+    except Conflict as exc:
+        messages.info(request, exc.detail)
+        return redirect("login")
+    login(request, confirmed.user, backend="django.contrib.auth.backends.ModelBackend")
+    messages.success(request, "Welcome to ParkSpot! Your account is ready.")
+    next_url = confirmed.next_path
+    if not url_has_allowed_host_and_scheme(
+        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        next_url = reverse("home")
+    return redirect(next_url)
 
 
 class LoginView(auth_views.LoginView):
@@ -681,13 +752,34 @@ class LoginView(auth_views.LoginView):
 
 
 class PasswordResetView(auth_views.PasswordResetView):
+    """Ask for a reset link. The answer is the same whether the address has an
+    account or not, and whether or not its e-mails are over their limit
+    (THROTTLE_ACCOUNT_EMAIL_RATE); a client asking too often
+    (THROTTLE_PASSWORD_RESET_RATE) is told so, whatever the address."""
+
     template_name = "registration/password_reset_form.html"
     email_template_name = "registration/password_reset_email.txt"
     subject_template_name = "registration/password_reset_subject.txt"
     form_class = forms.ResetForm
 
+    def form_valid(self, form):
+        wait = limits.PASSWORD_RESETS_PER_CLIENT.hit(client_ip(self.request))
+        if wait is not None:
+            return _too_many(
+                self.request,
+                "Too many password resets",
+                "Too many password reset links were asked for from this network in a short time.",
+                wait,
+            )
+        if limits.EMAILS_PER_ADDRESS.hit(form.cleaned_data["email"].strip().lower()) is None:
+            return super().form_valid(form)  # e-mails the link, if there is an account
+        return redirect(self.get_success_url())
+
 
 class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    """The reset link's page: the new password revokes the account's API tokens
+    and ends its sessions (forms.NewPasswordForm)."""
+
     template_name = "registration/password_reset_confirm.html"
     form_class = forms.NewPasswordForm
 
@@ -702,18 +794,27 @@ class LogoutView(auth_views.LogoutView):
 
 
 class PasswordChangeView(auth_views.PasswordChangeView):
+    """The new password revokes the account's API tokens and ends its other
+    sessions; this one stays logged in (update_session_auth_hash)."""
+
     template_name = "parking/password_change.html"
+    form_class = forms.ChangePasswordForm
     success_url = reverse_lazy("account")
 
     def form_valid(self, form):
-        messages.success(self.request, "Your password is changed.")
+        messages.success(
+            self.request,
+            "Your password is changed. You are logged out everywhere else, "
+            "and apps using your old tokens must log in again.",
+        )
         return super().form_valid(form)
 
 
 @require_http_methods(["GET", "POST"])
 @_login_required
 def account(request: HttpRequest) -> HttpResponse:
-    """The driver's account: who they are and their vehicles (add one here)."""
+    """The driver's account: who they are, their vehicles (add one here) and the
+    API tokens their apps use (revoke one here)."""
     form = forms.VehicleForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -724,8 +825,25 @@ def account(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"{vehicle.plate} is added to your vehicles.")
             return redirect("account")
     status = 400 if form.is_bound and form.errors else 200
-    context = {"form": form, "vehicles": _user_vehicles(request)}
+    context = {
+        "form": form,
+        "vehicles": _user_vehicles(request),
+        "tokens": api_tokens_active(user=request.user),
+        "token_days": settings.API_TOKEN_LIFETIME_DAYS,
+    }
     return render(request, "parking/account.html", context, status=status)
+
+
+@require_POST
+@_login_required
+def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
+    """Revoke one of the driver's API tokens (another driver's is not found)."""
+    try:
+        api_token_revoke(user=request.user, token_id=token_id)
+    except NotFound as exc:
+        raise Http404(exc.detail) from exc
+    messages.success(request, "The token is revoked: the app using it must log in again.")
+    return redirect("account")
 
 
 def _vehicle_or_404(request: HttpRequest, vehicle_id: int) -> Vehicle:

@@ -259,3 +259,17 @@ class IdempotencyKey(models.Model):
 def payment_reference(reservation: Reservation) -> str:
     """The reference under which payments know this reservation."""
     return f"{PAYMENT_REFERENCE_PREFIX}{reservation.code}"
+
+
+class SweepRun(models.Model):
+    """When each of the scheduler's sweeps last ran: the scheduler's heartbeat.
+
+    Beat sends the sweeps and a worker runs them, so a recent row proves both
+    alive; /readyz and the metrics read it."""
+
+    name = models.CharField(max_length=64, unique=True)
+    last_run_at = models.DateTimeField()
+    runs = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.last_run_at:%Y-%m-%d %H:%M:%S}"

@@ -399,17 +399,11 @@ def occupancy_svg(occupancy: Occupancy) -> SafeString:
         return moment.astimezone(tz).strftime("%H:%M")
 
     out: list[str] = [
+        # Its natural size; static/css/admin.css styles it and its classes (the
+        # Content-Security-Policy allows no inline <style> or style="").
         f'<svg xmlns="http://www.w3.org/2000/svg" class="occupancy-chart" role="img" '
-        f'width="100%" style="min-width:{min(width, 760)}px;max-width:{width}px" '
-        f'viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
         f'aria-label="Occupancy of {escape(occupancy.lot.name)} on {occupancy.day:%Y-%m-%d}">',
-        "<style>"
-        ".row-free{fill:#eef3f7}.row-off{fill:url(#off)}.grid{stroke:#fff;stroke-width:1}"
-        ".bar-booked{fill:#5b8fd1}.bar-held{fill:#a9c4e8}.bar-noshow{fill:#b9a3cf}"
-        ".bar-parked{fill:#2f9e5f}.label{font:11px sans-serif;fill:#333}"
-        ".axis{font:10px sans-serif;fill:#555}.util{fill:#e39a2d}.util-bg{fill:#f5f5f5}"
-        ".now{stroke:#d22;stroke-width:2}.legend{font:11px sans-serif;fill:#333}"
-        "</style>",
         '<defs><pattern id="off" width="6" height="6" patternUnits="userSpaceOnUse" '
         'patternTransform="rotate(45)"><rect width="6" height="6" fill="#ddd"/>'
         '<line x1="0" y1="0" x2="0" y2="6" stroke="#bbb" stroke-width="3"/></pattern></defs>',

@@ -8,29 +8,35 @@ from celery import shared_task
 from reservations import emails, services
 
 
+def _sweep(name: str, run) -> int:
+    done = run()
+    services.sweep_record(name=name)  # the scheduler's heartbeat (/readyz)
+    return done
+
+
 @shared_task
 def expire_lapsed_holds() -> int:
-    return services.holds_expire_lapsed()
+    return _sweep("expire_lapsed_holds", services.holds_expire_lapsed)
 
 
 @shared_task
 def declare_no_shows() -> int:
-    return services.no_shows_declare()
+    return _sweep("declare_no_shows", services.no_shows_declare)
 
 
 @shared_task
 def hold_spots_of_overstayers() -> int:
-    return services.overstays_hold_spots()
+    return _sweep("hold_spots_of_overstayers", services.overstays_hold_spots)
 
 
 @shared_task
 def capture_unreported_exits() -> int:
-    return services.unreported_exits_capture()
+    return _sweep("capture_unreported_exits", services.unreported_exits_capture)
 
 
 @shared_task
 def settle_payments() -> int:
-    return services.reservations_settle_pending()
+    return _sweep("settle_payments", services.reservations_settle_pending)
 
 
 _MAIL_RETRY = {

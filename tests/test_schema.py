@@ -21,7 +21,7 @@ DOCS = "/api/v1/docs/"
 # found by walking the URLconf below.
 CORE_PATHS = {
     "/api/v1/auth/register": {"post"},
-    "/api/v1/auth/token": {"post"},
+    "/api/v1/auth/token": {"post", "delete"},
     "/api/v1/lots": {"get"},
     "/api/v1/lots/{lot_id}": {"get"},
     "/api/v1/lots/{lot_id}/availability": {"get"},

@@ -40,6 +40,7 @@ from reservations.services.sweeps import (
     holds_expire_lapsed,
     no_shows_declare,
     overstays_hold_spots,
+    sweep_record,
     unreported_exits_capture,
 )
 from reservations.services.transitions import (
@@ -83,5 +84,6 @@ __all__ = [
     "reservation_settlement_retry",
     "reservations_settle_pending",
     "spot_take_out_of_service",
+    "sweep_record",
     "unreported_exits_capture",
 ]

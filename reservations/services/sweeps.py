@@ -10,7 +10,7 @@ import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import CharField, Exists, OuterRef, Q, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
@@ -26,6 +26,7 @@ from reservations.models import (
     Actor,
     Reservation,
     Status,
+    SweepRun,
     payment_reference,
 )
 from reservations.selectors import booking_terms
@@ -43,6 +44,17 @@ from reservations.services.transitions import (
 )
 
 log = logging.getLogger(__name__)
+
+
+def sweep_record(*, name: str, now: datetime | None = None) -> None:
+    """Note that a sweep has run (the scheduler's heartbeat)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        updated = SweepRun.objects.filter(name=name).update(
+            last_run_at=now, runs=models.F("runs") + 1
+        )
+        if not updated:
+            SweepRun.objects.get_or_create(name=name, defaults={"last_run_at": now, "runs": 1})
 
 
 def holds_expire_lapsed(*, now: datetime | None = None, limit: int = 500) -> int:

@@ -79,7 +79,7 @@ def data(lot, driver, pending):
     """One row of every model the admin shows."""
     SpotFactory(lot=lot, label="M-001", vehicle_type="motorcycle")
     vehicle_add(owner=driver, plate="ab 123 cd", vehicle_type="car", nickname="Blue Clio")
-    api_token_create(email=driver.email, password="correct horse battery")
+    api_token_create(user=driver)
     Group.objects.create(name="Night shift")
     # Payment records as Stripe calls would have left them (no Stripe here).
     Payment.objects.create(

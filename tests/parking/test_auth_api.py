@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from django.core import mail
 from django.core.cache.backends.locmem import LocMemCache
 from django.test import Client
 from rest_framework.test import APIClient
 from rest_framework.throttling import ScopedRateThrottle
 
 from tests.factories import UserFactory
+from tests.parking.signup_links import open_account
 
 REGISTER = "/api/v1/auth/register"
 TOKEN = "/api/v1/auth/token"
@@ -36,6 +38,20 @@ def register(client, email: str, password: str = STRONG, **extra):
     return client.post(REGISTER, {"email": email, "password": password, **extra}, format="json")
 
 
+@pytest.fixture
+def signed_up(django_capture_on_commit_callbacks):
+    """Register through the API and open the account from the link e-mailed."""
+
+    def sign_up(client, email: str, password: str = STRONG, **extra):
+        with django_capture_on_commit_callbacks(execute=True):
+            response = register(client, email, password, **extra)
+        assert response.status_code == 201, response.content
+        open_account(response.json()["email"])
+        return response
+
+    return sign_up
+
+
 def get_token(client, email: str, password: str = STRONG):
     return client.post(TOKEN, {"email": email, "password": password}, format="json")
 
@@ -49,11 +65,17 @@ def bearer(token: str) -> APIClient:
 # --- register ---------------------------------------------------------------------------
 
 
-def test_register_creates_an_account_and_answers_201_with_the_normalised_email(api):
-    response = register(api, "  Ada.Lovelace@Example.COM ", full_name="Ada Lovelace")
+def test_register_answers_201_and_the_link_it_emails_opens_the_account(
+    api, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = register(api, "  Ada.Lovelace@Example.COM ", full_name="Ada Lovelace")
 
     assert response.status_code == 201, response.content
-    assert response.json() == {"email": "ada.lovelace@example.com"}
+    assert response.json()["email"] == "ada.lovelace@example.com"
+    assert "Check your e-mail" in response.json()["detail"]
+    assert_error(get_token(api, "ada.lovelace@example.com"), 400, "invalid_credentials")
+    open_account("ada.lovelace@example.com")
     assert get_token(api, "ada.lovelace@example.com").status_code == 200
 
 
@@ -64,12 +86,22 @@ def test_register_never_echoes_the_password(api):
 
 
 @pytest.mark.parametrize("second", ["ada@example.com", "ADA@example.com", "Ada@Example.Com"])
-def test_registering_an_email_twice_is_409_email_taken_whatever_the_case(api, second):
-    assert register(api, "ada@example.com").status_code == 201
+def test_registering_a_taken_email_is_answered_as_a_new_one_whatever_the_case(
+    api, second, signed_up, django_capture_on_commit_callbacks
+):
+    """The reported bug was a 409 email_taken: it told anyone the address had an account."""
+    signed_up(api, "ada@example.com")
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        fresh = register(api, "nobody@example.com", "another long passphrase")
+        taken = register(api, second, "another long passphrase")
 
-    body = assert_error(register(api, second, "another long passphrase"), 409, "email_taken")
-
-    assert body["fields"]["email"][0]["code"] == "email_taken"
+    assert (taken.status_code, taken.json()) == (
+        fresh.status_code,
+        {**fresh.json(), "email": "ada@example.com"},
+    )
+    told = next(message for message in mail.outbox if message.to == ["ada@example.com"])
+    assert told.subject == "Someone tried to sign up with your e-mail address"
     # The first account keeps its password.
     assert get_token(api, "ada@example.com").status_code == 200
     assert_error(get_token(api, "ada@example.com", "another long passphrase"), 400)
@@ -118,6 +150,7 @@ def test_register_with_malformed_json_is_400_malformed_request(api):
 
 
 def test_auth_endpoints_need_no_csrf_token():
+    UserFactory(email="bob@example.com", password=STRONG)
     client = Client(enforce_csrf_checks=True)
 
     response = client.post(
@@ -127,7 +160,7 @@ def test_auth_endpoints_need_no_csrf_token():
     )
     assert response.status_code == 201, response.content
     response = client.post(
-        TOKEN, {"email": "ada@example.com", "password": STRONG}, content_type="application/json"
+        TOKEN, {"email": "bob@example.com", "password": STRONG}, content_type="application/json"
     )
     assert response.status_code == 200, response.content
 
@@ -135,8 +168,8 @@ def test_auth_endpoints_need_no_csrf_token():
 # --- token ----------------------------------------------------------------------------
 
 
-def test_token_for_the_right_credentials_works_as_a_bearer_token(api):
-    register(api, "ada@example.com")
+def test_token_for_the_right_credentials_works_as_a_bearer_token(api, signed_up):
+    signed_up(api, "ada@example.com")
 
     response = get_token(api, "ada@example.com")
 
@@ -149,8 +182,8 @@ def test_token_for_the_right_credentials_works_as_a_bearer_token(api):
     assert listing.json()["results"] == []
 
 
-def test_token_login_ignores_the_case_of_the_email(api):
-    register(api, "ada@example.com")
+def test_token_login_ignores_the_case_of_the_email(api, signed_up):
+    signed_up(api, "ada@example.com")
 
     response = get_token(api, "ADA@Example.com")
 
@@ -158,8 +191,8 @@ def test_token_login_ignores_the_case_of_the_email(api):
     assert bearer(response.json()["token"]).get(RESERVATIONS).status_code == 200
 
 
-def test_every_token_request_gives_a_new_token_and_all_of_them_work(api):
-    register(api, "ada@example.com")
+def test_every_token_request_gives_a_new_token_and_all_of_them_work(api, signed_up):
+    signed_up(api, "ada@example.com")
 
     first = get_token(api, "ada@example.com").json()["token"]
     second = get_token(api, "ada@example.com").json()["token"]
@@ -178,7 +211,7 @@ def test_every_token_request_gives_a_new_token_and_all_of_them_work(api):
     ],
 )
 def test_wrong_credentials_are_400_invalid_credentials_or_a_field_error(api, email, password):
-    register(api, "ada@example.com")
+    UserFactory(email="ada@example.com", password=STRONG)
 
     response = get_token(api, email, password)
 
@@ -237,9 +270,9 @@ def test_another_authorization_scheme_is_401_not_authenticated(db, header):
     assert_error(client.get(RESERVATIONS), 401, "not_authenticated")
 
 
-def test_a_token_of_one_user_shows_only_that_users_reservations(api):
-    register(api, "ada@example.com")
-    register(api, "bob@example.com")
+def test_a_token_of_one_user_shows_only_that_users_reservations(api, signed_up):
+    signed_up(api, "ada@example.com")
+    signed_up(api, "bob@example.com")
     ada = bearer(get_token(api, "ada@example.com").json()["token"])
     bob = bearer(get_token(api, "bob@example.com").json()["token"])
 
@@ -285,8 +318,10 @@ def test_register_is_throttled_too(api, low_auth_rate):
     assert register(api, "user3@example.com").status_code == 201
 
 
-def test_the_auth_rate_limit_does_not_throttle_authenticated_api_calls(api, low_auth_rate):
-    register(api, "ada@example.com")
+def test_the_auth_rate_limit_does_not_throttle_authenticated_api_calls(
+    api, signed_up, low_auth_rate
+):
+    signed_up(api, "ada@example.com")
     client = bearer(get_token(api, "ada@example.com").json()["token"])
 
     for _ in range(10):

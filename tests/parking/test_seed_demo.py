@@ -6,6 +6,7 @@ import pytest
 from django.contrib.auth import authenticate
 from django.contrib.auth.models import Group
 from django.core.management import call_command
+from django.http import HttpRequest
 from django.test import Client
 
 from lots.constants import VehicleType
@@ -106,9 +107,9 @@ def test_it_completes_a_partly_seeded_database():
 def test_demo_logins_work_and_have_the_right_roles():
     output = seed()
 
-    driver = authenticate(username="driver@parkspot.test", password=DEMO_PASSWORD)
-    staff = authenticate(username="staff@parkspot.test", password=DEMO_PASSWORD)
-    admin = authenticate(username="admin@parkspot.test", password=DEMO_PASSWORD)
+    driver = authenticate(HttpRequest(), username="driver@parkspot.test", password=DEMO_PASSWORD)
+    staff = authenticate(HttpRequest(), username="staff@parkspot.test", password=DEMO_PASSWORD)
+    admin = authenticate(HttpRequest(), username="admin@parkspot.test", password=DEMO_PASSWORD)
     assert driver is not None
     assert staff is not None
     assert admin is not None
@@ -143,14 +144,20 @@ def test_demo_logins_work_and_have_the_right_roles():
 def test_the_password_comes_from_demo_password(monkeypatch):
     monkeypatch.setenv("DEMO_PASSWORD", "another-demo-secret")
     seed()
-    assert authenticate(username="driver@parkspot.test", password="another-demo-secret")
-    assert authenticate(username="driver@parkspot.test", password=DEMO_PASSWORD) is None
+    assert authenticate(
+        HttpRequest(), username="driver@parkspot.test", password="another-demo-secret"
+    )
+    assert (
+        authenticate(HttpRequest(), username="driver@parkspot.test", password=DEMO_PASSWORD) is None
+    )
 
 
 def test_the_staff_login_runs_its_one_lot_in_the_admin_and_sees_no_other():
     seed()
     client = Client()
-    assert client.login(username="staff@parkspot.test", password=DEMO_PASSWORD)
+    assert client.login(
+        request=HttpRequest(), username="staff@parkspot.test", password=DEMO_PASSWORD
+    )
     paris = Lot.objects.get(slug="paris-opera")
     tokyo = Lot.objects.get(slug="tokyo-shinjuku")
     staff = User.objects.get(email="staff@parkspot.test")

@@ -7,11 +7,13 @@ import re
 
 import pytest
 from django.core import mail
+from django.http import HttpRequest
 from django.test import Client
 
-from parking.models import User, Vehicle
+from parking.models import SignupRequest, User, Vehicle
 from parking.services import vehicle_add
 from tests.factories import UserFactory
+from tests.parking.signup_links import confirm_path
 
 pytestmark = pytest.mark.django_db
 
@@ -24,28 +26,43 @@ def csrf_token(client: Client, url: str) -> str:
 
 
 class TestSignUp:
-    def test_creates_the_account_logs_in_and_goes_on(self, client):
-        response = client.post(
-            "/accounts/signup/",
-            {
-                "email": "New.Driver@Example.com",
-                "password": PASSWORD,
-                "full_name": "Nia Driver",
-                "next": "/lots/paris/",
-            },
+    def test_emails_a_link_that_opens_the_account_logs_in_and_goes_on(
+        self, client, django_capture_on_commit_callbacks
+    ):
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client.post(
+                "/accounts/signup/",
+                {
+                    "email": "New.Driver@Example.com",
+                    "password": PASSWORD,
+                    "full_name": "Nia Driver",
+                    "next": "/lots/paris/",
+                },
+                follow=True,
+            )
+        assert "We have sent a message to <strong>new.driver@example.com</strong>" in (
+            response.text
         )
+        assert not User.objects.exists()  # nothing is opened before the link
+        assert mail.outbox[0].subject == "Confirm your ParkSpot account"
+
+        response = client.post(confirm_path("new.driver@example.com"))
+
         assert response.status_code == 302
         assert response["Location"] == "/lots/paris/"
         user = User.objects.get()
         assert user.email == "new.driver@example.com"
         assert user.full_name == "Nia Driver"
+        assert user.check_password(PASSWORD)
         assert client.get("/account/").status_code == 200  # logged in
 
-    def test_never_goes_to_another_site(self, client):
-        response = client.post(
-            "/accounts/signup/",
-            {"email": "a@example.com", "password": PASSWORD, "next": "https://evil.example/"},
-        )
+    def test_never_goes_to_another_site(self, client, django_capture_on_commit_callbacks):
+        with django_capture_on_commit_callbacks(execute=True):
+            client.post(
+                "/accounts/signup/",
+                {"email": "a@example.com", "password": PASSWORD, "next": "https://evil.example/"},
+            )
+        response = client.post(confirm_path("a@example.com"))
         assert response["Location"] == "/"
 
     def test_a_weak_password_is_explained_beside_it(self, client):
@@ -58,13 +75,23 @@ class TestSignUp:
         assert "too common" in html
         assert not User.objects.exists()
 
-    def test_a_taken_address_is_explained_beside_it(self, client):
-        UserFactory(email="taken@example.com")
-        response = client.post(
-            "/accounts/signup/", {"email": "TAKEN@example.com", "password": PASSWORD}
-        )
-        assert response.status_code == 400
-        assert "An account with this e-mail address already exists." in response.content.decode()
+    def test_a_taken_address_is_answered_as_a_new_one_and_its_owner_told(
+        self, client, django_capture_on_commit_callbacks
+    ):
+        """The reported bug: "An account with this e-mail address already exists."
+        told anyone that the address had an account."""
+        UserFactory(email="taken@example.com", password=PASSWORD)
+        with django_capture_on_commit_callbacks(execute=True):
+            fresh = client.post(
+                "/accounts/signup/", {"email": "free@example.com", "password": PASSWORD}
+            )
+            taken = client.post(
+                "/accounts/signup/", {"email": "TAKEN@example.com", "password": "other passphrase"}
+            )
+        assert (taken.status_code, taken["Location"]) == (fresh.status_code, fresh["Location"])
+        told = next(message for message in mail.outbox if message.to == ["taken@example.com"])
+        assert "log in" in told.body
+        assert User.objects.get(email="taken@example.com").check_password(PASSWORD)
 
     def test_fields_are_labelled(self, client):
         html = client.get("/accounts/signup/").content.decode()
@@ -78,7 +105,7 @@ class TestSignUp:
         token = csrf_token(browser, "/accounts/signup/")
         response = browser.post("/accounts/signup/", {**data, "csrfmiddlewaretoken": token})
         assert response.status_code == 302
-        assert User.objects.filter(email="a@example.com").exists()
+        assert SignupRequest.objects.filter(email="a@example.com").exists()
 
 
 class TestLogInAndOut:
@@ -137,7 +164,7 @@ class TestPasswordReset:
             form.redirect_chain[-1][0], {"new_password1": new, "new_password2": new}, follow=True
         )
         assert "Your password is changed" in done.content.decode()
-        assert client.login(username="driver@example.com", password=new)
+        assert client.login(request=HttpRequest(), username="driver@example.com", password=new)
 
     def test_says_the_same_for_unknown_addresses(self, client):
         response = client.post("/accounts/password-reset/", {"email": "nobody@example.com"})

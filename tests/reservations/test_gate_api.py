@@ -115,7 +115,7 @@ def test_gates_must_present_a_valid_key(api, lot, confirmed, start):
 
 
 def test_a_driver_token_is_not_a_gate_key(api, driver, confirmed, start):
-    token = api_token_create(email=driver.email, password="correct horse battery")
+    token = api_token_create(user=driver).token
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
     assert _arrive(api, reservation_id=confirmed.code, at=start).status_code == 401
 

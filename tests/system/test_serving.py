@@ -101,7 +101,7 @@ def test_a_burst_of_bookings_never_takes_more_connections_than_the_pools_hold():
     RateFactory(lot=lot)
     SpotFactory.create_batch(50, lot=lot)
     driver = UserFactory(email="pool@example.com")
-    token = api_token_create(email=driver.email, password="correct horse battery")
+    token = api_token_create(user=driver).token
     port = free_port()
     # More threads than the pool has connections: the pool, not the thread
     # count, bounds what PostgreSQL is asked for.
@@ -173,7 +173,7 @@ def test_a_stopped_server_finishes_the_booking_it_is_making():
     RateFactory(lot=lot)
     SpotFactory.create_batch(2, lot=lot)
     driver = UserFactory(email="graceful@example.com")
-    token = api_token_create(email=driver.email, password="correct horse battery")
+    token = api_token_create(user=driver).token
     port = free_port()
     server = start_gunicorn(port)
     dbname = connection.settings_dict["NAME"]

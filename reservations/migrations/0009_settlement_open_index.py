@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('lots', '0003_lot_staff'),
-        ('reservations', '0007_unpaid_holds_by_driver'),
+        ('reservations', '0008_sweep_runs'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
