@@ -66,17 +66,17 @@ def count_on_commit(counter, amount: float = 1) -> None:
         transaction.on_commit(functools.partial(counter.inc, amount), robust=True)
 
 
-def sweep_ages(ages: dict[str, float]) -> GaugeMetricFamily:
-    """parkspot_sweep_age_seconds for some of the scheduler's sweeps (each app
+def sweeps_overdue(overdue: dict[str, float]) -> GaugeMetricFamily:
+    """parkspot_sweep_overdue_seconds for some of the scheduler's sweeps (each app
     knows its own; /metrics shows them as one family)."""
     family = GaugeMetricFamily(
-        "parkspot_sweep_age_seconds",
-        "How far behind each scheduled sweep is: how long the oldest work it should "
-        "already have done has been waiting (0: none waiting). It stays below "
-        "SWEEP_INTERVAL_SECONDS while beat and a worker run, and grows when they stop.",
+        "parkspot_sweep_overdue_seconds",
+        "How far behind each scheduled sweep is with its work: how long the oldest "
+        "thing it should already have done has been waiting (0: nothing waiting). It "
+        "grows when the sweep stops, and also when it runs but cannot keep up.",
         labels=["sweep"],
     )
-    for sweep, seconds in ages.items():
+    for sweep, seconds in overdue.items():
         family.add_metric([sweep], seconds)
     return family
 

@@ -18,7 +18,7 @@ from django.db.models import Count, Min, Q
 from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
-from config.metrics import count_on_commit, seconds_late, sweep_ages
+from config.metrics import count_on_commit, seconds_late, sweeps_overdue
 from payments.models import Payment
 
 OPERATIONS = Counter(
@@ -158,4 +158,4 @@ def facts(now: datetime) -> Iterator[GaugeMetricFamily]:
     for operation, count in counts.items():
         unresolved.add_metric([operation], count)
     yield unresolved
-    yield sweep_ages({"retry-payment-operations": seconds_late(now, oldest_due)})
+    yield sweeps_overdue({"retry_payment_operations": seconds_late(now, oldest_due)})

@@ -3,9 +3,10 @@
 Counters are moved by the services where things happen, once the change has
 committed: a booking made or refused (booking.py), and every status write
 (status.write_status, the one primitive they all go through). Gauges that are
-facts of the database (holds open, cars parked, settlements open, how far
-behind the sweeps are) are read by `facts()` when /metrics is asked, in a fixed
-number of queries on partial indexes, however many reservations there are.
+facts of the database (holds open, cars parked, settlements open, when the
+sweeps last ran and how far behind they are) are read by `facts()` when
+/metrics is asked, in a fixed number of queries on partial indexes and the
+sweeps' heartbeat, however many reservations there are.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from django.db.models import Count, Min, Q
 from prometheus_client import Counter
 from prometheus_client.core import GaugeMetricFamily
 
-from config.metrics import count_on_commit, seconds_late, sweep_ages
+from config.metrics import count_on_commit, seconds_late, sweeps_overdue
 from lots.constants import VehicleType
-from reservations.models import Actor, Reservation, Settlement, Status
+from reservations.models import Actor, Reservation, Settlement, Status, SweepRun
 
 BOOKINGS_MADE = Counter(
     "parkspot_bookings_made",
@@ -104,8 +105,9 @@ _NO_SHOW_CANDIDATES = 20
 
 
 def facts(now: datetime) -> Iterator[GaugeMetricFamily]:
-    """Four queries, each on a partial index whose rows are few (unpaid holds,
-    cars parked, open settlements, the oldest confirmed starts)."""
+    """Five queries: four on partial indexes whose rows are few (unpaid holds,
+    cars parked, open settlements, the oldest confirmed starts), and the sweeps'
+    heartbeat (one row per sweep)."""
     holds = Reservation.objects.filter(status=Status.PENDING_PAYMENT).aggregate(
         open=Count("pk", filter=Q(hold_expires_at__gt=now)),
         oldest_lapsed=Min("hold_expires_at", filter=Q(hold_expires_at__lte=now)),
@@ -128,6 +130,7 @@ def facts(now: datetime) -> Iterator[GaugeMetricFamily]:
         .order_by("start")
         .values_list("start", "lot__no_show_grace_minutes")[:_NO_SHOW_CANDIDATES]
     )
+    runs = list(SweepRun.objects.order_by("name").values_list("name", "last_run_at"))
     default_grace = settings.NO_SHOW_GRACE_MINUTES
     no_shows_due = [
         start + timedelta(minutes=default_grace if grace is None else grace)
@@ -156,13 +159,23 @@ def facts(now: datetime) -> Iterator[GaugeMetricFamily]:
         "overstay charge): staff follow them up in the admin.",
         settlements["attention"],
     )
-    yield sweep_ages(
+    yield sweeps_overdue(
         {
-            "expire-lapsed-holds": seconds_late(now, holds["oldest_lapsed"]),
-            "declare-no-shows": seconds_late(now, min(no_shows_due, default=None)),
-            "settle-payments": seconds_late(now, settlements["oldest_due"]),
+            "expire_lapsed_holds": seconds_late(now, holds["oldest_lapsed"]),
+            "declare_no_shows": seconds_late(now, min(no_shows_due, default=None)),
+            "settle_payments": seconds_late(now, settlements["oldest_due"]),
         }
     )
+    age = GaugeMetricFamily(
+        "parkspot_sweep_age_seconds",
+        "Seconds since each scheduled sweep last ran (its heartbeat, reservations."
+        "SweepRun, which /readyz reads too): below SWEEP_INTERVAL_SECONDS while beat "
+        "and a worker run; a sweep that never ran is not listed.",
+        labels=["sweep"],
+    )
+    for name, last_run_at in runs:
+        age.add_metric([name], max((now - last_run_at).total_seconds(), 0.0))
+    yield age
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:

@@ -111,7 +111,8 @@ def test_an_operation_stripe_does_not_answer_is_unknown_until_the_retry_job_fini
     later = timezone.now() + timedelta(minutes=2)
     assert _gauge(timezone.now(), *unresolved) == 0  # its first minute: still its caller's
     assert _gauge(later, *unresolved) == 1
-    assert _gauge(later, "parkspot_sweep_age_seconds", {"sweep": "retry-payment-operations"}) > 0
+    overdue = _gauge(later, "parkspot_sweep_overdue_seconds", {"sweep": "retry_payment_operations"})
+    assert overdue > 0
 
     stripe_proxy.heal()
     with time_machine.travel(later):

@@ -76,7 +76,7 @@ def _fill(lot, driver, *, now, n: int) -> None:
         )
 
 
-def test_the_database_facts_take_five_queries_however_many_reservations(
+def test_the_database_facts_take_six_queries_however_many_reservations(
     django_assert_num_queries, driver
 ):
     lot = LotFactory()
@@ -85,10 +85,10 @@ def test_the_database_facts_take_five_queries_however_many_reservations(
     now = timezone.now()
     _fill(lot, driver, now=now, n=2)
 
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(6):
         few = _facts(now)
     _fill(lot, driver, now=now + timedelta(days=10), n=6)
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(6):
         many = _facts(now)
 
     assert few[("parkspot_holds_open", ())] == 4
@@ -99,10 +99,10 @@ def test_the_database_facts_take_five_queries_however_many_reservations(
     assert many[("parkspot_settlements_needing_attention", ())] == 4
 
 
-def test_sweep_age_grows_while_work_waits_and_falls_once_the_sweep_has_run(driver, lot):
+def test_overdue_work_grows_while_it_waits_and_falls_once_the_sweep_has_run(driver, lot):
     now = timezone.now()
     held = book(driver, lot, start=now + timedelta(hours=2))
-    age = ("parkspot_sweep_age_seconds", (("sweep", "expire-lapsed-holds"),))
+    age = ("parkspot_sweep_overdue_seconds", (("sweep", "expire_lapsed_holds"),))
     assert _facts(now)[age] == 0
 
     lapsed_for_ten_minutes = held.hold_expires_at + timedelta(minutes=10)
@@ -119,7 +119,21 @@ def test_a_no_show_waiting_for_the_sweep_ages_by_its_lots_own_grace(driver):
     now = timezone.now()
     absent = book(driver, lot, start=now + timedelta(hours=1))
     reservation_confirm(reservation_id=absent.pk)
-    age = ("parkspot_sweep_age_seconds", (("sweep", "declare-no-shows"),))
+    age = ("parkspot_sweep_overdue_seconds", (("sweep", "declare_no_shows"),))
 
     assert _facts(absent.start + timedelta(minutes=14))[age] == 0
     assert _facts(absent.start + timedelta(minutes=20))[age] == pytest.approx(300)
+
+
+def test_sweep_age_is_the_time_since_each_sweep_last_ran():
+    from reservations.services import sweep_record
+
+    now = timezone.now()
+    sweep_record(name="expire_lapsed_holds", now=now - timedelta(seconds=90))
+    sweep_record(name="settle_payments", now=now - timedelta(seconds=5))
+
+    facts = _facts(now)
+    assert facts[("parkspot_sweep_age_seconds", (("sweep", "expire_lapsed_holds"),))] == 90
+    assert facts[("parkspot_sweep_age_seconds", (("sweep", "settle_payments"),))] == 5
+    never = ("parkspot_sweep_age_seconds", (("sweep", "declare_no_shows"),))
+    assert never not in facts  # never ran: nothing to be old

@@ -157,7 +157,7 @@ def test_what_the_celery_worker_counts_shows_in_the_web_servers_metrics(tmp_path
     try:
         before = scrape_http(port)
         assert before.value("parkspot_holds_expired_total") == 0
-        assert before.value("parkspot_sweep_age_seconds", sweep="expire-lapsed-holds") > 0
+        assert before.value("parkspot_sweep_overdue_seconds", sweep="expire_lapsed_holds") > 0
 
         def expired() -> bool:
             return Reservation.objects.filter(pk=unpaid.pk, status=Status.EXPIRED).exists()
@@ -171,7 +171,9 @@ def test_what_the_celery_worker_counts_shows_in_the_web_servers_metrics(tmp_path
         wait_for(counted, timeout=30, process=worker, what="the task's run counted")
         after = scrape_http(port)
         assert after.value("parkspot_holds_expired_total") == 1
-        assert after.value("parkspot_sweep_age_seconds", sweep="expire-lapsed-holds") == 0
+        assert after.value("parkspot_sweep_overdue_seconds", sweep="expire_lapsed_holds") == 0
+        # The sweep's heartbeat: it ran moments ago.
+        assert 0 <= after.value("parkspot_sweep_age_seconds", sweep="expire_lapsed_holds") < 30
         assert after.value("parkspot_task_runs_total", task=task, state="SUCCESS") >= 1
         assert after.value("parkspot_task_last_success_timestamp_seconds", task=task) > 0
         assert str(worker.pid) in _pids(directory, "counter")  # the worker's own file
