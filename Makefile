@@ -39,18 +39,25 @@ STRIPE_LOCAL = if [ -z "$$STRIPE_SECRET_KEY" ]; then \
 	    STRIPE_API_BASE=http://127.0.0.1:$(LOCALSTRIPE_PORT); processes=""; \
 	else processes="web worker beat"; fi
 
+# /metrics adds up the counters of every process of the run (the web server's
+# workers, the Celery worker): they share one directory, var/metrics/run-<port>
+# (or PROMETHEUS_MULTIPROC_DIR), emptied here before any of them starts.
+METRICS_DIR = export PROMETHEUS_MULTIPROC_DIR="$${PROMETHEUS_MULTIPROC_DIR:-$(CURDIR)/var/metrics/run-$(PORT)}"; \
+	mkdir -p "$$PROMETHEUS_MULTIPROC_DIR"; \
+	find "$$PROMETHEUS_MULTIPROC_DIR" -maxdepth 1 -name '*.db' -delete
+
 # Serves as production does: gunicorn (config/gunicorn.py), debug off, static
 # files through whitenoise, with the worker, beat and localstripe beside it.
 run: setup
-	@echo "ParkSpot at http://127.0.0.1:$(PORT)  (API docs /api/v1/docs/, staff /admin/)"
-	@$(STRIPE_LOCAL); \
+	@echo "ParkSpot at http://127.0.0.1:$(PORT)  (API docs /api/v1/docs/, staff /admin/, /metrics)"
+	@$(STRIPE_LOCAL); $(METRICS_DIR); \
 	PATH="$(CURDIR)/$(BIN):$$PATH" DJANGO_DEBUG=0 WEB_PORT=$(PORT) \
 	  exec $(BIN)/honcho start -f Procfile $$processes
 
 # For changing code: Django's auto-reloading development server, debug on.
 dev: setup
 	@echo "ParkSpot (development server, debug on) at http://127.0.0.1:$(PORT)"
-	@$(STRIPE_LOCAL); \
+	@$(STRIPE_LOCAL); $(METRICS_DIR); \
 	PATH="$(CURDIR)/$(BIN):$$PATH" DJANGO_DEBUG=1 WEB_PORT=$(PORT) \
 	  exec $(BIN)/honcho start -f Procfile.dev $$processes
 

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from bench import database, loadgen, report, system
+from bench import metrics as server_metrics
 from bench.config import VAR_DIR, BenchConfig, redact
 from bench.server import HOST, Server, ServerConfig, free_port, server_env
 from bench.workload import (
@@ -62,6 +63,7 @@ class Outcome:
     booked: list[database.Booked] = field(default_factory=list)
     checks: dict[str, Any] | None = None
     problems: list[str] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
 
 
 def main() -> int:
@@ -112,7 +114,11 @@ def main() -> int:
         outcome.smoke = asyncio.run(
             _smoke(server_cfg.port, seeded.lot_slugs[-1], seeded.smoke_login, outcome)
         )
+        before = server_metrics.scrape(HOST, server_cfg.port)
+        booked_before = len(outcome.booked)
         _run_phases(cfg, server, seeded, db, rng, outcome)
+        after = server_metrics.scrape(HOST, server_cfg.port)
+        _check_metrics(outcome, before, after, booked=len(outcome.booked) - booked_before)
     finally:
         code = server.stop()
         log(f"gunicorn stopped (exit {code})")
@@ -145,6 +151,7 @@ def main() -> int:
         "smoke": outcome.smoke,
         "phases": outcome.phases,
         "checks": outcome.checks,
+        "metrics": outcome.metrics,
         "problems": outcome.problems,
         "ok": not outcome.problems,
         "json_path": str(json_path),
@@ -289,6 +296,30 @@ def _judge_phases(outcome: Outcome) -> None:
             phase["target_req_per_s"] = target
             if phase["req_per_s"] < target:
                 log(f"note: {name} {phase['req_per_s']:.0f} req/s is below the {target} target")
+
+
+def _check_metrics(outcome: Outcome, before, after, *, booked: int) -> None:
+    """The server's /metrics (all workers' counters added up) against what the
+    load generator saw over the phases."""
+    moved = server_metrics.moved(before, after)
+    outcome.metrics = moved
+    log(
+        f"/metrics over the phases: bookings made +{moved['bookings_made']} "
+        f"(201 answers: {booked}), refused {moved['bookings_refused']}, "
+        f"{moved['queries']} queries, holds open now {moved['holds_open']}"
+    )
+    log(f"/metrics requests by view: {moved['requests_by_view']}")
+    if moved["bookings_made"] != booked:
+        outcome.problems.append(
+            f"/metrics counted {moved['bookings_made']} bookings made, the load saw {booked}"
+        )
+    conflicts = outcome.phases.get("bookings", {}).get("conflict_codes", {})
+    refused = moved["bookings_refused"].get("no_spot_available", 0)
+    if refused != conflicts.get("no_spot_available", 0):
+        outcome.problems.append(
+            f"/metrics counted {refused} no_spot_available, the load saw "
+            f"{conflicts.get('no_spot_available', 0)}"
+        )
 
 
 def _check_bookings(outcome: Outcome) -> None:

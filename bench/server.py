@@ -128,6 +128,15 @@ class Server:
 _HEALTHZ = loadgen.Request("GET", "/healthz")
 
 
+def metrics_dir() -> Path:
+    """var/bench-metrics, emptied: this run's counters only."""
+    path = VAR_DIR / "bench-metrics"
+    path.mkdir(parents=True, exist_ok=True)
+    for old in path.glob("*.db"):
+        old.unlink()
+    return path
+
+
 def server_env(database_url: str, redis_url: str, *, payments: bool) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
@@ -145,6 +154,8 @@ def server_env(database_url: str, redis_url: str, *, payments: bool) -> dict[str
         THROTTLE_BOOKING_RATE="1000000/min",
         MAX_UNPAID_HOLDS="1000000",
         PYTHONDONTWRITEBYTECODE="1",
+        # The workers' counters, added up by /metrics (the bench reads them).
+        PROMETHEUS_MULTIPROC_DIR=str(metrics_dir()),
     )
     if redis_url:
         env["REDIS_URL"] = redis_url

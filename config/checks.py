@@ -15,3 +15,25 @@ def admin_two_factor(app_configs, **kwargs):
             id="parkspot.W001",
         )
     ]
+
+
+@register(Tags.security, deploy=True)
+def metrics_open_to_all(app_configs, **kwargs):
+    """/metrics tells how the business is doing: not for every address without a token."""
+    import ipaddress
+
+    if settings.METRICS_TOKEN:
+        return []
+    everyone = any(
+        ipaddress.ip_network(part, strict=False).prefixlen == 0
+        for part in settings.METRICS_ALLOWED_IPS
+    )  # an empty list without a token lets nobody in
+    if not everyone:
+        return []
+    return [
+        Warning(
+            "/metrics answers every address, with no token.",
+            hint="List the scrapers' addresses in METRICS_ALLOWED_IPS, or set METRICS_TOKEN.",
+            id="parkspot.W010",
+        )
+    ]

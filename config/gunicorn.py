@@ -20,3 +20,45 @@ max_requests = 5000  # recycle workers now and then, jittered so they do not all
 max_requests_jitter = 500
 accesslog = "-"
 forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+# --- Metrics (config/metrics.py): one directory of counter files per run --------------------
+# Every worker writes its counters to files in PROMETHEUS_MULTIPROC_DIR and
+# /metrics, whichever worker answers it, adds them all up. The variable must be
+# set before a worker imports prometheus_client (workers are forked after
+# on_starting, and the app is not preloaded). Given one (`make run` shares its
+# directory with the Celery worker, and empties it first), gunicorn uses it as
+# it is; given none, gunicorn makes its own under var/metrics/, empty, and
+# removes it when it stops.
+_METRICS_ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "var")
+_owned_metrics_dir: str | None = None
+
+
+def on_starting(server) -> None:
+    global _owned_metrics_dir
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        os.makedirs(given, exist_ok=True)
+        return
+    path = os.path.join(_METRICS_ROOT, "metrics", f"gunicorn-{os.getpid()}")
+    os.makedirs(path, exist_ok=True)
+    for name in os.listdir(path):  # a pid used before: start from nothing
+        if name.endswith(".db"):
+            os.remove(os.path.join(path, name))
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    _owned_metrics_dir = path
+
+
+def child_exit(server, worker) -> None:
+    # A dead worker's counters still count; its live gauges must not.
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server) -> None:
+    if _owned_metrics_dir:
+        import shutil
+
+        shutil.rmtree(_owned_metrics_dir, ignore_errors=True)

@@ -4,6 +4,7 @@ Unset, every service falls back to an embedded default (SQLite, local-memory
 cache) so that `make run` works on a bare machine.
 """
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -384,6 +385,54 @@ STRIPE_JS_URL = env.str(
     if STRIPE_API_BASE
     else "https://js.stripe.com/v3/",
 )
+
+# --- Metrics: /metrics in Prometheus's text format (ops-metrics; config/metrics.py) ----------
+# Kept in this one block: the settings, the middleware, and the instrumented database
+# and cache backends, so that it stays one piece of this file.
+#
+# Who may read /metrics: clients (config.net.client_ip, so TRUSTED_PROXIES counts)
+# whose address is in METRICS_ALLOWED_IPS (addresses or networks; loopback only by
+# default; empty: any address), and, when METRICS_TOKEN is set, only with
+# `Authorization: Bearer <METRICS_TOKEN>`. Both empty: nobody. Others get a bare 403.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_IPS = [
+    part.strip()
+    for part in env.str("METRICS_ALLOWED_IPS", default="127.0.0.1,::1").split(",")
+    if part.strip()
+]
+for _part in METRICS_ALLOWED_IPS:
+    try:
+        ipaddress.ip_network(_part, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"METRICS_ALLOWED_IPS must list addresses or networks (10.0.0.0/8), not {_part!r}."
+        ) from None
+# Several processes on one machine (gunicorn's workers, the Celery worker) write
+# their counters to files in PROMETHEUS_MULTIPROC_DIR (prometheus_client's own
+# variable, read when it is first imported) and /metrics adds them up. Whoever
+# chooses the directory empties it before the processes start: `make run` (and
+# config/gunicorn.py when started without one, the bench) do. Unset: each process
+# counts in memory (tests, `manage.py` commands).
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
+else:  # set but empty would mean "files in no directory" to prometheus_client
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+# No `*_created` series beside each counter (multiprocess mode has none either).
+os.environ.setdefault("PROMETHEUS_DISABLE_CREATED_SERIES", "True")
+# Request latency by view, status and method, all middleware included (in
+# django-prometheus's metrics): first, so that its clock starts first.
+MIDDLEWARE = ["config.metrics.RequestMetricsMiddleware", *MIDDLEWARE]  # metrics: first
+# Query counts and timings (config/db: Django's backends with a timed cursor;
+# vendor, features and pool unchanged).
+_db["ENGINE"] = _db["ENGINE"].replace("django.db.backends.", "config.db.")
+# Cache hits, misses and timings (config/cache.py: the same backends, timed).
+CACHES["default"]["BACKEND"] = {
+    "django_redis.cache.RedisCache": "config.cache.RedisCache",
+    "django.core.cache.backends.locmem.LocMemCache": "config.cache.LocMemCache",
+}.get(CACHES["default"]["BACKEND"], CACHES["default"]["BACKEND"])
+PROMETHEUS_LATENCY_BUCKETS = (
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, float("inf")
+)  # fmt: skip
 
 # --- E-mail (console in development) ----------------------------------------------------
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")

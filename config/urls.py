@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from config import health, views
+from config import health, metrics, views
 from config.csp import allow_api_docs
 from config.two_factor import TwoFactorAdminSite
 from config.two_factor_views import two_factor_setup
@@ -53,6 +53,7 @@ api_v1 = [
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics.metrics, name="metrics"),  # Prometheus (config/metrics.py)
     path("admin/two-factor/", two_factor_setup, name="two_factor_setup"),
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api"))),

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from time import perf_counter
 from typing import Any
 
 import stripe
 from django.conf import settings
 from django.db import connection
+
+from payments import metrics
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +87,14 @@ def _call(description: str, fn, *args, **kwargs) -> Any:
     # reverse): never allowed, with no way to opt out.
     if connection.in_atomic_block:
         raise CallInsideTransaction(f"Stripe call {description!r} inside a database transaction")
+    started = perf_counter()
+    result = "error"
     try:
-        return fn(*args, **kwargs)
+        answer = fn(*args, **kwargs)
+        result = "ok"
+        return answer
     except stripe.CardError as exc:
+        result = "declined"
         # Stripe names the intent the decline left open; localstripe only the charge.
         intent = getattr(exc.error, "payment_intent", None)
         raise CardDeclined(
@@ -96,13 +104,18 @@ def _call(description: str, fn, *args, **kwargs) -> Any:
             charge_id=getattr(exc.error, "charge", None),
         ) from exc
     except (stripe.APIConnectionError, stripe.RateLimitError) as exc:
+        result = "unknown"
         raise OutcomeUnknown(str(exc), code="stripe_unreachable") from exc
     except stripe.APIError as exc:  # Stripe's own 5xx
+        result = "unknown"
         raise OutcomeUnknown(str(exc), code="stripe_unavailable") from exc
     except stripe.StripeError as exc:
+        result = "refused"
         log.warning("Stripe refused %s: %s", description, exc)
         code = exc.code or ("resource_missing" if exc.http_status == 404 else "stripe_error")
         raise GatewayError(exc.user_message or str(exc), code=code) from exc
+    finally:
+        metrics.stripe_called(call=description, result=result, seconds=perf_counter() - started)
 
 
 def _opts(idempotency_key: str) -> dict:

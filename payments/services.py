@@ -44,7 +44,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from config.errors import ApplicationError, Conflict, InvalidInput, NotFound, PaymentFailed
-from payments import gateway
+from payments import gateway, metrics
 from payments.models import Payment, PaymentAttempt, StripeCustomer, StripeEvent
 from payments.signals import payment_changed
 
@@ -261,6 +261,7 @@ def _finish(
                 locked.reference,
             )
             return _Finished(payment=locked, applied=False)
+        before = metrics.Money.of(locked)
         status = changes.pop("status", locked.status)
         if status != locked.status and status not in FORWARD[locked.status]:
             log.warning("Not moving %s from %s back to %s", locked.reference, locked.status, status)
@@ -278,6 +279,11 @@ def _finish(
         locked.last_error_code = error.code[:64] if error else ""
         locked.last_error_message = error.message[:500] if error else ""
         locked.save()
+        # Counted once this record commits (config/metrics.py).
+        metrics.money_moved(before, locked)
+        metrics.operation_finished(
+            operation=claim.operation, error_code=locked.last_error_code if error else None
+        )
         transaction.on_commit(
             lambda: payment_changed.send(
                 sender=Payment, reference=locked.reference, kind=locked.kind, status=locked.status
@@ -431,6 +437,7 @@ def payment_authorise(
         )
     except gateway.OutcomeUnknown as exc:
         # The claim stays: the retry job asks Stripe what happened.
+        metrics.operation_unknown(operation=claim.operation)
         raise PaymentUnavailable("The payment service did not answer; try again shortly.") from exc
     except gateway.CardDeclined as exc:
         _finish_failed(claim, exc, intent_id=exc.intent_id)
@@ -536,6 +543,7 @@ def _run_settlement(claim: _Claim) -> Payment:
             )
             return _finish(claim, refunded=claim.amount).payment
     except gateway.OutcomeUnknown as exc:
+        metrics.operation_unknown(operation=claim.operation)
         raise PaymentUnavailable("The payment service did not answer; it will be retried.") from exc
     except gateway.GatewayError as exc:
         finished = _finish(claim, error=exc)
@@ -622,9 +630,11 @@ def payment_sync(*, payment_intent_id: str, apply: bool = True) -> SyncResult:
             adopted.payment = locked
             PaymentAttempt.objects.bulk_create([adopted], ignore_conflicts=True)
         if changes:
+            before = metrics.Money.of(locked)
             for field, value in changes.items():
                 setattr(locked, field, value)
             locked.save()
+            metrics.money_moved(before, locked)  # what Stripe did that we had not heard of
             transaction.on_commit(
                 lambda: payment_changed.send(
                     sender=Payment,
@@ -753,6 +763,7 @@ def payment_charge_saved_card(
             idempotency_key=claim.key,
         )
     except gateway.OutcomeUnknown as exc:
+        metrics.operation_unknown(operation=claim.operation)
         raise PaymentUnavailable("The payment service did not answer; it will be retried.") from exc
     except gateway.CardDeclined as exc:
         _finish_failed(claim, exc, intent_id=exc.intent_id)
@@ -801,6 +812,7 @@ def payment_operations_retry(*, now: datetime | None = None, limit: int = 100) -
         try:
             finished += _resolve(claim)
         except gateway.OutcomeUnknown as exc:
+            metrics.operation_unknown(operation=claim.operation)
             log.warning("Retry of %s %s failed: %s", payment.reference, payment.operation, exc)
         except gateway.GatewayError as exc:
             # Stripe refused: the operation is over. Ending the claim lets the

@@ -19,12 +19,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api import Pagination
-from config.errors import InvalidInput
+from config.errors import ApplicationError, InvalidInput
 from config.fields import AwareDateTimeField, MoneyField
 from config.throttles import BookingThrottle
 from lots.authentication import GateKeyAuthentication, IsGate
 from lots.constants import VehicleType
 from payments.selectors import payments_for
+from reservations import metrics
 from reservations.models import Actor, Reservation, Status, payment_reference
 from reservations.selectors import (
     Terms,
@@ -286,6 +287,14 @@ class ReservationListCreateApi(ListAPIView):
         # Bookings are limited per driver (THROTTLE_BOOKING_RATE); reading is not.
         return [BookingThrottle()] if self.request.method == "POST" else []
 
+    def handle_exception(self, exc):
+        response = super().handle_exception(exc)
+        if self.request.method == "POST" and not isinstance(exc, ApplicationError):
+            # Refused before the service was asked (validation, throttle, auth): the
+            # service counts its own refusals (the website's too).
+            metrics.booking_refused(reason=str(response.data.get("code", "error")))
+        return response
+
     def get_serializer(self, *args, **kwargs):
         if args and isinstance(args[0], list):
             references = [payment_reference(r) for r in args[0]]
@@ -328,9 +337,11 @@ class ReservationListCreateApi(ListAPIView):
         data.is_valid(raise_exception=True)
         key = request.headers.get("Idempotency-Key") or None
         if key is not None and not (1 <= len(key) <= 255):
+            metrics.booking_refused(reason="invalid_idempotency_key")
             raise InvalidInput(
                 "Idempotency-Key must be 1 to 255 characters.", code="invalid_idempotency_key"
             )
+        # Refusals from here on are counted by the service (the website's too).
         result = reservation_create(user=request.user, idempotency_key=key, **data.validated_data)
         # A new booking has no payment yet; a replayed one may have.
         response = Response(

@@ -170,6 +170,13 @@ class Reservation(models.Model):
                 condition=models.Q(settlement=Settlement.PENDING),
                 name="reservation_settlement_due",
             ),
+            # Settlements still open (pending, or needing attention): few rows,
+            # counted when /metrics is asked and listed for staff.
+            models.Index(
+                fields=["settlement"],
+                condition=models.Q(settlement__in=(Settlement.PENDING, Settlement.ATTENTION)),
+                name="reservation_settlement_open",
+            ),
             models.Index(
                 fields=["end"],
                 condition=models.Q(status=Status.PARKED),

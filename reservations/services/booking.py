@@ -26,7 +26,7 @@ from lots.services import lot_availability_changed
 from parking.models import User
 from payments.models import Payment
 from payments.services import PaymentUnavailable, payment_authorise, payment_prepare
-from reservations import hot_sql, policy
+from reservations import hot_sql, metrics, policy
 from reservations.models import (
     Actor,
     IdempotencyKey,
@@ -129,14 +129,16 @@ def reservation_create(
         # A twin request committed first: ours was undone; answer as it did.
         replay = _replay(user=user, key=idempotency_key, fingerprint=fingerprint)
         if replay is None:  # the twin rolled back after all
+            metrics.booking_refused(reason="retry")
             raise Conflict("Please retry the request.", code="retry") from None
         return replay
-    except ApplicationError:
+    except ApplicationError as refused:
         # Looking first would cost every booking a query for the rare replay:
         # a refusal is the moment to check whether this request booked before.
         replay = _replay(user=user, key=idempotency_key, fingerprint=fingerprint)
         if replay is not None:
             return replay
+        metrics.booking_refused(reason=refused.code)
         raise
 
 
@@ -211,6 +213,7 @@ def _book(
         ):
             raise _KeyTaken  # undoes ours
         lot_availability_changed(lot_id=lot.pk)
+        metrics.booking_made(vehicle_type=vehicle_type)  # once it commits
     return BookingResult(reservation=reservation, created=True)
 
 

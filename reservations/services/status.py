@@ -19,7 +19,7 @@ from django.db import transaction
 from config.errors import Conflict, NotFound
 from lots.services import lot_availability_changed
 from parking.models import User
-from reservations import notifications
+from reservations import metrics, notifications
 from reservations.models import Actor, Reservation, ReservationEvent, Settlement, Status
 from reservations.services.settlement import reservation_settle
 
@@ -81,6 +81,7 @@ def write_status(
     )
     if frees_spot:
         lot_availability_changed(lot_id=reservation.lot_id)
+    metrics.status_written(reservation, to=to, actor=actor)  # once it commits
 
 
 def lock_reservation(reservation_id: int) -> Reservation:
