@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 
 from config import health, metrics, views
 from config.csp import allow_api_docs
@@ -45,9 +45,7 @@ api_v1 = [
     path("gate/arrivals", reservations_api.GateArrivalApi.as_view(), name="gate-arrivals"),
     path("gate/departures", reservations_api.GateDepartureApi.as_view(), name="gate-departures"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path(
-        "docs/", allow_api_docs(SpectacularSwaggerView.as_view(url_name="api:schema")), name="docs"
-    ),
+    path("docs/", allow_api_docs(views.DocsView.as_view(url_name="api:schema")), name="docs"),
 ]
 
 urlpatterns = [
@@ -62,5 +60,7 @@ urlpatterns = [
     path("", include("parking.urls")),
 ]
 
+handler400 = "config.views.bad_request"
+handler403 = "config.views.permission_denied"
 handler404 = "config.views.not_found"
 handler500 = "config.views.server_error"

@@ -31,6 +31,7 @@ from django.utils.decorators import method_decorator
 from django.utils.html import format_html_join
 from django.views.decorators.cache import never_cache
 
+from config.admin_input import AdminInputMixin
 from config.errors import ApplicationError
 from config.money import format_money
 from lots.constants import VehicleType
@@ -243,7 +244,7 @@ _DEFAULT_PREFIX = {VehicleType.MOTORCYCLE: "M", VehicleType.CAR: "C", VehicleTyp
 
 
 @admin.register(Lot)
-class LotAdmin(OfferChangesMixin, LotScopedAdminMixin, admin.ModelAdmin):
+class LotAdmin(AdminInputMixin, OfferChangesMixin, LotScopedAdminMixin, admin.ModelAdmin):
     lot_lookup = "pk"
     form = LotAdminForm
     # Explicit: the spot-count annotation groups rows, which drops Meta.ordering
@@ -397,11 +398,38 @@ class LotAdmin(OfferChangesMixin, LotScopedAdminMixin, admin.ModelAdmin):
 # --- spots --------------------------------------------------------------------------------
 
 
+class SpotAdminForm(forms.ModelForm):
+    class Meta:
+        model = Spot
+        fields = ("lot", "label", "vehicle_type", "is_active")
+
+    def clean(self):
+        cleaned = super().clean()
+        # On a spot's page its lot is read-only, so not a form field, and Django
+        # leaves (lot, label) out of its uniqueness check: the database refused
+        # a label the lot already has (500). Checked here, as an error on the label.
+        lot = cleaned.get("lot") or (self.instance.lot if self.instance.pk else None)
+        label = cleaned.get("label")
+        if lot is not None and label:
+            taken = Spot.objects.filter(lot=lot, label=label).exclude(pk=self.instance.pk)
+            if taken.exists():
+                self.add_error(
+                    "label",
+                    forms.ValidationError(
+                        "%(lot)s already has a spot labelled %(label)s.",
+                        code="unique",
+                        params={"lot": lot, "label": label},
+                    ),
+                )
+        return cleaned
+
+
 @admin.register(Spot)
-class SpotAdmin(OfferChangesMixin, LotScopedAdminMixin, admin.ModelAdmin):
+class SpotAdmin(AdminInputMixin, OfferChangesMixin, LotScopedAdminMixin, admin.ModelAdmin):
     list_filter = ("vehicle_type", "is_active", ("lot", admin.RelatedOnlyFieldListFilter))
     search_fields = ("label", "public_id")
     list_select_related = ("lot",)
+    form = SpotAdminForm
     readonly_fields = ("public_id",)
     autocomplete_fields = ("lot",)
     fields = ("lot", "label", "vehicle_type", "is_active", "public_id")
@@ -452,7 +480,7 @@ class SpotAdmin(OfferChangesMixin, LotScopedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Rate)
-class RateAdmin(OfferChangesMixin, LotScopedAdminMixin, admin.ModelAdmin):
+class RateAdmin(AdminInputMixin, OfferChangesMixin, LotScopedAdminMixin, admin.ModelAdmin):
     list_display = ("lot", "vehicle_type", "hourly", "daily_max")
     list_filter = ("vehicle_type", "lot__currency", ("lot", admin.RelatedOnlyFieldListFilter))
     search_fields = ("lot__name", "lot__slug")
@@ -484,7 +512,7 @@ class GateCreateForm(forms.Form):
 
 
 @admin.register(GateDevice)
-class GateDeviceAdmin(LotScopedAdminMixin, admin.ModelAdmin):
+class GateDeviceAdmin(AdminInputMixin, LotScopedAdminMixin, admin.ModelAdmin):
     """A gate's key is made by gate_create and shown once, on the page that
     answers the add form; only its prefix is kept readable. Revoking stops it."""
 

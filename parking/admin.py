@@ -13,6 +13,7 @@ from django.contrib.auth.forms import (
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 
+from config.admin_input import AdminInputMixin
 from config.plates import normalize_plate
 from lots.models import LotStaff
 from parking.models import ApiToken, User, Vehicle
@@ -104,7 +105,7 @@ class LotMembershipInline(admin.TabularInline):
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(AdminInputMixin, DjangoUserAdmin):
     form = EmailUserChangeForm
     add_form = EmailUserCreationForm
     change_password_form = StaffPasswordChangeForm
@@ -152,7 +153,7 @@ class UserAdmin(DjangoUserAdmin):
 
 
 @admin.register(Vehicle)
-class VehicleAdmin(admin.ModelAdmin):
+class VehicleAdmin(AdminInputMixin, admin.ModelAdmin):
     form = VehicleForm
     list_display = ("plate", "vehicle_type", "owner", "nickname", "created_at")
     list_filter = ("vehicle_type",)
@@ -164,7 +165,7 @@ class VehicleAdmin(admin.ModelAdmin):
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(AdminInputMixin, admin.ModelAdmin):
     """Tokens are created through the API and shown once; here they can be seen
     (by prefix, never by hash) and revoked by deleting them."""
 

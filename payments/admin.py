@@ -12,6 +12,7 @@ from django.http import Http404, HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
+from config.admin_input import AdminInputMixin
 from config.money import format_money
 from payments.models import Payment, StripeCustomer, StripeEvent
 
@@ -20,7 +21,7 @@ def _money(amount: int, currency: str) -> str:
     return format_money(amount, currency, symbol=False)
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(AdminInputMixin, admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False
 

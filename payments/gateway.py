@@ -10,6 +10,8 @@ state Stripe will not accept).
 from __future__ import annotations
 
 import logging
+import re
+import time
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
@@ -18,6 +20,8 @@ import stripe
 from django.conf import settings
 from django.db import connection
 
+from config.api import parse_json_object
+from config.errors import InvalidInput
 from payments import metrics
 
 log = logging.getLogger(__name__)
@@ -290,14 +294,91 @@ def payment_intent_retrieve(*, intent_id: str) -> IntentState:
     )
 
 
-def webhook_event(*, payload: bytes, signature: str) -> stripe.Event:
-    """Parse a webhook, checking its signature; raises ValueError if it is not Stripe's."""
+class WebhookRefused(Exception):
+    """A webhook we do not take: not signed by Stripe (code bad_signature), or
+    signed but no event we can store (the body's code, e.g. malformed_event)."""
+
+    def __init__(self, detail: str, *, code: str):
+        super().__init__(detail)
+        self.detail = detail
+        self.code = code
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    id: str
+    type: str
+    object: dict[str, Any]  # data.object: what the event is about
+    payload: dict[str, Any]  # the whole event, as stored
+
+
+# Stripe's ids ("evt_1NG8Du2e…") and types ("payment_intent.succeeded"), within
+# the lengths of StripeEvent's columns.
+_EVENT_ID = re.compile(r"[A-Za-z0-9_]{1,255}")
+_EVENT_TYPE = re.compile(r"[a-z0-9_.]{1,100}")
+_MAX_OBJECT_ID = 255
+
+
+def webhook_event(*, payload: bytes, signature: str) -> WebhookEvent:
+    """A webhook's event, once it is known to be Stripe's, recent and an event."""
+    secret = settings.STRIPE_WEBHOOK_SECRET
+    tolerance = settings.STRIPE_WEBHOOK_TOLERANCE
     try:
-        return stripe.Webhook.construct_event(
-            payload,
-            signature,
-            settings.STRIPE_WEBHOOK_SECRET,
-            tolerance=settings.STRIPE_WEBHOOK_TOLERANCE,
+        # Stripe signs UTF-8 text; hmac refuses to compare non-ASCII signatures.
+        text = payload.decode("utf-8")
+        if not signature.isascii():
+            raise ValueError("non-ASCII signature")
+        stripe.WebhookSignature.verify_header(text, signature, secret, tolerance)
+    except (ValueError, stripe.SignatureVerificationError) as exc:
+        raise WebhookRefused("Not signed by Stripe.", code="bad_signature") from exc
+    # The SDK refuses a signature older than the tolerance but not one dated
+    # ahead: that one could be replayed until long after it was captured.
+    if _signed_at(signature) > time.time() + tolerance:
+        raise WebhookRefused(
+            f"Signed more than {tolerance} s in the future; check the clocks.",
+            code="bad_signature",
         )
-    except stripe.SignatureVerificationError as exc:
-        raise ValueError("bad signature") from exc
+    try:
+        event = parse_json_object(payload)
+    except InvalidInput as exc:
+        raise WebhookRefused(exc.detail, code=exc.code) from None
+    problem = _event_problem(event)
+    if problem:
+        raise WebhookRefused(f"Not a Stripe event: it needs {problem}.", code="malformed_event")
+    return WebhookEvent(
+        id=event["id"], type=event["type"], object=event["data"]["object"], payload=event
+    )
+
+
+def _signed_at(signature: str) -> int:
+    """The header's timestamp, read as the SDK reads it (which has just checked it)."""
+    items = [item.split("=", 2) for item in signature.split(",")]
+    return int(next(item[1] for item in items if item[0] == "t"))
+
+
+def _is_match(pattern: re.Pattern, value: Any) -> bool:
+    return isinstance(value, str) and pattern.fullmatch(value) is not None
+
+
+def _is_object_id(value: Any) -> bool:
+    return isinstance(value, str) and len(value) <= _MAX_OBJECT_ID
+
+
+def _event_problem(event: dict[str, Any]) -> str | None:
+    """What an event lacks of what the webhook view reads and stores, if anything."""
+    if not _is_match(_EVENT_ID, event.get("id")):
+        return "an id of letters, digits and _ (at most 255)"
+    if not _is_match(_EVENT_TYPE, event.get("type")):
+        return "a type such as payment_intent.succeeded (at most 100 characters)"
+    data = event.get("data")
+    obj = data.get("object") if isinstance(data, dict) else None
+    if not isinstance(obj, dict):
+        return "an object in data.object"
+    if "id" in obj and not _is_object_id(obj["id"]):
+        return f"an object id of at most {_MAX_OBJECT_ID} characters"
+    intent = obj.get("payment_intent")
+    if isinstance(intent, dict):
+        intent = intent.get("id")
+    if intent is not None and not _is_object_id(intent):
+        return f"a payment_intent id of at most {_MAX_OBJECT_ID} characters"
+    return None

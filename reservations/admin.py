@@ -41,6 +41,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from config.admin_input import AdminInputMixin
 from config.errors import ApplicationError
 from config.money import minor_unit_digits, to_minor_units
 from config.plates import normalize_plate
@@ -249,7 +250,7 @@ class RefundForm(forms.Form):
 
 
 @admin.register(Reservation)
-class ReservationAdmin(LotScopedAdminMixin, admin.ModelAdmin):
+class ReservationAdmin(AdminInputMixin, LotScopedAdminMixin, admin.ModelAdmin):
     list_display = (
         "code",
         "lot",
@@ -648,7 +649,9 @@ class ReservationAdmin(LotScopedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(ReservationEvent)
-class ReservationEventAdmin(LotScopedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class ReservationEventAdmin(
+    AdminInputMixin, LotScopedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin
+):
     lot_lookup = "reservation__lot_id"
     list_display = ("reservation", "from_status", "to_status", "actor", "actor_user", "at")
     list_filter = ("actor", "to_status")
@@ -661,7 +664,9 @@ class ReservationEventAdmin(LotScopedAdminMixin, ReadOnlyAdminMixin, admin.Model
 
 
 @admin.register(IdempotencyKey)
-class IdempotencyKeyAdmin(LotScopedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class IdempotencyKeyAdmin(
+    AdminInputMixin, LotScopedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin
+):
     lot_lookup = "reservation__lot_id"
     list_display = ("key", "user", "reservation", "created_at")
     search_fields = ("key", "user__email", "reservation__code")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from decimal import Decimal
 
 import pytest
@@ -152,10 +153,34 @@ def test_the_lot_list_pages_with_a_cursor_without_losing_or_repeating_lots(api, 
     assert rest["next"] is None
 
 
-def test_a_garbage_page_cursor_is_a_clean_4xx(api, lots):
-    body = assert_error(api.get(LOTS, {"cursor": "not-a-cursor"}), 404)
+def test_a_garbage_page_cursor_is_400_invalid_cursor(api, lots):
+    body = assert_error(api.get(LOTS, {"cursor": "not-a-cursor"}), 400, "invalid_cursor")
 
-    assert body["code"] == "not_found"
+    assert body["fields"]["cursor"][0]["code"] == "invalid_cursor"
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        pytest.param("cD0lMDA=", id="nul-position"),  # base64 of "p=%00"
+        pytest.param(base64.b64encode(b"p=a%00b&r=1").decode(), id="nul-inside-reversed"),
+    ],
+)
+def test_a_forged_cursor_holding_a_nul_byte_is_400_invalid_cursor(api, lots, cursor):
+    # PostgreSQL refuses NUL in text: the position must never reach the query.
+    body = assert_error(api.get(LOTS, {"cursor": cursor}), 400, "invalid_cursor")
+
+    assert body["fields"]["cursor"][0]["code"] == "invalid_cursor"
+
+
+def test_a_cursor_with_a_position_we_could_have_written_pages_on_from_it(api, db):
+    for slug in ("lot-a", "lot-b", "lot-c"):
+        LotFactory(slug=slug)
+
+    response = api.get(LOTS, {"cursor": base64.b64encode(b"p=lot-a").decode()})
+
+    assert response.status_code == 200, response.content
+    assert [lot["id"] for lot in response.json()["results"]] == ["lot-b", "lot-c"]
 
 
 def test_lots_are_public_even_with_a_bad_token(lots):

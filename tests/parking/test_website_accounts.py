@@ -65,6 +65,27 @@ class TestSignUp:
         response = client.post(confirm_path("a@example.com"))
         assert response["Location"] == "/"
 
+    @pytest.mark.parametrize(
+        ("target", "goes_to"),
+        [
+            ("/reservations/", "/reservations/"),
+            ("-1", "/"),  # redirect() looked "-1" up as a URL name: NoReverseMatch, 500
+            ("a\x00b", "/"),
+            ("2026-03-04", "/"),
+            ("account", "/"),
+            ("//evil.example", "/"),
+        ],
+    )
+    def test_a_signed_in_driver_is_sent_on_from_sign_up_only_to_a_path_here(
+        self, client, driver, target, goes_to
+    ):
+        client.force_login(driver)
+
+        response = client.get("/accounts/signup/", {"next": target})
+
+        assert response.status_code == 302
+        assert response["Location"] == goes_to
+
     def test_a_weak_password_is_explained_beside_it(self, client):
         response = client.post(
             "/accounts/signup/", {"email": "a@example.com", "password": "12345678"}

@@ -25,9 +25,16 @@ pytestmark = pytest.mark.django_db(transaction=True)
 URL = "/payments/webhooks/stripe/"
 
 
-def _signed(client, event: dict, secret: str = "whsec_test_parkspot"):  # noqa: S107
-    payload = json.dumps(event)
-    timestamp = int(time.time())
+def _signed(
+    client,
+    event: dict | list | str,
+    secret: str = "whsec_test_parkspot",  # noqa: S107
+    *,
+    ahead: int = 0,
+):
+    """POST the event (or raw JSON text) signed as Stripe would, `ahead` seconds from now."""
+    payload = event if isinstance(event, str) else json.dumps(event)
+    timestamp = int(time.time()) + ahead
     signature = hmac.new(
         secret.encode(), f"{timestamp}.{payload}".encode(), hashlib.sha256
     ).hexdigest()
@@ -65,6 +72,123 @@ def test_an_unsigned_or_badly_signed_event_is_refused(client, stripe, paid):
     assert forged.status_code == 400
     assert forged.json()["code"] == "bad_signature"
     assert not StripeEvent.objects.exists()
+
+
+@pytest.fixture
+def webhook_secret(settings):
+    """Signed webhooks without Stripe: for events refused before anything is asked of it."""
+    settings.STRIPE_WEBHOOK_SECRET = "whsec_test_parkspot"
+
+
+def _assert_refused(response, code: str) -> None:
+    assert response.status_code == 400, response.content
+    body = response.json()
+    assert body["code"] == code, body
+    assert body["detail"]
+    assert not StripeEvent.objects.exists()
+
+
+GOOD = _event("evt_10", "customer.created", {"id": "cus_1"})
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        pytest.param({k: v for k, v in GOOD.items() if k != "id"}, id="no-id"),
+        pytest.param({k: v for k, v in GOOD.items() if k != "type"}, id="no-type"),
+        pytest.param({k: v for k, v in GOOD.items() if k != "data"}, id="no-data"),
+        pytest.param({**GOOD, "data": {}}, id="no-data-object"),
+        pytest.param({**GOOD, "data": "cus_1"}, id="data-a-string"),
+        pytest.param({**GOOD, "data": {"object": "cus_1"}}, id="data-object-a-string"),
+        pytest.param({**GOOD, "data": {"object": ["cus_1"]}}, id="data-object-a-list"),
+        pytest.param({**GOOD, "data": {"object": None}}, id="data-object-null"),
+        pytest.param({**GOOD, "id": 10}, id="id-a-number"),
+        pytest.param({**GOOD, "id": ""}, id="id-empty"),
+        pytest.param({**GOOD, "id": "evt_" + "x" * 252}, id="id-256-characters"),
+        pytest.param({**GOOD, "id": "evt 10; DROP"}, id="id-not-an-id"),
+        pytest.param({**GOOD, "type": ["customer.created"]}, id="type-a-list"),
+        pytest.param({**GOOD, "type": "customer." + "x" * 92}, id="type-101-characters"),
+        pytest.param({**GOOD, "data": {"object": {"id": None}}}, id="object-id-null"),
+        pytest.param({**GOOD, "data": {"object": {"id": "c" * 256}}}, id="object-id-too-long"),
+        pytest.param(
+            _event("evt_11", "charge.refunded", {"id": "ch_1", "payment_intent": 42}),
+            id="payment-intent-a-number",
+        ),
+        pytest.param(
+            _event("evt_12", "charge.refunded", {"id": "ch_1", "payment_intent": {"id": []}}),
+            id="payment-intent-id-a-list",
+        ),
+    ],
+)
+def test_a_signed_event_without_what_an_event_has_is_400_and_stores_nothing(
+    client, webhook_secret, event
+):
+    _assert_refused(_signed(client, event), "malformed_event")
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        pytest.param(json.dumps([GOOD]), "not_an_object", id="json-array"),
+        pytest.param('"evt_10"', "not_an_object", id="json-string"),
+        pytest.param(json.dumps({**GOOD, "id": "evt_1\x00"}), "invalid_character", id="nul-id"),
+        pytest.param(
+            json.dumps({**GOOD, "data": {"object": {"id": "cus_1", "name": "\x00"}}}),
+            "invalid_character",
+            id="nul-in-the-object",  # PostgreSQL's jsonb cannot store it
+        ),
+        pytest.param('{"id": "\\ud800"}', "invalid_character", id="lone-surrogate"),
+        pytest.param('{"a":' * 1000 + "1" + "}" * 1000, "too_deeply_nested", id="1000-deep"),
+        pytest.param('{"id": ' + "1" * 5000 + "}", "number_out_of_range", id="5000-digits"),
+        pytest.param("{", "malformed_request", id="not-json"),
+    ],
+)
+def test_a_signed_body_that_is_no_json_object_is_400_and_stores_nothing(
+    client, webhook_secret, raw, code
+):
+    _assert_refused(_signed(client, raw), code)
+
+
+def test_an_event_signed_an_hour_ahead_is_refused(client, webhook_secret, settings):
+    # Stripe's SDK checks only that a signature is not too old: one dated ahead
+    # could be replayed until long after it was captured.
+    _assert_refused(_signed(client, GOOD, ahead=3600), "bad_signature")
+    _assert_refused(
+        _signed(client, GOOD, ahead=settings.STRIPE_WEBHOOK_TOLERANCE + 5), "bad_signature"
+    )
+
+
+def test_an_event_signed_a_little_ahead_is_taken_as_clocks_differ(client, webhook_secret):
+    response = _signed(client, GOOD, ahead=60)
+
+    assert response.status_code == 200, response.content
+    assert StripeEvent.objects.get().event_id == "evt_10"
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        pytest.param("t=1,v1=\u00e9", id="non-ascii-signature"),
+        pytest.param("t=,v1=abc", id="no-timestamp"),
+        pytest.param("t=" + "9" * 5000 + ",v1=abc", id="huge-timestamp"),
+        pytest.param("v1=abc", id="no-t"),
+        pytest.param("garbage", id="garbage"),
+    ],
+)
+def test_a_malformed_signature_header_is_400_bad_signature(client, webhook_secret, header):
+    response = client.post(
+        URL, json.dumps(GOOD), content_type="application/json", HTTP_STRIPE_SIGNATURE=header
+    )
+
+    _assert_refused(response, "bad_signature")
+
+
+def test_a_body_that_is_not_utf8_is_400_bad_signature(client, webhook_secret):
+    response = client.post(
+        URL, b"\xff\xfe{}", content_type="application/json", HTTP_STRIPE_SIGNATURE="t=1,v1=a"
+    )
+
+    _assert_refused(response, "bad_signature")
 
 
 def test_a_capture_made_at_stripe_reaches_our_records(client, stripe, paid):
@@ -158,6 +282,18 @@ def test_an_authorisation_we_never_heard_back_about_confirms_the_booking(
     )
     reservation.refresh_from_db()
     assert reservation.status == Status.CONFIRMED
+
+
+def test_an_event_about_an_intent_stripe_does_not_know_is_acknowledged_not_retried(client, stripe):
+    # Answering 5xx would have Stripe retry for days an event no retry can settle.
+    event = _event("evt_13", "payment_intent.succeeded", {"id": "pi_nobody_made"})
+
+    response = _signed(client, event)
+
+    assert response.status_code == 200, response.content
+    assert response.json() == {"received": True, "ignored": "unknown_payment_intent"}
+    assert StripeEvent.objects.get().processed_at is not None
+    assert not Payment.objects.exists()
 
 
 def test_events_about_other_things_are_acknowledged_and_ignored(client, stripe):

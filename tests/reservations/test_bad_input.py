@@ -7,11 +7,14 @@ The test client re-raises server errors, so a 500 fails the test with its traceb
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import timedelta
+from urllib.parse import urlencode
 
 import pytest
 
+from reservations.models import Reservation
 from tests.conftest import NOW
 
 RESERVATIONS = "/api/v1/reservations"
@@ -448,6 +451,47 @@ def test_a_junk_reservation_code_is_404_reservation_not_found(driver_api, lot, c
 )
 def test_junk_reservation_list_filters_are_a_clean_4xx(driver_api, lot, query):
     assert_error(driver_api.get(RESERVATIONS, query))
+
+
+def forged_cursor(position: str) -> str:
+    """A cursor as DRF writes one (base64 of a query string), holding any position."""
+    return base64.b64encode(urlencode({"p": position}).encode()).decode()
+
+
+@pytest.mark.parametrize(
+    "position",
+    [
+        pytest.param("junk", id="words"),
+        pytest.param("", id="empty"),
+        pytest.param("\x00", id="nul-byte"),
+        pytest.param("2026-13-45 00:00:00+00:00", id="impossible-date"),
+        pytest.param("2026-03-04 10:00:00", id="naive"),
+        pytest.param("2026-03-04", id="date-only"),
+        pytest.param("9999-12-31 23:59:59-23:59", id="past-year-9999-in-utc"),
+        pytest.param("1" * 5000, id="huge-number"),
+        pytest.param("x" * 5000, id="huge"),
+    ],
+)
+def test_a_forged_cursor_on_the_reservation_list_is_400_invalid_cursor(driver_api, lot, position):
+    # The list is ordered by -created_at: the cursor's position is a timestamp.
+    response = driver_api.get(RESERVATIONS, {"cursor": forged_cursor(position)})
+
+    body = assert_error(response, 400, "invalid_cursor")
+    assert body["fields"]["cursor"][0]["code"] == "invalid_cursor"
+
+
+def test_a_cursor_at_a_real_time_pages_on_from_it(driver_api, lot, frozen_now):
+    first = driver_api.post(RESERVATIONS, VALID, format="json").json()
+    later = {**VALID, "start": iso(END), "end": iso(END + timedelta(hours=2))}
+    second = driver_api.post(RESERVATIONS, later, format="json").json()
+    assert first["status"] == second["status"] == "pending_payment"
+
+    # Older than the newest booking: only the first one is listed after it.
+    position = str(Reservation.objects.get(code=second["id"]).created_at)
+    response = driver_api.get(RESERVATIONS, {"cursor": forged_cursor(position)})
+
+    assert response.status_code == 200, response.content
+    assert [r["id"] for r in response.json()["results"]] == [first["id"]]
 
 
 @pytest.mark.parametrize(
