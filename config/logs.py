@@ -15,6 +15,7 @@ config/gunicorn.py before any Django setting is loaded.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from typing import Any
@@ -145,6 +146,11 @@ def logging_config(fmt: str, level: str) -> dict[str, Any]:
             # runserver's own access line: ours replaces it.
             "django.server": {"handlers": [], "level": "WARNING", "propagate": True},
             "django.db.backends": {"level": "WARNING"},
+            # A task's run is one line (config/request_log.py: task_finished, with
+            # its request id, state and duration); Celery's "received" and
+            # "succeeded" lines would say it twice more. Its errors still show.
+            "celery.app.trace": {"level": "WARNING"},
+            "celery.worker.strategy": {"level": "WARNING"},
             "stripe": {"level": "WARNING"},
             # gunicorn's error log through the same handler; its access log is off
             # (config/gunicorn.py): the request line replaces it.
@@ -156,6 +162,9 @@ def logging_config(fmt: str, level: str) -> dict[str, Any]:
 
 def configure(fmt: str, level: str) -> dict[str, Any]:
     """Set structlog up (our own loggers) and return the LOGGING dict for the rest."""
+    # Python's warnings (a library's deprecation, Celery's "running as root") as
+    # lines like any other, not bare text among the JSON.
+    logging.captureWarnings(True)
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,

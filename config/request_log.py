@@ -139,7 +139,12 @@ _running: dict[str, tuple[dict, float]] = {}
 @task_prerun.connect(dispatch_uid="parkspot-request-id-prerun")
 def _request_id_from_task(task_id: str | None = None, task=None, **kwargs: Any) -> None:
     bound: dict[str, Any] = {"task": getattr(task, "name", None), "task_id": task_id}
-    request_id = getattr(getattr(task, "request", None), TASK_HEADER, None)
+    request = getattr(task, "request", None)
+    # A worker makes the message's headers attributes of the task's request; a
+    # task applied in-process (Task.apply) keeps them in request.headers.
+    request_id = getattr(request, TASK_HEADER, None) or (
+        getattr(request, "headers", None) or {}
+    ).get(TASK_HEADER)
     if isinstance(request_id, str) and _WELL_FORMED.fullmatch(request_id):
         bound["request_id"] = request_id
     # Run eagerly (tests) the task is inside the request: its context is kept
