@@ -15,6 +15,7 @@ config/gunicorn.py before any Django setting is loaded.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -55,9 +56,15 @@ def log_level(value: str | None = None) -> str:
     return chosen
 
 
+@functools.lru_cache(maxsize=1024)
+def _is_secret(key: str) -> bool:
+    # Lines reuse a few dozen field names: each is matched once per process.
+    return key != "event" and _SECRET_KEYS.search(key) is not None
+
+
 def redact_secrets(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     for key in event_dict:
-        if key != "event" and _SECRET_KEYS.search(key):
+        if _is_secret(key):
             event_dict[key] = REDACTED
     return event_dict
 
