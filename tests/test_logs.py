@@ -21,6 +21,7 @@ from django.utils import timezone
 from lots.services import gate_create
 from reservations.services import reservation_confirm
 from tests.reservations.helpers import book
+from tests.system.processes import database_url
 
 pytestmark = pytest.mark.django_db
 
@@ -354,7 +355,12 @@ def _serve_one_request(log_format: str) -> str:
     result = subprocess.run(  # noqa: S603
         [sys.executable, "-c", script],
         cwd=ROOT,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "LOG_FORMAT": log_format},
+        env={
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DATABASE_URL": database_url(),  # /healthz asks the database
+            "LOG_FORMAT": log_format,
+        },
         capture_output=True,
         text=True,
         timeout=120,
@@ -378,4 +384,11 @@ def test_log_format_json_writes_one_object_per_line():
     out = _serve_one_request("json")
     lines = [json.loads(line) for line in out.splitlines() if line.strip()]
     [request] = [line for line in lines if line["event"] == "request"]
-    assert request["request_id"] == "fmt-check-1"
+    assert (request["request_id"], request["status"]) == ("fmt-check-1", 200)
+
+
+def test_the_request_log_sees_every_answer_right_after_the_metrics(settings):
+    assert settings.MIDDLEWARE[:2] == [
+        "config.metrics.RequestMetricsMiddleware",
+        "config.request_log.RequestLogMiddleware",
+    ]
