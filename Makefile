@@ -48,17 +48,19 @@ METRICS_DIR = export PROMETHEUS_MULTIPROC_DIR="$${PROMETHEUS_MULTIPROC_DIR:-$(CU
 
 # Serves as production does: gunicorn (config/gunicorn.py), debug off, static
 # files through whitenoise, with the worker, beat and localstripe beside it.
+# Every process logs JSON lines (LOG_FORMAT=json unless set; config/logs.py).
 run: setup
 	@echo "ParkSpot at http://127.0.0.1:$(PORT)  (API docs /api/v1/docs/, staff /admin/, /metrics)"
 	@$(STRIPE_LOCAL); $(METRICS_DIR); \
-	PATH="$(CURDIR)/$(BIN):$$PATH" DJANGO_DEBUG=0 WEB_PORT=$(PORT) \
+	PATH="$(CURDIR)/$(BIN):$$PATH" DJANGO_DEBUG=0 WEB_PORT=$(PORT) LOG_FORMAT="$${LOG_FORMAT:-json}" \
 	  exec $(BIN)/honcho start -f Procfile $$processes
 
-# For changing code: Django's auto-reloading development server, debug on.
+# For changing code: Django's auto-reloading development server, debug on,
+# readable log lines (LOG_FORMAT=plain unless set).
 dev: setup
 	@echo "ParkSpot (development server, debug on) at http://127.0.0.1:$(PORT)"
 	@$(STRIPE_LOCAL); $(METRICS_DIR); \
-	PATH="$(CURDIR)/$(BIN):$$PATH" DJANGO_DEBUG=1 WEB_PORT=$(PORT) \
+	PATH="$(CURDIR)/$(BIN):$$PATH" DJANGO_DEBUG=1 WEB_PORT=$(PORT) LOG_FORMAT="$${LOG_FORMAT:-plain}" \
 	  exec $(BIN)/honcho start -f Procfile.dev $$processes
 
 test: $(VENV)/.dev

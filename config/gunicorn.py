@@ -6,6 +6,12 @@ gthread workers keep connections alive and overlap database waits; on the
 
 import multiprocessing
 import os
+import sys
+
+# The `gunicorn` script does not put the project on the path before reading this file.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from config import logs
 
 # Loopback unless told otherwise: in production a reverse proxy on the same
 # host (or GUNICORN_BIND) decides what the world can reach.
@@ -18,7 +24,12 @@ timeout = 30
 graceful_timeout = 30
 max_requests = 5000  # recycle workers now and then, jittered so they do not all restart at once
 max_requests_jitter = 500
-accesslog = "-"
+# No access log: the application logs one line per request itself, with its
+# request id, user and view (config/request_log.py). gunicorn's error log (start,
+# stop, workers booted, timed out or killed) goes out as every other line does
+# (config/logs.py: LOG_FORMAT, LOG_LEVEL; a bad value stops gunicorn here).
+accesslog = None
+logconfig_dict = logs.logging_config(logs.log_format(), logs.log_level())
 forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 

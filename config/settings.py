@@ -445,18 +445,25 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="ParkSpot <no-reply@p
 # Absolute links in e-mails (the pass, password resets).
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
 
-# --- Logging --------------------------------------------------------------------------
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {
-        "django.db.backends": {"level": "WARNING"},
-        "stripe": {"level": "WARNING"},
-    },
-}
+# --- Logging (config/logs.py, config/request_log.py) ----------------------------------
+# One line per event through structlog, for every process (web, worker, beat,
+# gunicorn's own): JSON objects (LOG_FORMAT=json, `make run`, production) or
+# readable lines (plain, `make dev`). Each request's lines, and its Celery
+# tasks' lines in the worker, carry its request id (X-Request-ID).
+from config import logs as _logs  # noqa: E402
+
+try:
+    LOG_FORMAT = _logs.log_format(env.str("LOG_FORMAT", default="json"))
+    LOG_LEVEL = _logs.log_level(env.str("LOG_LEVEL", default="INFO"))
+except _logs.LogSettingError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
+LOGGING = _logs.configure(LOG_FORMAT, LOG_LEVEL)
+# Second, right after the metrics middleware (which stays first, see below): it
+# sees every answer, a 500 included.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("config.metrics.RequestMetricsMiddleware") + 1,
+    "config.request_log.RequestLogMiddleware",
+)
 
 # --- Accounts security: password guessing (sec-accounts) -------------------------------
 # Every door that checks a password (website log-in, admin log-in, POST

@@ -24,7 +24,9 @@ def _queue(task_name: str, *, after_commit: bool = True, **kwargs: object) -> No
                 current_app.loader.import_default_modules()
             current_app.tasks[task_name].delay(**kwargs)
         except Exception:  # the broker is down: the answer was given, the e-mail is lost
-            log.exception("Could not queue %s for %s", task_name, kwargs)
+            # Ids only: an e-mail's body may hold a password reset link.
+            ids = {name: value for name, value in kwargs.items() if isinstance(value, int)}
+            log.exception("Could not queue %s for %s", task_name, ids)
 
     if after_commit:
         transaction.on_commit(send)

@@ -40,6 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import structlog
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -49,6 +50,8 @@ from payments.models import Payment, PaymentAttempt, StripeCustomer, StripeEvent
 from payments.signals import payment_changed
 
 log = logging.getLogger(__name__)
+# One line per payment operation's outcome, once it is recorded (config/logs.py).
+events = structlog.stdlib.get_logger("parkspot.payments")
 
 Status = Payment.Status
 Outcome = PaymentAttempt.Outcome
@@ -284,12 +287,64 @@ def _finish(
         metrics.operation_finished(
             operation=claim.operation, error_code=locked.last_error_code if error else None
         )
+        _log_outcome(claim.operation, before, locked, failed=error is not None)
         transaction.on_commit(
             lambda: payment_changed.send(
                 sender=Payment, reference=locked.reference, kind=locked.kind, status=locked.status
             )
         )
     return _Finished(payment=locked, applied=True)
+
+
+# What each operation did, said as what happened to the money.
+_DONE = {
+    "authorise": "payment.authorised",
+    "capture": "payment.captured",
+    "cancel": "payment.released",
+    "refund": "payment.refunded",
+    "sync": "payment.synced",  # learned from Stripe (a webhook, reconciliation)
+}
+
+
+def _log_outcome(operation: str, before: metrics.Money, payment: Payment, *, failed: bool) -> None:
+    """Inside the transaction that recorded the outcome: logged once it commits."""
+    fields = {
+        "reference": payment.reference,
+        "kind": payment.kind,
+        "operation": operation,
+        "from_status": before.status,
+        "to_status": payment.status,
+        "currency": payment.currency,
+        "authorised": payment.amount_authorised - before.authorised,
+        "captured": payment.amount_captured - before.captured,
+        "refunded": payment.amount_refunded - before.refunded,
+        "released": (
+            payment.amount_authorised - payment.amount_captured
+            if before.status == Payment.Status.AUTHORISED
+            and payment.status in (Payment.Status.CAPTURED, Payment.Status.CANCELED)
+            else 0
+        ),
+        "payment_intent": payment.payment_intent_id or None,
+    }
+    if failed:
+        fields["error_code"] = payment.last_error_code
+        transaction.on_commit(lambda: events.warning("payment.failed", **fields), robust=True)
+    else:
+        event = _DONE.get(operation, f"payment.{operation}")
+        transaction.on_commit(lambda: events.info(event, **fields), robust=True)
+
+
+def _outcome_unknown(claim: _Claim) -> None:
+    """Stripe did not answer: the claim stays, and the retry job asks it later."""
+    metrics.operation_unknown(operation=claim.operation)
+    events.warning(
+        "payment.unknown",
+        reference=claim.payment.reference,
+        kind=claim.payment.kind,
+        operation=claim.operation,
+        amount=claim.amount,
+        currency=claim.payment.currency,
+    )
 
 
 def _attempt(intent_id: str, outcome: str, error_code: str = "") -> PaymentAttempt:
@@ -437,7 +492,7 @@ def payment_authorise(
         )
     except gateway.OutcomeUnknown as exc:
         # The claim stays: the retry job asks Stripe what happened.
-        metrics.operation_unknown(operation=claim.operation)
+        _outcome_unknown(claim)
         raise PaymentUnavailable("The payment service did not answer; try again shortly.") from exc
     except gateway.CardDeclined as exc:
         _finish_failed(claim, exc, intent_id=exc.intent_id)
@@ -543,7 +598,7 @@ def _run_settlement(claim: _Claim) -> Payment:
             )
             return _finish(claim, refunded=claim.amount).payment
     except gateway.OutcomeUnknown as exc:
-        metrics.operation_unknown(operation=claim.operation)
+        _outcome_unknown(claim)
         raise PaymentUnavailable("The payment service did not answer; it will be retried.") from exc
     except gateway.GatewayError as exc:
         finished = _finish(claim, error=exc)
@@ -635,6 +690,7 @@ def payment_sync(*, payment_intent_id: str, apply: bool = True) -> SyncResult:
                 setattr(locked, field, value)
             locked.save()
             metrics.money_moved(before, locked)  # what Stripe did that we had not heard of
+            _log_outcome("sync", before, locked, failed=False)
             transaction.on_commit(
                 lambda: payment_changed.send(
                     sender=Payment,
@@ -763,7 +819,7 @@ def payment_charge_saved_card(
             idempotency_key=claim.key,
         )
     except gateway.OutcomeUnknown as exc:
-        metrics.operation_unknown(operation=claim.operation)
+        _outcome_unknown(claim)
         raise PaymentUnavailable("The payment service did not answer; it will be retried.") from exc
     except gateway.CardDeclined as exc:
         _finish_failed(claim, exc, intent_id=exc.intent_id)
@@ -812,7 +868,7 @@ def payment_operations_retry(*, now: datetime | None = None, limit: int = 100) -
         try:
             finished += _resolve(claim)
         except gateway.OutcomeUnknown as exc:
-            metrics.operation_unknown(operation=claim.operation)
+            _outcome_unknown(claim)
             log.warning("Retry of %s %s failed: %s", payment.reference, payment.operation, exc)
         except gateway.GatewayError as exc:
             # Stripe refused: the operation is over. Ending the claim lets the

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import structlog
 from celery import shared_task
 
 from payments import services
 
+log = structlog.stdlib.get_logger("parkspot.sweeps")
+
 
 @shared_task
 def retry_payment_operations() -> int:
-    return services.payment_operations_retry()
+    done = services.payment_operations_retry()
+    (log.info if done else log.debug)("sweep.ran", sweep="retry_payment_operations", done=done)
+    return done

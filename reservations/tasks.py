@@ -3,14 +3,20 @@ and each is safe to run twice or concurrently."""
 
 from __future__ import annotations
 
+import structlog
 from celery import shared_task
 
 from reservations import emails, services
+
+log = structlog.stdlib.get_logger("parkspot.sweeps")
 
 
 def _sweep(name: str, run) -> int:
     done = run()
     services.sweep_record(name=name)  # the scheduler's heartbeat (/readyz)
+    # Each reservation it changed has a line of its own; this says the sweep ran
+    # (at debug when it found nothing to do: every minute, six sweeps).
+    (log.info if done else log.debug)("sweep.ran", sweep=name, done=done)
     return done
 
 

@@ -3,6 +3,8 @@ without the service they skip, but under REQUIRE_SERVICES=1 (CI) they fail."""
 
 from __future__ import annotations
 
+import io
+import json
 import os
 from datetime import UTC, datetime, timedelta
 
@@ -78,6 +80,57 @@ def lot(db):
     for n in range(1, 4):
         SpotFactory(lot=lot, label=f"C-{n:03}", vehicle_type="car")
     return lot
+
+
+class LogLines:
+    """What was logged while a test ran, as the JSON lines `make run` writes
+    (config/logs.py's formatter, LOG_FORMAT=json)."""
+
+    def __init__(self, stream: io.StringIO) -> None:
+        self._stream = stream
+
+    @property
+    def text(self) -> str:
+        return self._stream.getvalue()
+
+    @property
+    def all(self) -> list[dict]:
+        return [json.loads(line) for line in self.text.splitlines() if line.strip()]
+
+    def events(self, event: str) -> list[dict]:
+        return [line for line in self.all if line["event"] == event]
+
+    def starting(self, prefix: str) -> list[dict]:
+        return [line for line in self.all if line["event"].startswith(prefix)]
+
+
+@pytest.fixture
+def log_lines(monkeypatch):
+    """Every line logged during the test (by any logger, at INFO and above)."""
+    import logging.config
+
+    from config import logs
+
+    spec = logs.formatter("json")
+    formatter = spec.pop("()")(**spec)
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    # Queueing the first task of a process runs django.setup() again (Celery's
+    # Django fix-up), which configures logging anew: keep capturing after it.
+    configure = logging.config.dictConfig
+
+    def configure_and_keep_capturing(config: dict) -> None:
+        configure(config)
+        root.addHandler(handler)
+
+    monkeypatch.setattr(logging.config, "dictConfig", configure_and_keep_capturing)
+    try:
+        yield LogLines(stream)
+    finally:
+        root.removeHandler(handler)
 
 
 def window(hours_from_now: float = 1, length_hours: float = 2, now: datetime | None = None):

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+import structlog
 from django.db import transaction
 
 from config.errors import Conflict, NotFound
@@ -22,6 +23,8 @@ from parking.models import User
 from reservations import metrics, notifications
 from reservations.models import Actor, Reservation, ReservationEvent, Settlement, Status
 from reservations.services.settlement import reservation_settle
+
+log = structlog.stdlib.get_logger("parkspot.reservations")
 
 
 class IllegalTransition(Conflict):
@@ -52,6 +55,48 @@ def record_event(
         at=at,
         data=data or {},
     )
+    _log_on_commit(
+        reservation, from_status=from_status, actor=actor, actor_user=actor_user, data=data
+    )
+
+
+def _log_on_commit(
+    reservation: Reservation,
+    *,
+    from_status: str,
+    actor: str,
+    actor_user: User | None,
+    data: dict | None,
+) -> None:
+    """One line per recorded event, once it commits (a rolled-back change never
+    happened): "reservation.<new status>" for a status change ("reservation.
+    pending_payment" for a booking), else what happened (moved, refunded)."""
+    to_status = reservation.status
+    if from_status != to_status:
+        event = f"reservation.{to_status}"
+    elif data and "moved_to" in data:
+        event = "reservation.moved"
+    elif data and "refund" in data:
+        event = "reservation.refunded"
+    else:
+        event = "reservation.noted"
+    fields = {
+        "reservation": reservation.code,
+        "lot_id": reservation.lot_id,
+        "from_status": from_status or None,
+        "to_status": to_status,
+        "actor": actor,
+        "actor_user_id": actor_user.pk if actor_user is not None else None,
+        "amount": reservation.price_amount,
+        "currency": reservation.currency,
+    }
+    if reservation.amount_due is not None:
+        fields["amount_due"] = reservation.amount_due
+    if reservation.overstay_amount:
+        fields["overstay_amount"] = reservation.overstay_amount
+    if data:
+        fields["details"] = dict(data)
+    transaction.on_commit(lambda: log.info(event, **fields), robust=True)
 
 
 def write_status(

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -56,10 +57,17 @@ def wait_for(predicate, *, timeout: float, process: subprocess.Popen, what: str)
 
 
 def _output(process: subprocess.Popen) -> str:
+    if getattr(process, "output_path", None):
+        return output(process)[-4000:]
     try:
         return (process.communicate(timeout=5)[0] or "")[-4000:]
     except subprocess.TimeoutExpired:
         return "(still running)"
+
+
+def output(process: subprocess.Popen) -> str:
+    """Everything a process started by start_gunicorn has written so far."""
+    return Path(process.output_path).read_text(errors="replace")
 
 
 def collectstatic() -> None:
@@ -74,7 +82,12 @@ def collectstatic() -> None:
 
 
 def start_gunicorn(port: int, **env: str) -> subprocess.Popen:
-    """gunicorn with config/gunicorn.py, debug off, on the test database."""
+    """gunicorn with config/gunicorn.py, debug off, on the test database. Its
+    output (a log line per request) goes to a file, read with output(process): a
+    pipe nobody reads while it runs would fill up and stop it."""
+    log = tempfile.NamedTemporaryFile(  # noqa: SIM115  (kept open by the process)
+        prefix="gunicorn-", suffix=".log", delete=False
+    )
     process = subprocess.Popen(  # noqa: S603
         [
             sys.executable,
@@ -94,10 +107,12 @@ def start_gunicorn(port: int, **env: str) -> subprocess.Popen:
             "GUNICORN_WORKERS": "2",
             **env,
         },
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
         text=True,
     )
+    log.close()
+    process.output_path = log.name
 
     def listening() -> bool:
         try:

@@ -32,6 +32,8 @@ def _check(**overrides: str) -> subprocess.CompletedProcess:
         ("HOLD_TTL_MINUTES", "0", "must be at least 1, not 0"),
         ("CARD_HOLD_MAX_DAYS", "-1", "must be at least 1, not -1"),
         ("OVERSTAY_LOOKAHEAD_MINUTES", "1.5", "must be a whole number"),
+        ("LOG_FORMAT", "xml", "must be one of json, plain, not 'xml'"),
+        ("LOG_LEVEL", "loud", "must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, not 'loud'"),
     ],
 )
 def test_a_bad_value_refuses_to_start_and_names_the_variable(name, value, says):
