@@ -14,7 +14,7 @@ from django.utils import timezone
 from config.errors import Conflict, InvalidInput, NotFound
 from config.plates import normalize_plate
 from lots.models import Lot, Rate, Spot
-from lots.pricing import window_price
+from lots.pricing import PriceLine, window_price
 from payments.models import Payment
 from payments.selectors import payments_for
 from reservations import hot_sql, policy
@@ -33,6 +33,9 @@ class Availability:
     price_amount: int | None  # None: the lot has no rate for this vehicle type
     no_show_amount: int | None
     currency: str
+    # The rate the price is from (None: no rate), and the price line by line.
+    tariff: policy.Tariff | None = None
+    breakdown: tuple[PriceLine, ...] = ()
 
     @property
     def is_free(self) -> bool:
@@ -64,7 +67,7 @@ def lot_availability(
         ttl = min(settings.AVAILABILITY_CACHE_SECONDS, valid_until - now.timestamp())
         if ttl >= 1:
             cache.set(key, (free, tariff, valid_until), timeout=ttl)
-    price = no_show = None
+    price = no_show = booking = None
     if tariff is not None:
         booking = policy.Booking(
             start=start, end=end, tariff=policy.Tariff(*tariff), grace=timedelta(0)
@@ -79,6 +82,8 @@ def lot_availability(
         price_amount=price,
         no_show_amount=no_show,
         currency=currency,
+        tariff=booking.tariff if booking else None,
+        breakdown=booking.breakdown if booking else (),
     )
 
 
@@ -200,6 +205,7 @@ class Terms:
 
     currency: str
     price: int
+    breakdown: tuple[PriceLine, ...]  # the price line by line; sums to `price`
     no_show_charge: int
     no_show_after: datetime  # no arrival by then: the no-show charge
     grace_minutes: int
@@ -211,40 +217,101 @@ class Terms:
     overstay_hourly: int
     overstay_daily_max: int
     charged_at_once: bool  # paying now charges the card instead of holding the amount
+    lot_timezone: str  # the IANA zone the driver's times are read in
+
+    @property
+    def started(self) -> bool:
+        """Cancelling already costs something (the window has begun)."""
+        return bool(self.cancellation_charge_now)
 
 
-def reservation_terms(reservation: Reservation, *, now: datetime | None = None) -> Terms:
-    """The reservation's terms, from the policy module; `now` decides what
-    cancelling would cost at this moment."""
-    now = now or timezone.now()
-    booking = booking_terms(reservation)
-    cancellable = reservation.status in (Status.PENDING_PAYMENT, Status.CONFIRMED)
+def _terms(
+    booking: policy.Booking,
+    *,
+    lot: Lot,
+    currency: str,
+    now: datetime,
+    cancellable: bool,
+    paid: bool,
+) -> Terms:
     early = timedelta(minutes=settings.EARLY_ARRIVAL_MINUTES)
     return Terms(
-        currency=reservation.currency,
-        price=reservation.price_amount,
+        currency=currency,
+        price=booking.price,
+        breakdown=booking.breakdown,
         no_show_charge=policy.no_show_charge(booking),
         no_show_after=booking.no_show_after,
         grace_minutes=int(booking.grace.total_seconds() // 60),
-        early_entry_from=reservation.start - early,
+        early_entry_from=booking.start - early,
         early_entry_minutes=settings.EARLY_ARRIVAL_MINUTES,
         free_cancellation_until=policy.free_cancellation_until(
             booking, late_policy=settings.LATE_CANCEL_POLICY
         ),
         late_cancel_policy=settings.LATE_CANCEL_POLICY,
         cancellation_charge_now=policy.cancellation_charge(
-            booking,
-            now,
-            paid=reservation.status == Status.CONFIRMED,
-            late_policy=settings.LATE_CANCEL_POLICY,
+            booking, now, paid=paid, late_policy=settings.LATE_CANCEL_POLICY
         )
         if cancellable
         else None,
-        overstay_hourly=reservation.hourly_amount,
-        overstay_daily_max=reservation.daily_max_amount,
+        overstay_hourly=booking.tariff.hourly,
+        overstay_daily_max=booking.tariff.daily_max,
         charged_at_once=policy.charged_at_once(
             booking, now, card_hold_max=timedelta(days=settings.CARD_HOLD_MAX_DAYS)
         ),
+        lot_timezone=lot.timezone,
+    )
+
+
+def reservation_terms(reservation: Reservation, *, now: datetime | None = None) -> Terms:
+    """The reservation's terms, from the policy module; `now` decides what
+    cancelling would cost at this moment."""
+    return _terms(
+        booking_terms(reservation),
+        lot=reservation.lot,
+        currency=reservation.currency,
+        now=now or timezone.now(),
+        cancellable=reservation.status in (Status.PENDING_PAYMENT, Status.CONFIRMED),
+        paid=reservation.status == Status.CONFIRMED,
+    )
+
+
+def reservation_terms_once_paid(reservation: Reservation, *, now: datetime | None = None) -> Terms:
+    """The terms the driver agrees to by paying now: what cancelling would cost
+    straight after paying (not nothing, once the window has started)."""
+    return _terms(
+        booking_terms(reservation),
+        lot=reservation.lot,
+        currency=reservation.currency,
+        now=now or timezone.now(),
+        cancellable=True,
+        paid=True,
+    )
+
+
+def window_terms(
+    *,
+    lot: Lot,
+    start: datetime,
+    end: datetime,
+    hourly: int,
+    daily_max: int,
+    now: datetime | None = None,
+) -> Terms:
+    """The terms of booking and paying for this window now, before there is a
+    reservation (the lot page's quote)."""
+    booking = policy.Booking(
+        start=start,
+        end=end,
+        tariff=policy.Tariff(hourly=hourly, daily_max=daily_max),
+        grace=no_show_grace(lot),
+    )
+    return _terms(
+        booking,
+        lot=lot,
+        currency=lot.currency,
+        now=now or timezone.now(),
+        cancellable=True,
+        paid=True,
     )
 
 
