@@ -46,17 +46,20 @@ from parking.services import (
     vehicle_remove,
     vehicle_update,
 )
-from parking.templatetags.parkspot import lot_time
+from parking.templatetags.parkspot import late_cancel_rule, lot_time_tz
 from payments.models import Payment
 from reservations.models import Actor, Reservation, Status
 from reservations.selectors import (
     ReservationRow,
+    Terms,
     lot_availability,
     lot_cities,
     lot_search,
     reservation_overview_for_user,
     reservation_row_for_user,
     reservation_terms,
+    reservation_terms_once_paid,
+    window_terms,
 )
 from reservations.services import (
     reservation_cancel,
@@ -191,6 +194,7 @@ class Quote:
     start: datetime
     end: datetime
     vehicle_type: str
+    terms: Terms | None = None  # every charge of booking this window now
 
     @property
     def is_free(self) -> bool:
@@ -266,6 +270,15 @@ def _quote(form: forms.WindowForm, lot: Lot) -> Quote | None:
     except ApplicationError as exc:
         form.add_application_error(exc)
         return None
+    terms = None
+    if answer.tariff is not None:
+        terms = window_terms(
+            lot=lot,
+            start=answer.start,
+            end=answer.end,
+            hourly=answer.tariff.hourly,
+            daily_max=answer.tariff.daily_max,
+        )
     return Quote(
         free_spots=answer.free_spots,
         price_amount=answer.price_amount,
@@ -273,6 +286,7 @@ def _quote(form: forms.WindowForm, lot: Lot) -> Quote | None:
         start=answer.start,
         end=answer.end,
         vehicle_type=answer.vehicle_type,
+        terms=terms,
     )
 
 
@@ -430,9 +444,9 @@ def _pay_context(reservation: Reservation, payment: Payment | None) -> dict:
         "stripe_js_url": settings.STRIPE_JS_URL,
         "test_mode": settings.STRIPE_PUBLISHABLE_KEY.startswith("pk_test"),
         "seconds_left": seconds_left,
-        "capture_later": not reservation_terms(reservation, now=now).charged_at_once,
+        "charges": (charges := reservation_terms_once_paid(reservation, now=now)),
+        "capture_later": not charges.charged_at_once,
         "again_url": _again_url(reservation),
-        "terms": cancel_terms(reservation, payment, now),
     }
 
 
@@ -534,25 +548,6 @@ class CancelTerms:
     policy: str = ""  # the rule, for the confirmation page
 
 
-def _late_rule(terms, reservation: Reservation) -> str:
-    no_show = format_money(terms.no_show_charge, terms.currency)
-    grace_end = lot_time(terms.no_show_after, reservation.lot)
-    if terms.late_cancel_policy == "refund":
-        return (
-            f"Cancelling is free until {grace_end}; after that it costs the no-show "
-            f"charge of {no_show}."
-        )
-    if terms.late_cancel_policy == "elapsed":
-        return (
-            "After your reservation starts, cancelling costs the hours since it started, "
-            f"never more than the no-show charge of {no_show}."
-        )
-    return (
-        f"After your reservation starts, cancelling costs the no-show charge of {no_show} "
-        "(the first 24 hours), never more."
-    )
-
-
 def cancel_terms(
     reservation: Reservation, payment: Payment | None, now: datetime | None = None
 ) -> CancelTerms:
@@ -561,7 +556,7 @@ def cancel_terms(
     charge = terms.cancellation_charge_now
     if charge is None:
         return CancelTerms(allowed=False, charge_amount=0, summary="", detail="")
-    rule = _late_rule(terms, reservation)
+    rule = late_cancel_rule(terms)
     if reservation.status == Status.PENDING_PAYMENT:
         return CancelTerms(
             allowed=True,
@@ -578,7 +573,7 @@ def cancel_terms(
             if charged_at_booking
             else f"the {price} hold on your card is released"
         )
-        until = lot_time(terms.free_cancellation_until, reservation.lot)
+        until = lot_time_tz(terms.free_cancellation_until, reservation.lot)
         return CancelTerms(
             allowed=True,
             charge_amount=0,
@@ -593,7 +588,7 @@ def cancel_terms(
         if charged_at_booking
         else f"the other {rest} of the hold on your card is released"
     )
-    start = lot_time(reservation.start, reservation.lot)
+    start = lot_time_tz(reservation.start, reservation.lot)
     return CancelTerms(
         allowed=True,
         charge_amount=charge,
@@ -616,6 +611,7 @@ def reservation_detail(request: HttpRequest, code: str) -> HttpResponse:
         "reservation": reservation,
         "payment": row.payment,
         "terms": cancel_terms(reservation, row.payment),
+        "charges": reservation_terms(reservation),
         "hold_lapsed": _hold_lapsed(reservation),
         "again_url": _again_url(reservation),
         "is_pass": reservation.status in (Status.CONFIRMED, Status.PARKED),

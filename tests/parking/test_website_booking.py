@@ -182,7 +182,7 @@ class TestReservationPage:
         assert "Thu 5 Mar 2026, 10:00" in html
         assert "Thu 5 Mar 2026, 12:00" in html
         assert "€5.00" in html
-        assert "Free cancellation until Thu 5 Mar 2026, 10:00." in html
+        assert "Free cancellation until Thu 5 Mar 2026, 10:00 CET." in html
 
     def test_an_unpaid_reservation_asks_for_payment(self, signed_in, driver, lot, frozen_now):
         reservation = book(driver, lot, start=START)
