@@ -82,7 +82,9 @@ def test_no_show_charge_never_exceeds_the_price(rate, seconds):
 
 
 def test_a_short_stay_breaks_down_as_hours_times_the_rate():
-    lines = price_breakdown(START, START + timedelta(hours=2, minutes=10), hourly=250, daily_max=2000)
+    lines = price_breakdown(
+        START, START + timedelta(hours=2, minutes=10), hourly=250, daily_max=2000
+    )
     assert lines == (PriceLine(kind=HOURLY, hours=3, quantity=3, unit_amount=250),)
     assert lines[0].amount == 750
 
