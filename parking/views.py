@@ -171,6 +171,8 @@ def search(request: HttpRequest) -> HttpResponse:
         )
         available = [offer for offer in offers if offer.is_free]
         context.update(
+            # Not "every spot is taken" when the times themselves cannot be booked.
+            window_problem="" if available else _window_problem(offers, data["city"]),
             searched=True,
             available=available[:SEARCH_RESULTS_LIMIT],
             more_available=max(0, len(available) - SEARCH_RESULTS_LIMIT),
@@ -181,6 +183,25 @@ def search(request: HttpRequest) -> HttpResponse:
         )
     status = 400 if form.is_bound and form.errors else 200
     return render(request, "parking/search.html", context, status=status)
+
+
+def _window_problem(offers: list, city: str) -> str:
+    """Why no lot can take the searched times, when that is the times' fault (not
+    a full lot): one sentence, or "" if some lot could have taken them."""
+    codes = {offer.problem_code for offer in offers}
+    if not offers or "" in codes:
+        return ""
+    where = f" in {city}" if city else ""
+    if codes == {"start_in_past"}:
+        return f"These times have already passed{where}. Choose times still to come."
+    if codes == {"start_too_far_ahead"}:
+        return (
+            f"Bookings open {settings.BOOKING_MAX_AHEAD_DAYS} days ahead: these times are "
+            "too far away yet. Choose times sooner."
+        )
+    if len(codes) == 1:
+        return offers[0].problem
+    return "These times cannot be booked at any car park" + where + ": see why below."
 
 
 # --- a lot, its live quote, and reserving ------------------------------------------------------

@@ -348,6 +348,7 @@ class LotOffer:
     free_spots: int
     price_amount: int | None
     problem: str = ""  # why this window cannot be booked at this lot, for people
+    problem_code: str = ""  # the same, for code (start_in_past, start_too_far_ahead...)
 
     @property
     def currency(self) -> str:
@@ -403,7 +404,7 @@ def lot_search(
     )
 
     windows: dict[int, tuple[datetime, datetime]] = {}
-    problems: dict[int, str] = {}
+    problems: dict[int, tuple[str, str]] = {}
     lots = list(lots)
     for lot in lots:
         try:
@@ -411,7 +412,7 @@ def lot_search(
             end = local_to_utc(local_end, lot.tz)
             validate_window(start=start, end=end, now=now)
         except InvalidInput as exc:
-            problems[lot.pk] = _search_problem(exc, lot)
+            problems[lot.pk] = (_search_problem(exc, lot), exc.code)
             continue
         windows[lot.pk] = (start, end)
 
@@ -448,7 +449,8 @@ def lot_search(
                 end=window[1] if window else None,
                 free_spots=free.get(lot.pk, 0),
                 price_amount=price,
-                problem=problems.get(lot.pk, ""),
+                problem=problems.get(lot.pk, ("", ""))[0],
+                problem_code=problems.get(lot.pk, ("", ""))[1],
             )
         )
     return offers

@@ -261,3 +261,36 @@ def test_the_error_page_stands_alone(rf):
     assert "Something went wrong on our side" in html
     assert "Traceback" not in html
     assert 'href="/static/css/parkspot.css"' in html
+
+
+class TestSearchSaysWhyTimesCannotBeBooked:
+    """Not "every spot is taken" when it is the times that cannot be booked."""
+
+    def test_times_already_passed_are_said_to_have_passed(self, client, lot, frozen_now):
+        past = {"start": "2026-03-03T10:00", "end": "2026-03-03T12:00"}
+        html = client.get(
+            "/search/", {"city": lot.city, "vehicle_type": "car", **past}
+        ).content.decode()
+        assert f"These times have already passed in {lot.city}. Choose times still to come." in html
+        assert f"These times cannot be booked in {lot.city}" in html
+        assert "is taken for these times" not in html
+        assert "No free car spots" not in html
+
+    def test_times_too_far_ahead_are_said_to_be_too_far_ahead(
+        self, client, lot, frozen_now, settings
+    ):
+        far = {"start": "2026-09-03T10:00", "end": "2026-09-03T12:00"}
+        html = client.get("/search/", {"vehicle_type": "car", **far}).content.decode()
+        assert (
+            f"Bookings open {settings.BOOKING_MAX_AHEAD_DAYS} days ahead: these times are "
+            "too far away yet." in html
+        )
+        assert "is taken for these times" not in html
+
+    def test_a_full_lot_is_still_said_to_be_full(self, client, lot, driver, frozen_now):
+        for _ in range(3):
+            book(driver, lot, start=datetime(2026, 3, 5, 9, 0, tzinfo=UTC), hours=2)
+        html = client.get(
+            "/search/", {"city": lot.city, "vehicle_type": "car", **TOMORROW}
+        ).content.decode()
+        assert f"Every car spot in {lot.city} is taken for these times." in html
