@@ -59,6 +59,7 @@ from reservations.selectors import (
     reservation_row_for_user,
     reservation_terms,
     reservation_terms_once_paid,
+    status_now,
     window_terms,
 )
 from reservations.services import (
@@ -434,12 +435,7 @@ def _row_or_404(request: HttpRequest, code: str) -> ReservationRow:
 
 
 def _hold_lapsed(reservation: Reservation, now: datetime | None = None) -> bool:
-    now = now or timezone.now()
-    return reservation.status == Status.EXPIRED or (
-        reservation.status == Status.PENDING_PAYMENT
-        and reservation.hold_expires_at is not None
-        and reservation.hold_expires_at <= now
-    )
+    return status_now(reservation, now) == Status.EXPIRED
 
 
 def _again_url(reservation: Reservation) -> str:

@@ -105,6 +105,18 @@ def _compute(
     return free, (hourly, daily_max), valid_until
 
 
+def status_now(reservation: Reservation, now: datetime | None = None) -> str:
+    """The status a driver should see at `now`: an unpaid hold past its deadline is
+    expired by the clock, before the sweep writes it (allocation already ignores it)."""
+    if (
+        reservation.status == Status.PENDING_PAYMENT
+        and reservation.hold_expires_at is not None
+        and reservation.hold_expires_at <= (now or timezone.now())
+    ):
+        return Status.EXPIRED
+    return reservation.status
+
+
 def reservation_list_for_user(*, user, status: str | None = None) -> QuerySet[Reservation]:
     reservations = Reservation.objects.filter(user=user).select_related("lot", "spot")
     if status:

@@ -19,6 +19,8 @@ from django.utils.safestring import SafeString, mark_safe
 from config.money import format_money
 from config.qr import qr_code
 from lots.pricing import DAILY_MAX
+from reservations.models import Status
+from reservations.selectors import status_now
 
 register = template.Library()
 
@@ -179,6 +181,17 @@ STATUS_TONES = {
     "cancelled": "neutral",
     "expired": "neutral",
 }
+
+
+@register.filter
+def shown_status(reservation) -> str:
+    """The reservation's status by the clock (a lapsed hold is expired)."""
+    return status_now(reservation)
+
+
+@register.filter
+def shown_status_label(reservation) -> str:
+    return Status(status_now(reservation)).label
 
 
 @register.filter

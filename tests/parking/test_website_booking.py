@@ -310,3 +310,27 @@ class TestCancelTerms:
         payment = Payment(capture_mode=Payment.CaptureMode.IMMEDIATE)
         terms = cancel_terms(confirmed, payment, now=START - timedelta(hours=1))
         assert "the €5.00 you paid is refunded in full" in terms.detail
+
+
+class TestALapsedHoldByTheClock:
+    """An unpaid hold past its deadline shows as expired at once, not "Awaiting
+    payment" until the sweep runs (the sweep has not run in these tests)."""
+
+    def test_the_list_and_the_page_say_expired(self, signed_in, driver, lot, frozen_now):
+        reservation = book(driver, lot, start=START)
+        frozen_now.shift(timedelta(minutes=16))
+        reservation.refresh_from_db()
+        assert reservation.status == Status.PENDING_PAYMENT  # not swept yet
+
+        listing = signed_in.get("/reservations/").content.decode()
+        page = signed_in.get(f"/reservations/{reservation.code}/").content.decode()
+        for html in (listing, page):
+            assert re.search(r'class="badge badge-neutral">Expired<', html)
+            assert "Awaiting payment" not in html
+        assert "The hold on this spot ran out before it was paid for." in page
+
+    def test_a_hold_still_running_awaits_payment(self, signed_in, driver, lot, frozen_now):
+        reservation = book(driver, lot, start=START)
+        frozen_now.shift(timedelta(minutes=14))
+        page = signed_in.get(f"/reservations/{reservation.code}/").content.decode()
+        assert ">Awaiting payment<" in page
