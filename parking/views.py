@@ -19,7 +19,14 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    JsonResponse,
+    QueryDict,
+)
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
 from django.utils import timezone
@@ -480,8 +487,7 @@ def reservation_pay(request: HttpRequest, code: str) -> HttpResponse:
     if _hold_lapsed(reservation):
         return _render_hold_expired(request, reservation, status=200)
 
-    error = ""
-    status = 200
+    error_key = f"pay_error:{reservation.code}"
     if request.method == "POST":
         form = forms.PayForm(request.POST)
         if form.is_valid():
@@ -495,7 +501,6 @@ def reservation_pay(request: HttpRequest, code: str) -> HttpResponse:
                     reservation.refresh_from_db()
                     return _render_hold_expired(request, reservation, status=exc.status)
                 error = _payment_error(exc)
-                status = exc.status
             else:
                 messages.success(
                     request,
@@ -504,13 +509,21 @@ def reservation_pay(request: HttpRequest, code: str) -> HttpResponse:
                 return redirect("reservation_detail", code=reservation.code)
         else:
             error = " ".join(form.errors.get("payment_method", [])) or "Enter your card again."
-            status = 400
-        reservation.refresh_from_db()
-        if reservation.status != Status.PENDING_PAYMENT:
-            return redirect("reservation_detail", code=reservation.code)
+        # Post/redirect/get: reloading the page after a refusal shows it again
+        # instead of posting the card a second time.
+        request.session[error_key] = error
+        return _see_other(reverse("reservation_pay", args=[reservation.code]))
     context = _pay_context(reservation, row.payment)
-    context["error"] = error
-    return render(request, "parking/pay.html", context, status=status)
+    context["error"] = request.session.pop(error_key, "")
+    return render(request, "parking/pay.html", context)
+
+
+class _SeeOther(HttpResponseRedirect):
+    status_code = 303  # after a POST: the browser GETs the page
+
+
+def _see_other(url: str) -> HttpResponse:
+    return _SeeOther(url)
 
 
 @require_POST
