@@ -12,7 +12,7 @@ import uuid
 import zoneinfo
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from django.conf import settings
 from django.contrib import messages
@@ -100,6 +100,15 @@ def _safe_next(request: HttpRequest, default: str) -> str:
     ):
         return target
     return default
+
+
+def _with_query(url: str, **params) -> str:
+    """The URL with these query parameters set (replacing any of the same name)."""
+    parts = urlsplit(url)
+    query = QueryDict(parts.query, mutable=True)
+    for name, value in params.items():
+        query[name] = str(value)
+    return urlunsplit(parts._replace(query=query.urlencode()))
 
 
 # --- times -----------------------------------------------------------------------------------
@@ -274,6 +283,12 @@ def _window_data(request: HttpRequest, lot: Lot) -> QueryDict:
         start, end = default_window(lot.tz)
         data = QueryDict(_window_query(vehicle_type[0] if vehicle_type else "", start, end))
         data = data.copy()
+    if "vehicle" not in data:
+        # The driver's vehicle of the chosen type (the latest added) is chosen for
+        # them: its plate is what gets them through the gate. "Not now" stays offered.
+        fitting = [v for v in _user_vehicles(request) if v.vehicle_type == data.get("vehicle_type")]
+        if fitting:
+            data["vehicle"] = str(max(fitting, key=lambda v: v.pk).pk)
     data["idempotency_key"] = uuid.uuid4().hex  # never one from an address
     return data
 
@@ -851,9 +866,16 @@ def account(request: HttpRequest) -> HttpResponse:
             form.add_application_error(exc)
         else:
             messages.success(request, f"{vehicle.plate} is added to your vehicles.")
+            back = _safe_next(request, "")
+            if back:
+                # On the way to a booking: back to it, with this vehicle chosen.
+                return redirect(
+                    _with_query(back, vehicle=vehicle.pk, vehicle_type=vehicle.vehicle_type)
+                )
             return redirect("account")
     status = 400 if form.is_bound and form.errors else 200
     context = {
+        "next": _safe_next(request, ""),
         "form": form,
         "vehicles": _user_vehicles(request),
         "tokens": api_tokens_active(user=request.user),
