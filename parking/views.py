@@ -195,11 +195,25 @@ def search(request: HttpRequest) -> HttpResponse:
             more_available=max(0, len(available) - SEARCH_RESULTS_LIMIT),
             unavailable=[offer for offer in offers if not offer.is_free][:SEARCH_RESULTS_LIMIT],
             window_query=_window_query(data["vehicle_type"], data["start"], data["end"]),
+            reserve=_search_reserve_fields(request, data),
             vehicle_label=VehicleType(data["vehicle_type"]).label.lower(),
             city=data["city"],
         )
     status = 400 if form.is_bound and form.errors else 200
     return render(request, "parking/search.html", context, status=status)
+
+
+def _search_reserve_fields(request: HttpRequest, data: dict) -> dict:
+    """What each result's Reserve button posts: the searched window, the driver's
+    vehicle of that type, and a fresh idempotency key (per result)."""
+    fitting = [v for v in _user_vehicles(request) if v.vehicle_type == data["vehicle_type"]]
+    return {
+        "vehicle_type": data["vehicle_type"],
+        "start": data["start"].strftime("%Y-%m-%dT%H:%M"),
+        "end": data["end"].strftime("%Y-%m-%dT%H:%M"),
+        "vehicle": max(fitting, key=lambda v: v.pk).pk if fitting else "",
+        "key": uuid.uuid4().hex[:40],
+    }
 
 
 def _window_problem(offers: list, city: str) -> str:
