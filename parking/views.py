@@ -59,6 +59,7 @@ from reservations.models import Actor, Reservation, Status
 from reservations.selectors import (
     ReservationRow,
     Terms,
+    local_time_folds,
     lot_availability,
     lot_cities,
     lot_search,
@@ -479,9 +480,19 @@ def _again_url(reservation: Reservation) -> str:
     tz = reservation.lot.tz
     start = reservation.start.astimezone(tz).replace(tzinfo=None)
     end = reservation.end.astimezone(tz).replace(tzinfo=None)
+    folds = {
+        f"{name}_fold": moment.astimezone(tz).fold
+        for name, moment, local in (
+            ("start", reservation.start, start),
+            ("end", reservation.end, end),
+        )
+        if local_time_folds(local, tz)
+    }
     if reservation.start <= timezone.now():
         start, end = default_window(tz)
-    query = _window_query(reservation.vehicle_type, start, end)
+        folds = {}
+    # The same instants, even in an hour the clocks pass twice.
+    query = _window_query(reservation.vehicle_type, start, end, **folds)
     return f"{reverse('lot_detail', args=[reservation.lot.slug])}?{query}"
 
 

@@ -330,22 +330,55 @@ def window_terms(
 # --- the booking website's reads ----------------------------------------------------------
 
 
-def local_to_utc(value: datetime, tz: zoneinfo.ZoneInfo) -> datetime:
+class AmbiguousLocalTime(InvalidInput):
+    """A wall-clock time the clocks pass twice (they go back): which one is meant?"""
+
+    code = "ambiguous_local_time"
+
+    def __init__(self, value: datetime, tz: zoneinfo.ZoneInfo, field: str | None = None):
+        first, second = (value.replace(tzinfo=tz, fold=fold) for fold in (0, 1))
+        self.choices = local_time_folds(value, tz)
+        super().__init__(
+            f"{value:%H:%M} happens twice on {value.day} {value:%B} in {tz.key}: the clocks "
+            f"go back that night. Say which: {value:%H:%M} {first.tzname()} (the first) or "
+            f"{value:%H:%M} {second.tzname()} (an hour later).",
+            code=self.code,
+            field=field,
+        )
+
+
+def local_time_folds(value: datetime, tz: zoneinfo.ZoneInfo) -> tuple[tuple[int, str], ...]:
+    """For a wall-clock time the clocks pass twice, its two readings as (fold, zone
+    abbreviation): ((0, "CEST"), (1, "CET")); for any other time, ()."""
+    if value.tzinfo is not None:
+        return ()
+    first, second = (value.replace(tzinfo=tz, fold=fold) for fold in (0, 1))
+    if first.utcoffset() == second.utcoffset():
+        return ()
+    if first.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != value:
+        return ()  # skipped (spring forward), not repeated
+    return ((0, first.tzname() or ""), (1, second.tzname() or ""))
+
+
+def local_to_utc(value: datetime, tz: zoneinfo.ZoneInfo, *, fold: int | None = None) -> datetime:
     """A wall-clock time at a lot (naive, in the lot's zone) as an aware UTC datetime.
 
     DST-safe: a time the clocks skip (spring forward) is refused rather than
-    silently moved; a time they pass twice (fall back) is the first of the two.
+    silently moved; a time they pass twice (fall back) is refused too
+    (AmbiguousLocalTime) unless `fold` says which (0: the first, 1: the second).
     An aware value is only converted.
     """
     if value.tzinfo is not None and value.utcoffset() is not None:
         return value.astimezone(UTC)
-    aware = value.replace(tzinfo=tz, fold=0)
+    aware = value.replace(tzinfo=tz, fold=fold or 0)
     if aware.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != value:
         raise InvalidInput(
             f"{value:%H:%M} does not exist on {value.day} {value:%B} in {tz.key}: "
             "the clocks go forward then. Pick a time outside that hour.",
             code="nonexistent_local_time",
         )
+    if fold is None and local_time_folds(value, tz):
+        raise AmbiguousLocalTime(value, tz)
     return aware.astimezone(UTC)
 
 
@@ -473,6 +506,11 @@ def _search_problem(exc: InvalidInput, lot: Lot) -> str:
         return f"These times have already passed in {lot.city}."
     if exc.code == "nonexistent_local_time":
         return f"That time does not exist in {lot.city} on that day (the clocks go forward)."
+    if exc.code == AmbiguousLocalTime.code:
+        return (
+            f"That time happens twice in {lot.city} that night (the clocks go back): "
+            "choose it on the car park's page, which asks which one you mean."
+        )
     return exc.detail
 
 
