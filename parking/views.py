@@ -53,7 +53,7 @@ from parking.services import (
     vehicle_remove,
     vehicle_update,
 )
-from parking.templatetags.parkspot import late_cancel_rule, lot_time_tz
+from parking.templatetags.parkspot import late_cancel_rule, lot_time_tz, site_time
 from payments.models import Payment
 from reservations.models import Actor, Reservation, Status
 from reservations.selectors import (
@@ -197,6 +197,13 @@ def search(request: HttpRequest) -> HttpResponse:
             unavailable=[offer for offer in offers if not offer.is_free][:SEARCH_RESULTS_LIMIT],
             window_query=_window_query(data["vehicle_type"], data["start"], data["end"]),
             reserve=_search_reserve_fields(request, data),
+            search_summary=" · ".join(
+                (
+                    VehicleType(data["vehicle_type"]).label,
+                    data["city"] or "All cities",
+                    f"{site_time(data['start'])} – {site_time(data['end'])}",
+                )
+            ),
             vehicle_label=VehicleType(data["vehicle_type"]).label.lower(),
             city=data["city"],
         )

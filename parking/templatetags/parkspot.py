@@ -67,6 +67,20 @@ def lot_clock(value: datetime | None, tz) -> str:
 
 
 @register.filter
+def site_time(value) -> str:
+    """A wall-clock time as the site writes it (Thu 5 Mar 2026, 10:00), whatever
+    the browser's own format for time inputs; "" for anything else."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip().replace(" ", "T", 1))
+        except ValueError:
+            return ""
+    if not isinstance(value, datetime):
+        return ""
+    return dateformat.format(value, DATE_TIME)
+
+
+@register.filter
 def lot_time_tz(value: datetime | None, tz) -> str:
     """A moment at the lot, naming its zone: Wed 4 Mar 2026, 11:00 CET."""
     local = in_zone(value, tz)
