@@ -89,7 +89,7 @@
   }
 
   // --- Time inputs show the browser's own format ("12/01/2026, 06:00 AM"); beside
-  // each, an <output data-readback-for> says it as the site writes it (Tue 1 Dec
+  // each, a [data-readback-for] says it as the site writes it (Tue 1 Dec
   // 2026, 06:00), so what is typed and what the site says can be compared.
   var DAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
   var MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
@@ -117,7 +117,7 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("details[data-open-wide]").forEach(openWide);
-    document.querySelectorAll("output[data-readback-for]").forEach(readBack);
+    document.querySelectorAll("[data-readback-for]").forEach(readBack);
     document.querySelectorAll("form[data-suggest-times]").forEach(suggestTimes);
     document.querySelectorAll("[data-countdown]").forEach(startCountdown);
   });

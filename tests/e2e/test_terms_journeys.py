@@ -239,6 +239,6 @@ def test_times_typed_in_are_read_back_as_the_site_writes_them(live_server, lot, 
     page.goto(live_server.url + "/search/")
     search = page.get_by_role("search", name="Find parking")
     search.get_by_label("Arrival").fill("2026-12-01T06:00")
-    expect(search.locator("output[for=id_start]")).to_have_text("Tue 1 Dec 2026, 06:00")
+    expect(search.locator("[data-readback-for=id_start]")).to_have_text("Tue 1 Dec 2026, 06:00")
     search.get_by_label("Departure").fill("2026-12-01T18:30")
-    expect(search.locator("output[for=id_end]")).to_have_text("Tue 1 Dec 2026, 18:30")
+    expect(search.locator("[data-readback-for=id_end]")).to_have_text("Tue 1 Dec 2026, 18:30")
