@@ -201,7 +201,7 @@ def search(request: HttpRequest) -> HttpResponse:
                 (
                     VehicleType(data["vehicle_type"]).label,
                     data["city"] or "All cities",
-                    f"{site_time(data['start'])} – {site_time(data['end'])}",
+                    _local_window(data["start"], data["end"]),
                 )
             ),
             vehicle_label=VehicleType(data["vehicle_type"]).label.lower(),
@@ -209,6 +209,12 @@ def search(request: HttpRequest) -> HttpResponse:
         )
     status = 400 if form.is_bound and form.errors else 200
     return render(request, "parking/search.html", context, status=status)
+
+
+def _local_window(start: datetime, end: datetime) -> str:
+    """Thu 5 Mar 2026, 10:00 – 12:00 (both dates when it spans midnight)."""
+    until = f"{end:%H:%M}" if start.date() == end.date() else site_time(end)
+    return f"{site_time(start)} – {until}"
 
 
 def _search_reserve_fields(request: HttpRequest, data: dict) -> dict:

@@ -210,7 +210,7 @@ def test_on_a_phone_the_first_result_is_in_view(live_server, lot, phone_page, dr
     assert box["y"] + box["height"] <= phone_page.viewport_size["height"], box
     # The search is one tap away, folded, saying what was searched.
     summary = phone_page.locator("summary", has_text="Change search")
-    expect(summary).to_contain_text("Car · " + lot.city)
+    expect(summary).to_contain_text(re.compile(f"Car · {lot.city} · .*, 10:00 – 12:00"))
     summary.click()
     expect(phone_page.get_by_role("search", name="Find parking")).to_be_visible()
     screenshot(phone_page, "search-results-first-phone")

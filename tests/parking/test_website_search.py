@@ -330,3 +330,13 @@ class TestReserveFromTheResults:
             f'href="/lots/{lot.slug}/?vehicle_type=car&amp;start=2026-03-05T10%3A00'
             f'&amp;end=2026-03-05T12%3A00#book"' in html
         )
+
+
+def test_searched_results_fold_the_form_into_what_was_searched(client, lot, frozen_now):
+    html = client.get(
+        "/search/", {"city": lot.city, "vehicle_type": "car", **TOMORROW}
+    ).content.decode()
+    summary = re.search(r"<summary>.*?</summary>", html, re.S).group(0)
+    assert "Change search" in summary
+    assert f"Car · {lot.city} · Thu 5 Mar 2026, 10:00 – 12:00" in summary
+    assert '<details class="card search-again" data-open-wide>' in html
