@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django import forms
@@ -30,7 +31,7 @@ from parking.models import Vehicle
 from parking.notifications import email_queue
 from parking.services import user_password_set
 from reservations.rules import validate_window
-from reservations.selectors import local_to_utc
+from reservations.selectors import local_time_folds, local_to_utc
 
 # Words for the website where a rule's own message speaks API (offsets, ISO 8601).
 _WINDOW_MESSAGES = {
@@ -127,16 +128,44 @@ class SearchForm(AccessibleFormMixin, forms.Form):
         return data
 
 
+@dataclass(frozen=True)
+class FoldQuestion:
+    """ "Which 01:30?" for a time the clocks pass twice."""
+
+    name: str  # the form field that takes the answer
+    label: str  # of the time field it is about
+    time: str  # 01:30
+    choices: tuple[tuple[int, str], ...]  # (fold, zone abbreviation)
+    chosen: int | None
+
+
 class WindowForm(AccessibleFormMixin, forms.Form):
     """A window at one lot: what its live quote and its Reserve button take."""
 
     vehicle_type = forms.ChoiceField(label="Vehicle", choices=VehicleType.choices)
     start = LocalDateTimeField(label="Arrival")
     end = LocalDateTimeField(label="Departure")
+    # Which of a repeated hour's two readings is meant (0: the first, 1: an hour
+    # later); asked only when the clocks go back (fold_questions), never guessed.
+    start_fold = forms.TypedChoiceField(
+        choices=[("0", "0"), ("1", "1")],
+        coerce=int,
+        required=False,
+        empty_value=None,
+        widget=forms.HiddenInput,  # asked in the quote (parking/_fold_choice.html)
+    )
+    end_fold = forms.TypedChoiceField(
+        choices=[("0", "0"), ("1", "1")],
+        coerce=int,
+        required=False,
+        empty_value=None,
+        widget=forms.HiddenInput,  # asked in the quote (parking/_fold_choice.html)
+    )
 
     def __init__(self, *args, lot: Lot, vehicle_types: list[str] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.lot = lot
+        self.fold_questions: list[FoldQuestion] = []
         offered = vehicle_types or VehicleType.values
         self.fields["vehicle_type"].choices = [
             (value, label) for value, label in VehicleType.choices if value in offered
@@ -152,14 +181,25 @@ class WindowForm(AccessibleFormMixin, forms.Form):
         check_window_shape(self, start, end)
         if start is None or end is None or self.errors:
             return data
-        try:
-            data["start_utc"] = local_to_utc(start, self.lot.tz)
-        except InvalidInput as exc:
-            self.add_error("start", exc.detail)
-        try:
-            data["end_utc"] = local_to_utc(end, self.lot.tz)
-        except InvalidInput as exc:
-            self.add_error("end", exc.detail)
+        for name, value in (("start", start), ("end", end)):
+            # A time the clocks pass twice: the driver says which (DST fall back).
+            folds = local_time_folds(value, self.lot.tz)
+            if folds:
+                self.fold_questions.append(
+                    FoldQuestion(
+                        name=f"{name}_fold",
+                        label=self.fields[name].label,
+                        time=f"{value:%H:%M}",
+                        choices=folds,
+                        chosen=data.get(f"{name}_fold"),
+                    )
+                )
+            try:
+                data[f"{name}_utc"] = local_to_utc(
+                    value, self.lot.tz, fold=data.get(f"{name}_fold")
+                )
+            except InvalidInput as exc:
+                self.add_error(name, exc.detail)
         if "start_utc" in data and "end_utc" in data:
             try:
                 validate_window(start=data["start_utc"], end=data["end_utc"], now=timezone.now())

@@ -12,14 +12,21 @@ import uuid
 import zoneinfo
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    JsonResponse,
+    QueryDict,
+)
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
 from django.utils import timezone
@@ -46,17 +53,22 @@ from parking.services import (
     vehicle_remove,
     vehicle_update,
 )
-from parking.templatetags.parkspot import lot_time
+from parking.templatetags.parkspot import late_cancel_rule, lot_time_tz, site_time
 from payments.models import Payment
 from reservations.models import Actor, Reservation, Status
 from reservations.selectors import (
     ReservationRow,
+    Terms,
+    local_time_folds,
     lot_availability,
     lot_cities,
     lot_search,
     reservation_overview_for_user,
     reservation_row_for_user,
     reservation_terms,
+    reservation_terms_once_paid,
+    status_now,
+    window_terms,
 )
 from reservations.services import (
     reservation_cancel,
@@ -89,6 +101,15 @@ def _safe_next(request: HttpRequest, default: str) -> str:
     ):
         return target
     return default
+
+
+def _with_query(url: str, **params) -> str:
+    """The URL with these query parameters set (replacing any of the same name)."""
+    parts = urlsplit(url)
+    query = QueryDict(parts.query, mutable=True)
+    for name, value in params.items():
+        query[name] = str(value)
+    return urlunsplit(parts._replace(query=query.urlencode()))
 
 
 # --- times -----------------------------------------------------------------------------------
@@ -168,16 +189,64 @@ def search(request: HttpRequest) -> HttpResponse:
         )
         available = [offer for offer in offers if offer.is_free]
         context.update(
+            # Not "every spot is taken" when the times themselves cannot be booked.
+            window_problem="" if available else _window_problem(offers, data["city"]),
             searched=True,
             available=available[:SEARCH_RESULTS_LIMIT],
             more_available=max(0, len(available) - SEARCH_RESULTS_LIMIT),
             unavailable=[offer for offer in offers if not offer.is_free][:SEARCH_RESULTS_LIMIT],
             window_query=_window_query(data["vehicle_type"], data["start"], data["end"]),
+            reserve=_search_reserve_fields(request, data),
+            search_summary=" · ".join(
+                (
+                    VehicleType(data["vehicle_type"]).label,
+                    data["city"] or "All cities",
+                    _local_window(data["start"], data["end"]),
+                )
+            ),
             vehicle_label=VehicleType(data["vehicle_type"]).label.lower(),
             city=data["city"],
         )
     status = 400 if form.is_bound and form.errors else 200
     return render(request, "parking/search.html", context, status=status)
+
+
+def _local_window(start: datetime, end: datetime) -> str:
+    """Thu 5 Mar 2026, 10:00 – 12:00 (both dates when it spans midnight)."""
+    until = f"{end:%H:%M}" if start.date() == end.date() else site_time(end)
+    return f"{site_time(start)} – {until}"
+
+
+def _search_reserve_fields(request: HttpRequest, data: dict) -> dict:
+    """What each result's Reserve button posts: the searched window, the driver's
+    vehicle of that type, and a fresh idempotency key (per result)."""
+    fitting = [v for v in _user_vehicles(request) if v.vehicle_type == data["vehicle_type"]]
+    return {
+        "vehicle_type": data["vehicle_type"],
+        "start": data["start"].strftime("%Y-%m-%dT%H:%M"),
+        "end": data["end"].strftime("%Y-%m-%dT%H:%M"),
+        "vehicle": max(fitting, key=lambda v: v.pk).pk if fitting else "",
+        "key": uuid.uuid4().hex[:40],
+    }
+
+
+def _window_problem(offers: list, city: str) -> str:
+    """Why no lot can take the searched times, when that is the times' fault (not
+    a full lot): one sentence, or "" if some lot could have taken them."""
+    codes = {offer.problem_code for offer in offers}
+    if not offers or "" in codes:
+        return ""
+    where = f" in {city}" if city else ""
+    if codes == {"start_in_past"}:
+        return f"These times have already passed{where}. Choose times still to come."
+    if codes == {"start_too_far_ahead"}:
+        return (
+            f"Bookings open {settings.BOOKING_MAX_AHEAD_DAYS} days ahead: these times are "
+            "too far away yet. Choose times sooner."
+        )
+    if len(codes) == 1:
+        return offers[0].problem
+    return "These times cannot be booked at any car park" + where + ": see why below."
 
 
 # --- a lot, its live quote, and reserving ------------------------------------------------------
@@ -191,6 +260,7 @@ class Quote:
     start: datetime
     end: datetime
     vehicle_type: str
+    terms: Terms | None = None  # every charge of booking this window now
 
     @property
     def is_free(self) -> bool:
@@ -241,6 +311,12 @@ def _window_data(request: HttpRequest, lot: Lot) -> QueryDict:
         start, end = default_window(lot.tz)
         data = QueryDict(_window_query(vehicle_type[0] if vehicle_type else "", start, end))
         data = data.copy()
+    if "vehicle" not in data:
+        # The driver's vehicle of the chosen type (the latest added) is chosen for
+        # them: its plate is what gets them through the gate. "Not now" stays offered.
+        fitting = [v for v in _user_vehicles(request) if v.vehicle_type == data.get("vehicle_type")]
+        if fitting:
+            data["vehicle"] = str(max(fitting, key=lambda v: v.pk).pk)
     data["idempotency_key"] = uuid.uuid4().hex  # never one from an address
     return data
 
@@ -266,6 +342,15 @@ def _quote(form: forms.WindowForm, lot: Lot) -> Quote | None:
     except ApplicationError as exc:
         form.add_application_error(exc)
         return None
+    terms = None
+    if answer.tariff is not None:
+        terms = window_terms(
+            lot=lot,
+            start=answer.start,
+            end=answer.end,
+            hourly=answer.tariff.hourly,
+            daily_max=answer.tariff.daily_max,
+        )
     return Quote(
         free_spots=answer.free_spots,
         price_amount=answer.price_amount,
@@ -273,6 +358,7 @@ def _quote(form: forms.WindowForm, lot: Lot) -> Quote | None:
         start=answer.start,
         end=answer.end,
         vehicle_type=answer.vehicle_type,
+        terms=terms,
     )
 
 
@@ -399,12 +485,7 @@ def _row_or_404(request: HttpRequest, code: str) -> ReservationRow:
 
 
 def _hold_lapsed(reservation: Reservation, now: datetime | None = None) -> bool:
-    now = now or timezone.now()
-    return reservation.status == Status.EXPIRED or (
-        reservation.status == Status.PENDING_PAYMENT
-        and reservation.hold_expires_at is not None
-        and reservation.hold_expires_at <= now
-    )
+    return status_now(reservation, now) == Status.EXPIRED
 
 
 def _again_url(reservation: Reservation) -> str:
@@ -412,9 +493,19 @@ def _again_url(reservation: Reservation) -> str:
     tz = reservation.lot.tz
     start = reservation.start.astimezone(tz).replace(tzinfo=None)
     end = reservation.end.astimezone(tz).replace(tzinfo=None)
+    folds = {
+        f"{name}_fold": moment.astimezone(tz).fold
+        for name, moment, local in (
+            ("start", reservation.start, start),
+            ("end", reservation.end, end),
+        )
+        if local_time_folds(local, tz)
+    }
     if reservation.start <= timezone.now():
         start, end = default_window(tz)
-    query = _window_query(reservation.vehicle_type, start, end)
+        folds = {}
+    # The same instants, even in an hour the clocks pass twice.
+    query = _window_query(reservation.vehicle_type, start, end, **folds)
     return f"{reverse('lot_detail', args=[reservation.lot.slug])}?{query}"
 
 
@@ -430,9 +521,9 @@ def _pay_context(reservation: Reservation, payment: Payment | None) -> dict:
         "stripe_js_url": settings.STRIPE_JS_URL,
         "test_mode": settings.STRIPE_PUBLISHABLE_KEY.startswith("pk_test"),
         "seconds_left": seconds_left,
-        "capture_later": not reservation_terms(reservation, now=now).charged_at_once,
+        "charges": (charges := reservation_terms_once_paid(reservation, now=now)),
+        "capture_later": not charges.charged_at_once,
         "again_url": _again_url(reservation),
-        "terms": cancel_terms(reservation, payment, now),
     }
 
 
@@ -449,8 +540,7 @@ def reservation_pay(request: HttpRequest, code: str) -> HttpResponse:
     if _hold_lapsed(reservation):
         return _render_hold_expired(request, reservation, status=200)
 
-    error = ""
-    status = 200
+    error_key = f"pay_error:{reservation.code}"
     if request.method == "POST":
         form = forms.PayForm(request.POST)
         if form.is_valid():
@@ -464,7 +554,6 @@ def reservation_pay(request: HttpRequest, code: str) -> HttpResponse:
                     reservation.refresh_from_db()
                     return _render_hold_expired(request, reservation, status=exc.status)
                 error = _payment_error(exc)
-                status = exc.status
             else:
                 messages.success(
                     request,
@@ -473,13 +562,21 @@ def reservation_pay(request: HttpRequest, code: str) -> HttpResponse:
                 return redirect("reservation_detail", code=reservation.code)
         else:
             error = " ".join(form.errors.get("payment_method", [])) or "Enter your card again."
-            status = 400
-        reservation.refresh_from_db()
-        if reservation.status != Status.PENDING_PAYMENT:
-            return redirect("reservation_detail", code=reservation.code)
+        # Post/redirect/get: reloading the page after a refusal shows it again
+        # instead of posting the card a second time.
+        request.session[error_key] = error
+        return _see_other(reverse("reservation_pay", args=[reservation.code]))
     context = _pay_context(reservation, row.payment)
-    context["error"] = error
-    return render(request, "parking/pay.html", context, status=status)
+    context["error"] = request.session.pop(error_key, "")
+    return render(request, "parking/pay.html", context)
+
+
+class _SeeOther(HttpResponseRedirect):
+    status_code = 303  # after a POST: the browser GETs the page
+
+
+def _see_other(url: str) -> HttpResponse:
+    return _SeeOther(url)
 
 
 @require_POST
@@ -534,25 +631,6 @@ class CancelTerms:
     policy: str = ""  # the rule, for the confirmation page
 
 
-def _late_rule(terms, reservation: Reservation) -> str:
-    no_show = format_money(terms.no_show_charge, terms.currency)
-    grace_end = lot_time(terms.no_show_after, reservation.lot)
-    if terms.late_cancel_policy == "refund":
-        return (
-            f"Cancelling is free until {grace_end}; after that it costs the no-show "
-            f"charge of {no_show}."
-        )
-    if terms.late_cancel_policy == "elapsed":
-        return (
-            "After your reservation starts, cancelling costs the hours since it started, "
-            f"never more than the no-show charge of {no_show}."
-        )
-    return (
-        f"After your reservation starts, cancelling costs the no-show charge of {no_show} "
-        "(the first 24 hours), never more."
-    )
-
-
 def cancel_terms(
     reservation: Reservation, payment: Payment | None, now: datetime | None = None
 ) -> CancelTerms:
@@ -561,7 +639,7 @@ def cancel_terms(
     charge = terms.cancellation_charge_now
     if charge is None:
         return CancelTerms(allowed=False, charge_amount=0, summary="", detail="")
-    rule = _late_rule(terms, reservation)
+    rule = late_cancel_rule(terms)
     if reservation.status == Status.PENDING_PAYMENT:
         return CancelTerms(
             allowed=True,
@@ -578,7 +656,7 @@ def cancel_terms(
             if charged_at_booking
             else f"the {price} hold on your card is released"
         )
-        until = lot_time(terms.free_cancellation_until, reservation.lot)
+        until = lot_time_tz(terms.free_cancellation_until, reservation.lot)
         return CancelTerms(
             allowed=True,
             charge_amount=0,
@@ -593,7 +671,7 @@ def cancel_terms(
         if charged_at_booking
         else f"the other {rest} of the hold on your card is released"
     )
-    start = lot_time(reservation.start, reservation.lot)
+    start = lot_time_tz(reservation.start, reservation.lot)
     return CancelTerms(
         allowed=True,
         charge_amount=charge,
@@ -616,6 +694,7 @@ def reservation_detail(request: HttpRequest, code: str) -> HttpResponse:
         "reservation": reservation,
         "payment": row.payment,
         "terms": cancel_terms(reservation, row.payment),
+        "charges": reservation_terms(reservation),
         "hold_lapsed": _hold_lapsed(reservation),
         "again_url": _again_url(reservation),
         "is_pass": reservation.status in (Status.CONFIRMED, Status.PARKED),
@@ -825,9 +904,16 @@ def account(request: HttpRequest) -> HttpResponse:
             form.add_application_error(exc)
         else:
             messages.success(request, f"{vehicle.plate} is added to your vehicles.")
+            back = _safe_next(request, "")
+            if back:
+                # On the way to a booking: back to it, with this vehicle chosen.
+                return redirect(
+                    _with_query(back, vehicle=vehicle.pk, vehicle_type=vehicle.vehicle_type)
+                )
             return redirect("account")
     status = 400 if form.is_bound and form.errors else 200
     context = {
+        "next": _safe_next(request, ""),
         "form": form,
         "vehicles": _user_vehicles(request),
         "tokens": api_tokens_active(user=request.user),

@@ -63,6 +63,31 @@ class MoneySerializer(serializers.Serializer):
     currency = serializers.CharField()
 
 
+class PriceLineSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(
+        choices=["hourly", "daily_max"],
+        help_text="hourly: started hours at the hourly rate; daily_max: blocks of up to "
+        "24 hours, each capped at the daily maximum.",
+    )
+    hours = serializers.IntegerField(help_text="How many started hours this line covers.")
+    quantity = serializers.IntegerField(help_text="Hours (hourly) or 24-hour blocks (daily_max).")
+    unit_price = MoneySerializer()
+    amount = MoneySerializer(help_text="quantity × unit_price; the lines sum to the price.")
+
+
+def price_lines(lines, currency: str) -> list[dict]:
+    return [
+        {
+            "kind": line.kind,
+            "hours": line.hours,
+            "quantity": line.quantity,
+            "unit_price": {"amount": line.unit_amount, "currency": currency},
+            "amount": {"amount": line.amount, "currency": currency},
+        }
+        for line in lines
+    ]
+
+
 class AvailabilitySerializer(serializers.Serializer):
     lot_id = serializers.CharField()
     vehicle_type = serializers.CharField()
@@ -71,7 +96,13 @@ class AvailabilitySerializer(serializers.Serializer):
     is_free = serializers.BooleanField()
     free_spots = serializers.IntegerField()
     price = MoneySerializer(allow_null=True)
-    no_show_charge = MoneySerializer(allow_null=True)
+    price_breakdown = PriceLineSerializer(
+        many=True, help_text="How the price adds up (empty when there is no price)."
+    )
+    no_show_charge = MoneySerializer(
+        allow_null=True,
+        help_text="What not showing up would cost: the first 24 hours of the window.",
+    )
 
 
 class AvailabilityApi(APIView):
@@ -102,6 +133,7 @@ class AvailabilityApi(APIView):
                 "is_free": answer.is_free,
                 "free_spots": answer.free_spots,
                 "price": money(answer.price_amount),
+                "price_breakdown": price_lines(answer.breakdown, answer.currency),
                 "no_show_charge": money(answer.no_show_amount),
             }
         )
@@ -140,6 +172,7 @@ class TermsSerializer(serializers.Serializer):
     """What the driver commits to, from the policy module (DESIGN §4)."""
 
     free_cancellation_until = serializers.DateTimeField()
+    price_breakdown = PriceLineSerializer(many=True, help_text="How the price adds up.")
     cancellation_charge = MoneySerializer(
         allow_null=True, help_text="What cancelling now costs; null if it cannot be cancelled."
     )
@@ -163,6 +196,7 @@ def terms_data(terms: Terms) -> dict:
     field = serializers.DateTimeField()
     return {
         "free_cancellation_until": field.to_representation(terms.free_cancellation_until),
+        "price_breakdown": price_lines(terms.breakdown, terms.currency),
         "cancellation_charge": money(terms.cancellation_charge_now),
         "late_cancellation": {
             "policy": terms.late_cancel_policy,

@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from lots.pricing import DAY, HOUR, window_price
+from lots.pricing import DAY, HOUR, PriceLine, price_breakdown, window_price
 
 LATE_CANCEL_CHARGE = "charge"
 LATE_CANCEL_ELAPSED = "elapsed"
@@ -44,6 +44,9 @@ class Tariff:
     def price(self, start: datetime, end: datetime) -> int:
         return window_price(start, end, hourly=self.hourly, daily_max=self.daily_max)
 
+    def breakdown(self, start: datetime, end: datetime) -> tuple[PriceLine, ...]:
+        return price_breakdown(start, end, hourly=self.hourly, daily_max=self.daily_max)
+
 
 @dataclass(frozen=True)
 class Booking:
@@ -57,6 +60,11 @@ class Booking:
     @property
     def price(self) -> int:
         return self.tariff.price(self.start, self.end)
+
+    @property
+    def breakdown(self) -> tuple[PriceLine, ...]:
+        """The price line by line (hours × rate, capped days); sums to `price`."""
+        return self.tariff.breakdown(self.start, self.end)
 
     @property
     def no_show_after(self) -> datetime:

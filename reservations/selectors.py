@@ -14,7 +14,7 @@ from django.utils import timezone
 from config.errors import Conflict, InvalidInput, NotFound
 from config.plates import normalize_plate
 from lots.models import Lot, Rate, Spot
-from lots.pricing import window_price
+from lots.pricing import PriceLine, window_price
 from payments.models import Payment
 from payments.selectors import payments_for
 from reservations import hot_sql, policy
@@ -33,6 +33,9 @@ class Availability:
     price_amount: int | None  # None: the lot has no rate for this vehicle type
     no_show_amount: int | None
     currency: str
+    # The rate the price is from (None: no rate), and the price line by line.
+    tariff: policy.Tariff | None = None
+    breakdown: tuple[PriceLine, ...] = ()
 
     @property
     def is_free(self) -> bool:
@@ -64,7 +67,7 @@ def lot_availability(
         ttl = min(settings.AVAILABILITY_CACHE_SECONDS, valid_until - now.timestamp())
         if ttl >= 1:
             cache.set(key, (free, tariff, valid_until), timeout=ttl)
-    price = no_show = None
+    price = no_show = booking = None
     if tariff is not None:
         booking = policy.Booking(
             start=start, end=end, tariff=policy.Tariff(*tariff), grace=timedelta(0)
@@ -79,6 +82,8 @@ def lot_availability(
         price_amount=price,
         no_show_amount=no_show,
         currency=currency,
+        tariff=booking.tariff if booking else None,
+        breakdown=booking.breakdown if booking else (),
     )
 
 
@@ -98,6 +103,18 @@ def _compute(
     if first_change is not None:
         valid_until = min(valid_until, first_change.timestamp())
     return free, (hourly, daily_max), valid_until
+
+
+def status_now(reservation: Reservation, now: datetime | None = None) -> str:
+    """The status a driver should see at `now`: an unpaid hold past its deadline is
+    expired by the clock, before the sweep writes it (allocation already ignores it)."""
+    if (
+        reservation.status == Status.PENDING_PAYMENT
+        and reservation.hold_expires_at is not None
+        and reservation.hold_expires_at <= (now or timezone.now())
+    ):
+        return Status.EXPIRED
+    return reservation.status
 
 
 def reservation_list_for_user(*, user, status: str | None = None) -> QuerySet[Reservation]:
@@ -200,6 +217,7 @@ class Terms:
 
     currency: str
     price: int
+    breakdown: tuple[PriceLine, ...]  # the price line by line; sums to `price`
     no_show_charge: int
     no_show_after: datetime  # no arrival by then: the no-show charge
     grace_minutes: int
@@ -211,62 +229,156 @@ class Terms:
     overstay_hourly: int
     overstay_daily_max: int
     charged_at_once: bool  # paying now charges the card instead of holding the amount
+    lot_timezone: str  # the IANA zone the driver's times are read in
+
+    @property
+    def started(self) -> bool:
+        """Cancelling already costs something (the window has begun)."""
+        return bool(self.cancellation_charge_now)
 
 
-def reservation_terms(reservation: Reservation, *, now: datetime | None = None) -> Terms:
-    """The reservation's terms, from the policy module; `now` decides what
-    cancelling would cost at this moment."""
-    now = now or timezone.now()
-    booking = booking_terms(reservation)
-    cancellable = reservation.status in (Status.PENDING_PAYMENT, Status.CONFIRMED)
+def _terms(
+    booking: policy.Booking,
+    *,
+    lot: Lot,
+    currency: str,
+    now: datetime,
+    cancellable: bool,
+    paid: bool,
+) -> Terms:
     early = timedelta(minutes=settings.EARLY_ARRIVAL_MINUTES)
     return Terms(
-        currency=reservation.currency,
-        price=reservation.price_amount,
+        currency=currency,
+        price=booking.price,
+        breakdown=booking.breakdown,
         no_show_charge=policy.no_show_charge(booking),
         no_show_after=booking.no_show_after,
         grace_minutes=int(booking.grace.total_seconds() // 60),
-        early_entry_from=reservation.start - early,
+        early_entry_from=booking.start - early,
         early_entry_minutes=settings.EARLY_ARRIVAL_MINUTES,
         free_cancellation_until=policy.free_cancellation_until(
             booking, late_policy=settings.LATE_CANCEL_POLICY
         ),
         late_cancel_policy=settings.LATE_CANCEL_POLICY,
         cancellation_charge_now=policy.cancellation_charge(
-            booking,
-            now,
-            paid=reservation.status == Status.CONFIRMED,
-            late_policy=settings.LATE_CANCEL_POLICY,
+            booking, now, paid=paid, late_policy=settings.LATE_CANCEL_POLICY
         )
         if cancellable
         else None,
-        overstay_hourly=reservation.hourly_amount,
-        overstay_daily_max=reservation.daily_max_amount,
+        overstay_hourly=booking.tariff.hourly,
+        overstay_daily_max=booking.tariff.daily_max,
         charged_at_once=policy.charged_at_once(
             booking, now, card_hold_max=timedelta(days=settings.CARD_HOLD_MAX_DAYS)
         ),
+        lot_timezone=lot.timezone,
+    )
+
+
+def reservation_terms(reservation: Reservation, *, now: datetime | None = None) -> Terms:
+    """The reservation's terms, from the policy module; `now` decides what
+    cancelling would cost at this moment."""
+    return _terms(
+        booking_terms(reservation),
+        lot=reservation.lot,
+        currency=reservation.currency,
+        now=now or timezone.now(),
+        cancellable=reservation.status in (Status.PENDING_PAYMENT, Status.CONFIRMED),
+        paid=reservation.status == Status.CONFIRMED,
+    )
+
+
+def reservation_terms_once_paid(reservation: Reservation, *, now: datetime | None = None) -> Terms:
+    """The terms the driver agrees to by paying now: what cancelling would cost
+    straight after paying (not nothing, once the window has started)."""
+    return _terms(
+        booking_terms(reservation),
+        lot=reservation.lot,
+        currency=reservation.currency,
+        now=now or timezone.now(),
+        cancellable=True,
+        paid=True,
+    )
+
+
+def window_terms(
+    *,
+    lot: Lot,
+    start: datetime,
+    end: datetime,
+    hourly: int,
+    daily_max: int,
+    now: datetime | None = None,
+) -> Terms:
+    """The terms of booking and paying for this window now, before there is a
+    reservation (the lot page's quote)."""
+    booking = policy.Booking(
+        start=start,
+        end=end,
+        tariff=policy.Tariff(hourly=hourly, daily_max=daily_max),
+        grace=no_show_grace(lot),
+    )
+    return _terms(
+        booking,
+        lot=lot,
+        currency=lot.currency,
+        now=now or timezone.now(),
+        cancellable=True,
+        paid=True,
     )
 
 
 # --- the booking website's reads ----------------------------------------------------------
 
 
-def local_to_utc(value: datetime, tz: zoneinfo.ZoneInfo) -> datetime:
+class AmbiguousLocalTime(InvalidInput):
+    """A wall-clock time the clocks pass twice (they go back): which one is meant?"""
+
+    code = "ambiguous_local_time"
+
+    def __init__(self, value: datetime, tz: zoneinfo.ZoneInfo, field: str | None = None):
+        first, second = (value.replace(tzinfo=tz, fold=fold) for fold in (0, 1))
+        self.choices = local_time_folds(value, tz)
+        super().__init__(
+            f"{value:%H:%M} happens twice on {value.day} {value:%B} in {tz.key}: the clocks "
+            f"go back that night. Say which: {value:%H:%M} {first.tzname()} (the first) or "
+            f"{value:%H:%M} {second.tzname()} (an hour later).",
+            code=self.code,
+            field=field,
+        )
+
+
+def local_time_folds(value: datetime, tz: zoneinfo.ZoneInfo) -> tuple[tuple[int, str], ...]:
+    """For a wall-clock time the clocks pass twice, its two readings as (fold, zone
+    abbreviation): ((0, "CEST"), (1, "CET")); for any other time, ()."""
+    if value.tzinfo is not None:
+        return ()
+    first, second = (value.replace(tzinfo=tz, fold=fold) for fold in (0, 1))
+    if first.utcoffset() == second.utcoffset():
+        return ()
+    if first.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != value:
+        return ()  # skipped (spring forward), not repeated
+    return ((0, first.tzname() or ""), (1, second.tzname() or ""))
+
+
+def local_to_utc(value: datetime, tz: zoneinfo.ZoneInfo, *, fold: int | None = None) -> datetime:
     """A wall-clock time at a lot (naive, in the lot's zone) as an aware UTC datetime.
 
     DST-safe: a time the clocks skip (spring forward) is refused rather than
-    silently moved; a time they pass twice (fall back) is the first of the two.
+    silently moved; a time they pass twice (fall back) is refused too
+    (AmbiguousLocalTime) unless `fold` says which (0: the first, 1: the second).
     An aware value is only converted.
     """
     if value.tzinfo is not None and value.utcoffset() is not None:
         return value.astimezone(UTC)
-    aware = value.replace(tzinfo=tz, fold=0)
+    aware = value.replace(tzinfo=tz, fold=fold or 0)
     if aware.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != value:
         raise InvalidInput(
             f"{value:%H:%M} does not exist on {value.day} {value:%B} in {tz.key}: "
             "the clocks go forward then. Pick a time outside that hour.",
             code="nonexistent_local_time",
         )
+    if fold is None and local_time_folds(value, tz):
+        raise AmbiguousLocalTime(value, tz)
     return aware.astimezone(UTC)
 
 
@@ -281,6 +393,7 @@ class LotOffer:
     free_spots: int
     price_amount: int | None
     problem: str = ""  # why this window cannot be booked at this lot, for people
+    problem_code: str = ""  # the same, for code (start_in_past, start_too_far_ahead...)
 
     @property
     def currency(self) -> str:
@@ -336,7 +449,7 @@ def lot_search(
     )
 
     windows: dict[int, tuple[datetime, datetime]] = {}
-    problems: dict[int, str] = {}
+    problems: dict[int, tuple[str, str]] = {}
     lots = list(lots)
     for lot in lots:
         try:
@@ -344,7 +457,7 @@ def lot_search(
             end = local_to_utc(local_end, lot.tz)
             validate_window(start=start, end=end, now=now)
         except InvalidInput as exc:
-            problems[lot.pk] = _search_problem(exc, lot)
+            problems[lot.pk] = (_search_problem(exc, lot), exc.code)
             continue
         windows[lot.pk] = (start, end)
 
@@ -381,7 +494,8 @@ def lot_search(
                 end=window[1] if window else None,
                 free_spots=free.get(lot.pk, 0),
                 price_amount=price,
-                problem=problems.get(lot.pk, ""),
+                problem=problems.get(lot.pk, ("", ""))[0],
+                problem_code=problems.get(lot.pk, ("", ""))[1],
             )
         )
     return offers
@@ -392,6 +506,11 @@ def _search_problem(exc: InvalidInput, lot: Lot) -> str:
         return f"These times have already passed in {lot.city}."
     if exc.code == "nonexistent_local_time":
         return f"That time does not exist in {lot.city} on that day (the clocks go forward)."
+    if exc.code == AmbiguousLocalTime.code:
+        return (
+            f"That time happens twice in {lot.city} that night (the clocks go back): "
+            "choose it on the car park's page, which asks which one you mean."
+        )
     return exc.detail
 
 

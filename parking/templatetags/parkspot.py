@@ -18,6 +18,9 @@ from django.utils.safestring import SafeString, mark_safe
 
 from config.money import format_money
 from config.qr import qr_code
+from lots.pricing import DAILY_MAX
+from reservations.models import Status
+from reservations.selectors import status_now
 
 register = template.Library()
 
@@ -64,6 +67,34 @@ def lot_clock(value: datetime | None, tz) -> str:
 
 
 @register.filter
+def site_time(value) -> str:
+    """A wall-clock time as the site writes it (Thu 5 Mar 2026, 10:00), whatever
+    the browser's own format for time inputs; "" for anything else."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip().replace(" ", "T", 1))
+        except ValueError:
+            return ""
+    if not isinstance(value, datetime):
+        return ""
+    return dateformat.format(value, DATE_TIME)
+
+
+@register.filter
+def lot_time_tz(value: datetime | None, tz) -> str:
+    """A moment at the lot, naming its zone: Wed 4 Mar 2026, 11:00 CET."""
+    local = in_zone(value, tz)
+    return f"{dateformat.format(local, DATE_TIME)} {local.tzname()}" if local else ""
+
+
+@register.filter
+def lot_clock_tz(value: datetime | None, tz) -> str:
+    """The time of day at the lot, naming its zone: 11:00 CET."""
+    local = in_zone(value, tz)
+    return f"{dateformat.format(local, TIME)} {local.tzname()}" if local else ""
+
+
+@register.filter
 def lot_tz_abbr(value: datetime | None, tz) -> str:
     """The zone's abbreviation at that moment (CET, CEST, EST, JST)."""
     local = in_zone(value, tz)
@@ -105,6 +136,39 @@ def duration(start: datetime, end: datetime) -> str:
     return format_duration(end - start)
 
 
+@register.filter
+def price_line(line, currency: str) -> str:
+    """One line of a price breakdown (lots.pricing.PriceLine), in words:
+    "3 h × €2.50", "34 h at the daily maximum: 2 × €20.00"."""
+    unit = format_money(line.unit_amount, currency)
+    if line.kind == DAILY_MAX:
+        blocks = "1 day" if line.quantity == 1 else f"{line.quantity} days"
+        return f"{line.hours} h at the daily maximum: {blocks} × {unit}"
+    return f"{line.quantity} h × {unit}"
+
+
+@register.filter
+def late_cancel_rule(terms) -> str:
+    """What cancelling costs once the reservation has started, by the late
+    cancellation policy (reservations.selectors.Terms)."""
+    no_show = format_money(terms.no_show_charge, terms.currency)
+    if terms.late_cancel_policy == "refund":
+        grace_end = lot_time_tz(terms.no_show_after, terms.lot_timezone)
+        return (
+            f"Cancelling is free until {grace_end}; after that it costs the no-show "
+            f"charge of {no_show}."
+        )
+    if terms.late_cancel_policy == "elapsed":
+        return (
+            "After your reservation starts, cancelling costs the hours since it started, "
+            f"never more than the no-show charge of {no_show}."
+        )
+    return (
+        f"After your reservation starts, cancelling costs the no-show charge of {no_show} "
+        "(the first 24 hours), never more."
+    )
+
+
 @register.simple_tag
 def qr_svg(code: str, label: str = "") -> SafeString:
     """The reservation code as an inline, scalable SVG QR code with a text alternative."""
@@ -131,6 +195,17 @@ STATUS_TONES = {
     "cancelled": "neutral",
     "expired": "neutral",
 }
+
+
+@register.filter
+def shown_status(reservation) -> str:
+    """The reservation's status by the clock (a lapsed hold is expired)."""
+    return status_now(reservation)
+
+
+@register.filter
+def shown_status_label(reservation) -> str:
+    return Status(status_now(reservation)).label
 
 
 @register.filter

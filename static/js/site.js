@@ -82,12 +82,42 @@
       var clock = wallClock(new Date(), city && zones[city.value]);
       start.value = inputValue(clock, 1);
       end.value = inputValue(clock, 3);
+      [start, end].forEach(function (input) { input.dispatchEvent(new Event("readback")); });
     }
     if (city) city.addEventListener("change", suggest);
     suggest();
   }
 
+  // --- Time inputs show the browser's own format ("12/01/2026, 06:00 AM"); beside
+  // each, a [data-readback-for] says it as the site writes it (Tue 1 Dec
+  // 2026, 06:00), so what is typed and what the site says can be compared.
+  var DAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+  var MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+  function siteTime(value) {
+    var m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})/.exec(value || "");
+    if (!m) return "";
+    var day = new Date(Date.UTC(+m[1], +m[2] - 1, +m[3])); // a calendar date, no zone
+    return DAYS[day.getUTCDay()] + " " + (+m[3]) + " " + MONTHS[+m[2] - 1] + " " + m[1] +
+      ", " + m[4] + ":" + m[5];
+  }
+  function readBack(output) {
+    var input = document.getElementById(output.getAttribute("data-readback-for"));
+    if (!input) return;
+    function update() { output.textContent = siteTime(input.value); }
+    input.addEventListener("input", update);
+    input.addEventListener("change", update);
+    input.addEventListener("readback", update);
+    update();
+  }
+
+  // --- <details data-open-wide>: folded on a phone, open on a wide screen.
+  function openWide(details) {
+    if (window.matchMedia("(min-width: 48rem)").matches) details.open = true;
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("details[data-open-wide]").forEach(openWide);
+    document.querySelectorAll("[data-readback-for]").forEach(readBack);
     document.querySelectorAll("form[data-suggest-times]").forEach(suggestTimes);
     document.querySelectorAll("[data-countdown]").forEach(startCountdown);
   });

@@ -5,7 +5,15 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lots.pricing import no_show_charge, started_hours, window_price
+from lots.pricing import (
+    DAILY_MAX,
+    HOURLY,
+    PriceLine,
+    no_show_charge,
+    price_breakdown,
+    started_hours,
+    window_price,
+)
 
 START = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 
@@ -71,3 +79,36 @@ def test_no_show_charge_never_exceeds_the_price(rate, seconds):
     charge = no_show_charge(START, end, hourly=hourly, daily_max=daily_max)
     assert 0 < charge <= window_price(START, end, hourly=hourly, daily_max=daily_max)
     assert charge <= daily_max
+
+
+def test_a_short_stay_breaks_down_as_hours_times_the_rate():
+    lines = price_breakdown(
+        START, START + timedelta(hours=2, minutes=10), hourly=250, daily_max=2000
+    )
+    assert lines == (PriceLine(kind=HOURLY, hours=3, quantity=3, unit_amount=250),)
+    assert lines[0].amount == 750
+
+
+def test_capped_days_and_the_hours_after_them_are_separate_lines():
+    lines = price_breakdown(START, START + timedelta(hours=51), hourly=250, daily_max=2000)
+    assert lines == (
+        PriceLine(kind=DAILY_MAX, hours=48, quantity=2, unit_amount=2000),
+        PriceLine(kind=HOURLY, hours=3, quantity=3, unit_amount=250),
+    )
+
+
+def test_a_long_last_block_is_capped_with_the_days_before_it():
+    lines = price_breakdown(START, START + timedelta(hours=34), hourly=250, daily_max=2000)
+    assert lines == (PriceLine(kind=DAILY_MAX, hours=34, quantity=2, unit_amount=2000),)
+
+
+@given(rates, durations)
+def test_the_breakdown_sums_to_the_price_and_covers_every_started_hour(rate, seconds):
+    hourly, daily_max = rate
+    end = START + timedelta(seconds=seconds)
+    lines = price_breakdown(START, end, hourly=hourly, daily_max=daily_max)
+    assert sum(line.amount for line in lines) == window_price(
+        START, end, hourly=hourly, daily_max=daily_max
+    )
+    assert sum(line.hours for line in lines) == started_hours(START, end)
+    assert all(line.quantity > 0 and line.kind in (HOURLY, DAILY_MAX) for line in lines)

@@ -77,12 +77,22 @@ class TestWindowForm:
         assert "does not exist" in form.errors["start"][0]
         assert "Europe/Paris" in form.errors["start"][0]
 
-    def test_a_time_passed_twice_is_the_first_one(self, lot, frozen_now):
+    def test_a_time_passed_twice_is_refused_until_the_driver_says_which(self, lot, frozen_now):
         # 25 October 2026, Paris: 02:30 happens at 00:30 UTC and again at 01:30 UTC.
         frozen_now.move_to(datetime(2026, 10, 20, 12, 0, tzinfo=UTC))
         form = window_form(lot, start="2026-10-25T02:30", end="2026-10-25T06:00")
-        assert form.is_valid(), form.errors
-        assert form.cleaned_data["start_utc"] == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
+        assert not form.is_valid()
+        assert "happens twice" in form.errors["start"][0]
+        assert [q.choices for q in form.fold_questions] == [((0, "CEST"), (1, "CET"))]
+
+        for fold, utc_hour in (("0", 0), ("1", 1)):
+            form = window_form(
+                lot, start="2026-10-25T02:30", end="2026-10-25T06:00", start_fold=fold
+            )
+            assert form.is_valid(), form.errors
+            assert form.cleaned_data["start_utc"] == datetime(
+                2026, 10, 25, utc_hour, 30, tzinfo=UTC
+            )
 
     @pytest.mark.parametrize(
         ("start", "end", "field", "message"),

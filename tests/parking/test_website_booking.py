@@ -182,7 +182,7 @@ class TestReservationPage:
         assert "Thu 5 Mar 2026, 10:00" in html
         assert "Thu 5 Mar 2026, 12:00" in html
         assert "€5.00" in html
-        assert "Free cancellation until Thu 5 Mar 2026, 10:00." in html
+        assert "Free cancellation until Thu 5 Mar 2026, 10:00 CET." in html
 
     def test_an_unpaid_reservation_asks_for_payment(self, signed_in, driver, lot, frozen_now):
         reservation = book(driver, lot, start=START)
@@ -218,7 +218,8 @@ class TestMyReservations:
         assert "€5.00 on hold" in upcoming_part
         assert "Show pass" in upcoming_part
         assert lapsed.code in past_part
-        assert "Awaiting payment" in past_part
+        assert ">Expired<" in past_part  # by the clock, before the sweep runs
+        assert "Awaiting payment" not in past_part
 
     def test_an_empty_list_points_to_the_search(self, signed_in, frozen_now):
         html = signed_in.get("/reservations/").content.decode()
@@ -310,3 +311,84 @@ class TestCancelTerms:
         payment = Payment(capture_mode=Payment.CaptureMode.IMMEDIATE)
         terms = cancel_terms(confirmed, payment, now=START - timedelta(hours=1))
         assert "the €5.00 you paid is refunded in full" in terms.detail
+
+
+class TestALapsedHoldByTheClock:
+    """An unpaid hold past its deadline shows as expired at once, not "Awaiting
+    payment" until the sweep runs (the sweep has not run in these tests)."""
+
+    def test_the_list_and_the_page_say_expired(self, signed_in, driver, lot, frozen_now):
+        reservation = book(driver, lot, start=START)
+        frozen_now.shift(timedelta(minutes=16))
+        reservation.refresh_from_db()
+        assert reservation.status == Status.PENDING_PAYMENT  # not swept yet
+
+        listing = signed_in.get("/reservations/").content.decode()
+        page = signed_in.get(f"/reservations/{reservation.code}/").content.decode()
+        for html in (listing, page):
+            assert re.search(r'class="badge badge-neutral">Expired<', html)
+            assert "Awaiting payment" not in html
+        assert "The hold on this spot ran out before it was paid for." in page
+
+    def test_a_hold_still_running_awaits_payment(self, signed_in, driver, lot, frozen_now):
+        reservation = book(driver, lot, start=START)
+        frozen_now.shift(timedelta(minutes=14))
+        page = signed_in.get(f"/reservations/{reservation.code}/").content.decode()
+        assert ">Awaiting payment<" in page
+
+
+class TestVehiclesOnTheWayToBooking:
+    LOT_PAGE = "?vehicle_type=car&start=2026-03-05T10:00&end=2026-03-05T12:00"
+
+    def selected_vehicle(self, html: str) -> str:
+        select = re.search(r'<select name="vehicle".*?</select>', html, re.S).group(0)
+        chosen = re.search(r'<option value="([^"]*)"[^>]*selected', select)
+        return chosen.group(1) if chosen else ""
+
+    def test_a_single_saved_vehicle_is_chosen_not_not_now(self, signed_in, driver, lot, frozen_now):
+        signed_in.post("/account/", {"plate": "ab-12 cd", "vehicle_type": "car"})
+        vehicle = driver.vehicles.get()
+        html = signed_in.get(f"/lots/{lot.slug}/{self.LOT_PAGE}").content.decode()
+        assert self.selected_vehicle(html) == str(vehicle.pk)
+
+    def test_a_vehicle_of_another_type_is_not_chosen(self, signed_in, driver, lot, frozen_now):
+        signed_in.post("/account/", {"plate": "MOTO1", "vehicle_type": "motorcycle"})
+        html = signed_in.get(f"/lots/{lot.slug}/{self.LOT_PAGE}").content.decode()
+        assert self.selected_vehicle(html) == ""
+
+    def test_adding_a_vehicle_returns_to_the_booking_and_its_plate_reaches_the_pass(
+        self, signed_in, driver, lot, frozen_now
+    ):
+        lot_page = f"/lots/{lot.slug}/{self.LOT_PAGE}"
+        html = signed_in.get(lot_page).content.decode()
+        link = re.search(r'href="(/account/\?next=[^"]+)">Add your vehicle', html).group(1)
+        link = link.replace("&amp;", "&")
+
+        account = signed_in.get(link).content.decode()
+        assert "we take you back to your booking" in account
+        back = re.search(r'name="next" value="([^"]+)"', account).group(1).replace("&amp;", "&")
+        response = signed_in.post(
+            "/account/", {"plate": "ab-12 cd", "vehicle_type": "car", "next": back}
+        )
+        vehicle = driver.vehicles.get()
+        assert response.status_code == 302
+        assert response["Location"].startswith(f"/lots/{lot.slug}/?")
+        assert "start=2026-03-05T10%3A00" in response["Location"]
+        assert f"vehicle={vehicle.pk}" in response["Location"]
+
+        html = signed_in.get(response["Location"]).content.decode()
+        assert self.selected_vehicle(html) == str(vehicle.pk)
+        key = re.search(r'name="idempotency_key" value="([^"]+)"', html).group(1)
+        signed_in.post(
+            f"/lots/{lot.slug}/reserve/", reserve_data(vehicle=vehicle.pk, idempotency_key=key)
+        )
+        reservation = Reservation.objects.get(user=driver)
+        reservation_confirm(reservation_id=reservation.pk)
+        pass_html = signed_in.get(f"/reservations/{reservation.code}/").content.decode()
+        assert '<span class="plate">AB12CD</span>' in pass_html
+
+    def test_a_next_address_off_the_site_is_ignored(self, signed_in, driver, lot, frozen_now):
+        response = signed_in.post(
+            "/account/", {"plate": "X1", "vehicle_type": "car", "next": "https://evil.example/"}
+        )
+        assert response["Location"] == "/account/"

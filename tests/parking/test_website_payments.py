@@ -85,8 +85,9 @@ def test_a_declined_card_says_so_and_another_card_works(signed_in, reservation, 
     response = signed_in.post(
         f"/reservations/{reservation.code}/pay/", {"payment_method": stripe.card(DECLINED_CARD)}
     )
-    html = response.content.decode()
-    assert response.status_code == 402
+    assert response.status_code == 303  # post/redirect/get: a reload posts nothing
+    assert response["Location"] == f"/reservations/{reservation.code}/pay/"
+    html = signed_in.get(response["Location"]).content.decode()
     assert "Your card was declined. Nothing was charged. Try another card." in html
     assert 'id="pay-form"' in html  # the card form again, with the same hold
     reservation.refresh_from_db()
@@ -119,8 +120,27 @@ def test_a_forged_payment_method_is_refused_politely(signed_in, reservation):
     response = signed_in.post(
         f"/reservations/{reservation.code}/pay/", {"payment_method": "pm_doesnotexist"}
     )
-    assert response.status_code == 400
-    assert "There is no such payment method." in response.content.decode()
+    assert response.status_code == 303
+    assert (
+        "There is no such payment method." in signed_in.get(response["Location"]).content.decode()
+    )
+
+
+def test_reloading_after_a_declined_card_posts_nothing_again(signed_in, reservation, stripe):
+    url = f"/reservations/{reservation.code}/pay/"
+    declined = signed_in.post(url, {"payment_method": stripe.card(DECLINED_CARD)}, follow=True)
+    assert declined.redirect_chain == [(url, 303)]
+    assert "Your card was declined." in declined.content.decode()
+    attempts = len(stripe.intents())
+
+    # A reload is a GET of the same address: no second charge attempt, and the
+    # refusal, shown once, is not shown again.
+    reloaded = signed_in.get(url)
+    assert reloaded.status_code == 200
+    assert "Your card was declined." not in reloaded.content.decode()
+    assert len(stripe.intents()) == attempts
+    reservation.refresh_from_db()
+    assert reservation.status == Status.PENDING_PAYMENT
 
 
 def test_paying_is_protected_against_cross_site_requests(driver, reservation, stripe):

@@ -3,6 +3,7 @@ page and its live quote (htmx)."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 
 from lots.constants import VehicleType
 from parking.templatetags.parkspot import format_duration, format_money, window
+from reservations.models import Reservation
 from reservations.selectors import lot_search
 from tests.factories import LotFactory, RateFactory, SpotFactory
 from tests.reservations.helpers import book
@@ -261,3 +263,80 @@ def test_the_error_page_stands_alone(rf):
     assert "Something went wrong on our side" in html
     assert "Traceback" not in html
     assert 'href="/static/css/parkspot.css"' in html
+
+
+class TestSearchSaysWhyTimesCannotBeBooked:
+    """Not "every spot is taken" when it is the times that cannot be booked."""
+
+    def test_times_already_passed_are_said_to_have_passed(self, client, lot, frozen_now):
+        past = {"start": "2026-03-03T10:00", "end": "2026-03-03T12:00"}
+        html = client.get(
+            "/search/", {"city": lot.city, "vehicle_type": "car", **past}
+        ).content.decode()
+        assert f"These times have already passed in {lot.city}. Choose times still to come." in html
+        assert f"These times cannot be booked in {lot.city}" in html
+        assert "is taken for these times" not in html
+        assert "No free car spots" not in html
+
+    def test_times_too_far_ahead_are_said_to_be_too_far_ahead(
+        self, client, lot, frozen_now, settings
+    ):
+        far = {"start": "2026-09-03T10:00", "end": "2026-09-03T12:00"}
+        html = client.get("/search/", {"vehicle_type": "car", **far}).content.decode()
+        assert (
+            f"Bookings open {settings.BOOKING_MAX_AHEAD_DAYS} days ahead: these times are "
+            "too far away yet." in html
+        )
+        assert "is taken for these times" not in html
+
+    def test_a_full_lot_is_still_said_to_be_full(self, client, lot, driver, frozen_now):
+        for _ in range(3):
+            book(driver, lot, start=datetime(2026, 3, 5, 9, 0, tzinfo=UTC), hours=2)
+        html = client.get(
+            "/search/", {"city": lot.city, "vehicle_type": "car", **TOMORROW}
+        ).content.decode()
+        assert f"Every car spot in {lot.city} is taken for these times." in html
+
+
+class TestReserveFromTheResults:
+    def test_a_signed_in_driver_reserves_the_searched_window_in_one_press(
+        self, client, driver, lot, frozen_now
+    ):
+        client.force_login(driver)
+        client.post("/account/", {"plate": "ab-12 cd", "vehicle_type": "car"})
+        html = client.get(
+            "/search/", {"city": lot.city, "vehicle_type": "car", **TOMORROW}
+        ).content.decode()
+        form = re.search(
+            rf'<form method="post" action="/lots/{lot.slug}/reserve/".*?</form>', html, re.S
+        ).group(0)
+        fields = dict(re.findall(r'name="([a-z_]+)" value="([^"]*)"', form))
+        assert 'aria-label="Reserve at' in form
+
+        response = client.post(f"/lots/{lot.slug}/reserve/", fields)
+
+        reservation = Reservation.objects.get(user=driver)
+        assert response.status_code == 302
+        assert response["Location"] == f"/reservations/{reservation.code}/pay/"
+        assert reservation.start == datetime(2026, 3, 5, 9, 0, tzinfo=UTC)  # 10:00 in Paris
+        assert reservation.end == datetime(2026, 3, 5, 11, 0, tzinfo=UTC)
+        assert reservation.vehicle_plate == "AB12CD"
+
+    def test_a_visitor_is_taken_to_the_lot_page_ready_to_book(self, client, lot, frozen_now):
+        html = client.get(
+            "/search/", {"city": lot.city, "vehicle_type": "car", **TOMORROW}
+        ).content.decode()
+        assert (
+            f'href="/lots/{lot.slug}/?vehicle_type=car&amp;start=2026-03-05T10%3A00'
+            f'&amp;end=2026-03-05T12%3A00#book"' in html
+        )
+
+
+def test_searched_results_fold_the_form_into_what_was_searched(client, lot, frozen_now):
+    html = client.get(
+        "/search/", {"city": lot.city, "vehicle_type": "car", **TOMORROW}
+    ).content.decode()
+    summary = re.search(r"<summary>.*?</summary>", html, re.S).group(0)
+    assert "Change search" in summary
+    assert f"Car · {lot.city} · Thu 5 Mar 2026, 10:00 – 12:00" in summary
+    assert '<details class="card search-again" data-open-wide>' in html
