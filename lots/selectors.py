@@ -2,24 +2,188 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Prefetch, Q, QuerySet
+import math
+import zoneinfo
+from dataclasses import dataclass
+from datetime import time
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
-from config.errors import NotFound
+from django.core.cache import cache
+from django.db import connection
+from django.db.models import Count, F, FloatField, Prefetch, Q, QuerySet, Value
+from django.db.models.functions import ASin, Cast, Cos, Floor, Least, Power, Radians, Sin, Sqrt
+from django.utils.dateparse import parse_time
+
+from config.errors import InvalidInput, NotFound
 from lots.constants import VehicleType
-from lots.models import Lot, LotStaff, Rate
+from lots.hours import Hours
+from lots.models import Lot, LotStaff, OpeningHours, Rate, search_key
+
+# Mean Earth radius (IUGG), in metres: the haversine distance with it is within
+# 0.5 % of the geodesic one anywhere on Earth.
+EARTH_RADIUS_M = 6_371_008.8
+NEAR_DEFAULT_RADIUS_M = 10_000
+NEAR_MAX_RADIUS_M = 100_000
 
 
-def lot_list(*, city: str | None = None, vehicle_type: str | None = None) -> QuerySet[Lot]:
+def lot_list(
+    *,
+    city: str | None = None,
+    vehicle_type: str | None = None,
+    q: str | None = None,
+    near: tuple[float, float] | None = None,
+    radius_m: int | None = None,
+) -> QuerySet[Lot]:
+    """Active lots, by slug; with `near`, only those within `radius_m` metres,
+    nearest first, each with `distance_m`."""
     lots = Lot.objects.filter(is_active=True)
     if city:
         lots = lots.filter(city__iexact=city.strip())
+    if q:
+        lots = lots_matching(lots, q)
     if vehicle_type:
         lots = lots.filter(
             rates__vehicle_type=vehicle_type,
             spots__vehicle_type=vehicle_type,
             spots__is_active=True,
         ).distinct()
+    if near is not None:
+        return lots_near(lots, *near, radius_m=radius_m or NEAR_DEFAULT_RADIUS_M)
     return lots.order_by("slug")
+
+
+def parse_near(text: str) -> tuple[float, float]:
+    """ "48.8566,2.3522" -> (48.8566, 2.3522); InvalidInput (invalid_near) otherwise."""
+    parts = text.split(",") if len(text) <= 64 else []
+    try:
+        lat, lng = (float(part) for part in parts)
+    except ValueError:
+        lat = lng = math.nan
+    if not (math.isfinite(lat) and math.isfinite(lng) and -90 <= lat <= 90 and -180 <= lng <= 180):
+        raise InvalidInput(
+            "Give near as latitude,longitude in decimal degrees, e.g. 48.8566,2.3522 "
+            "(latitude -90 to 90, longitude -180 to 180).",
+            code="invalid_near",
+            field="near",
+        )
+    return lat, lng
+
+
+def lots_matching(lots: QuerySet[Lot], text: str) -> QuerySet[Lot]:
+    """Lots whose name, address or city hold every word of `text`, whatever the
+    case and accents ("opera paris" finds "Paris Opéra")."""
+    for word in search_key(text).split()[:8]:
+        lots = lots.filter(search_text__contains=word)
+    return lots
+
+
+def _bound(value: float, rounding: str) -> Decimal:
+    # The columns hold 6 decimals: round outwards so that the box never shrinks.
+    return Decimal(value).quantize(Decimal("0.000001"), rounding=rounding)
+
+
+def lots_near(lots: QuerySet[Lot], lat: float, lng: float, *, radius_m: int) -> QuerySet[Lot]:
+    """These lots within `radius_m` metres of (lat, lng), nearest first, with
+    `distance_m` (whole metres, great-circle).
+
+    The distance is the haversine formula in SQL (no PostGIS; SQLite gets the
+    math functions from Django when it lacks them). It is computed only for the
+    lots inside a latitude/longitude box around the circle, which the
+    (latitude, longitude) index finds without reading every lot.
+    """
+    angle = radius_m / EARTH_RADIUS_M  # the radius as an angle at the centre, in radians
+    dlat = math.degrees(angle)
+    box = Q(
+        latitude__gte=_bound(max(lat - dlat, -90.0), ROUND_FLOOR),
+        latitude__lte=_bound(min(lat + dlat, 90.0), ROUND_CEILING),
+    )
+    if abs(lat) + dlat < 90.0:  # the circle contains no pole: bound the longitude too
+        dlng = math.degrees(math.asin(min(1.0, math.sin(angle) / math.cos(math.radians(lat)))))
+        west, east = lng - dlng, lng + dlng
+        if west < -180.0:  # the box crosses the 180th meridian
+            box &= Q(longitude__gte=_bound(west + 360.0, ROUND_FLOOR)) | Q(
+                longitude__lte=_bound(east, ROUND_CEILING)
+            )
+        elif east > 180.0:
+            box &= Q(longitude__gte=_bound(west, ROUND_FLOOR)) | Q(
+                longitude__lte=_bound(east - 360.0, ROUND_CEILING)
+            )
+        else:
+            box &= Q(
+                longitude__gte=_bound(west, ROUND_FLOOR),
+                longitude__lte=_bound(east, ROUND_CEILING),
+            )
+
+    def number(value: float) -> Value:
+        return Value(value, output_field=FloatField())
+
+    lat2 = Radians(Cast(F("latitude"), FloatField()))
+    lng2 = Radians(Cast(F("longitude"), FloatField()))
+    lat1, lng1 = math.radians(lat), math.radians(lng)
+    # haversine: a = sin²(Δφ/2) + cos φ1 cos φ2 sin²(Δλ/2); d = 2R asin(√a)
+    half_chord = Power(Sin((lat2 - number(lat1)) / number(2.0)), number(2.0)) + number(
+        math.cos(lat1)
+    ) * Cos(lat2) * Power(Sin((lng2 - number(lng1)) / number(2.0)), number(2.0))
+    # Least: rounding can push a hair past 1 for antipodes, outside asin's domain.
+    distance = number(2 * EARTH_RADIUS_M) * ASin(Sqrt(Least(half_chord, number(1.0))))
+    return (
+        lots.filter(box)
+        # Whole metres, half up (ROUND(double, 0) does not exist on PostgreSQL).
+        .annotate(distance_m=Floor(distance + number(0.5)))
+        .filter(distance_m__lte=radius_m)
+        .order_by("distance_m", "slug")
+    )
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A lot's name, time zone and weekly opening hours (no hours: open 24/7)."""
+
+    lot_name: str
+    tz: zoneinfo.ZoneInfo
+    hours: tuple[Hours, ...]
+
+
+_SCHEDULE = """
+SELECT l.name, l.timezone, h.weekday, h.opens, h.closes
+FROM lots_lot l LEFT JOIN lots_openinghours h ON h.lot_id = l.id
+WHERE l.id = %s
+"""
+
+
+def _time(value) -> time:
+    return value if isinstance(value, time) else parse_time(value)  # SQLite: text
+
+
+def lot_schedule(*, lot_pk: int, version: int | None = None) -> Schedule | None:
+    """The lot's opening hours (None: no such lot): one query, or none when the
+    lot's availability version is given and the answer is cached under it
+    (every admin change to a lot or its hours bumps that version)."""
+    key = f"lot_schedule:{lot_pk}:{version}"
+    if version is not None:
+        cached = cache.get(key)
+        if cached is not None:
+            name, tz, hours = cached
+            return Schedule(name, zoneinfo.ZoneInfo(tz), tuple(hours))
+    with connection.cursor() as cursor:
+        cursor.execute(_SCHEDULE, [lot_pk])
+        rows = cursor.fetchall()
+    if not rows:
+        return None
+    name, tz = rows[0][:2]
+    hours = tuple(
+        (weekday, _time(opens), _time(closes))
+        for _, _, weekday, opens, closes in rows
+        if weekday is not None
+    )
+    if version is not None:
+        cache.set(key, (name, tz, hours), timeout=3600)
+    return Schedule(name, zoneinfo.ZoneInfo(tz), hours)
+
+
+def opening_hours_of(lot: Lot) -> tuple[Hours, ...]:
+    """A lot's hours as rows (uses a prefetch of lot.opening_hours when there is one)."""
+    return tuple((h.weekday, h.opens, h.closes) for h in lot.opening_hours.all())
 
 
 def active_lots(*, lot_id: str) -> QuerySet[Lot]:
@@ -39,7 +203,10 @@ def lot_get(*, lot_id: str) -> Lot:
     lot = (
         active_lots(lot_id=lot_id)
         .annotate(**counts)
-        .prefetch_related(Prefetch("rates", queryset=Rate.objects.order_by("vehicle_type")))
+        .prefetch_related(
+            Prefetch("rates", queryset=Rate.objects.order_by("vehicle_type")),
+            Prefetch("opening_hours", queryset=OpeningHours.objects.order_by("weekday")),
+        )
         .first()
     )
     if lot is None:

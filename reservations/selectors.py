@@ -8,19 +8,31 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from config.errors import Conflict, InvalidInput, NotFound
 from config.plates import normalize_plate
-from lots.models import Lot, Rate, Spot
+from lots.models import Lot, OpeningHours, Rate, Spot
 from lots.pricing import window_price
+from lots.selectors import (
+    NEAR_DEFAULT_RADIUS_M,
+    Schedule,
+    lots_matching,
+    lots_near,
+    opening_hours_of,
+)
 from payments.models import Payment
 from payments.selectors import payments_for
 from reservations import hot_sql, policy
 from reservations.allocation import live_blocking_q, overlapping_q
 from reservations.models import Reservation, Status, normalize_code, payment_reference
-from reservations.rules import validate_window
+from reservations.rules import (
+    OutsideOpeningHours,
+    check_opening_hours,
+    validate_opening_hours,
+    validate_window,
+)
 
 
 @dataclass(frozen=True)
@@ -54,6 +66,7 @@ def lot_availability(
     if lot is None:
         raise NotFound("There is no such lot.", code="lot_not_found")
     lot_pk, version, currency = lot
+    validate_opening_hours(lot_pk=lot_pk, start=start, end=end, version=version)
 
     key = f"avail:{lot_pk}:{version}:{vehicle_type}:{start.timestamp():.6f}:{end.timestamp():.6f}"
     cached = cache.get(key)
@@ -281,6 +294,7 @@ class LotOffer:
     free_spots: int
     price_amount: int | None
     problem: str = ""  # why this window cannot be booked at this lot, for people
+    distance_m: int | None = None  # from the place searched near, if any
 
     @property
     def currency(self) -> str:
@@ -311,13 +325,18 @@ def lot_search(
     local_start: datetime,
     local_end: datetime,
     city: str | None = None,
+    q: str | None = None,
+    near: tuple[float, float] | None = None,
+    radius_m: int | None = None,
     now: datetime | None = None,
 ) -> list[LotOffer]:
-    """The active lots (of a city, or all) that take this vehicle type, each with
+    """The active lots (of a city, or all; matching the words `q`; within
+    `radius_m` of `near`, nearest first) that take this vehicle type, each with
     its free spots and price for the window given in its own local time.
 
-    Two queries whatever the number of lots: the lots with their rate, then the
-    free spots of all of them counted together (one window per time zone).
+    Three queries whatever the number of lots: the lots with their rate, their
+    opening hours, then the free spots of all of them counted together (one
+    window per time zone).
     """
     now = now or timezone.now()
     rate = Rate.objects.filter(lot=OuterRef("pk"), vehicle_type=vehicle_type)
@@ -326,6 +345,8 @@ def lot_search(
     )
     if city:
         lots = lots.filter(city__iexact=city.strip())
+    if q:
+        lots = lots_matching(lots, q)
     lots = (
         lots.annotate(
             hourly=Subquery(rate.values("hourly_amount")[:1]),
@@ -333,7 +354,10 @@ def lot_search(
         )
         .filter(hourly__isnull=False)
         .order_by("city", "name")
+        .prefetch_related(Prefetch("opening_hours", queryset=OpeningHours.objects.all()))
     )
+    if near is not None:
+        lots = lots_near(lots, *near, radius_m=radius_m or NEAR_DEFAULT_RADIUS_M)
 
     windows: dict[int, tuple[datetime, datetime]] = {}
     problems: dict[int, str] = {}
@@ -345,6 +369,12 @@ def lot_search(
             validate_window(start=start, end=end, now=now)
         except InvalidInput as exc:
             problems[lot.pk] = _search_problem(exc, lot)
+            continue
+        try:
+            schedule = Schedule(lot.name, lot.tz, opening_hours_of(lot))
+            check_opening_hours(schedule=schedule, start=start, end=end)
+        except OutsideOpeningHours:
+            problems[lot.pk] = "Closed for part of these times"
             continue
         windows[lot.pk] = (start, end)
 
@@ -382,9 +412,14 @@ def lot_search(
                 free_spots=free.get(lot.pk, 0),
                 price_amount=price,
                 problem=problems.get(lot.pk, ""),
+                distance_m=_whole(getattr(lot, "distance_m", None)),
             )
         )
     return offers
+
+
+def _whole(metres: float | None) -> int | None:
+    return None if metres is None else int(metres)
 
 
 def _search_problem(exc: InvalidInput, lot: Lot) -> str:
