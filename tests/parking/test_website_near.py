@@ -60,8 +60,8 @@ def test_near_me_lists_the_nearest_first_with_distances_and_directions(
     assert response.status_code == 200
     assert result_names(html) == ["Paris Opéra", "Gare du Nord"]  # Versailles: 18 km
     assert "with a free car spot near you" in html
-    assert re.search(r'class="distance small m-0">18 m away<', html)
-    assert re.search(r'class="distance small m-0">2.0 km away<', html)
+    assert re.search(r'class="distance">18 m away<', html)
+    assert re.search(r'class="distance">2.0 km away<', html)
     assert (
         '<a class="directions-link" '
         'href="https://www.google.com/maps/dir/?api=1&amp;destination=48.8721,2.331" '
