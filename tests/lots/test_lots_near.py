@@ -7,10 +7,12 @@ page; bad input is a 400 with a code.
 
 from __future__ import annotations
 
+import math
 import random
 from decimal import Decimal
 
 import pytest
+import yaml
 from django.db import connection
 
 from lots.models import Lot
@@ -180,8 +182,6 @@ def test_the_poles_and_the_date_line_are_no_edge_of_the_map(db):
 
 
 def _haversine(a: tuple[float, float], b: tuple[float, float]) -> float:
-    import math
-
     p1, p2 = math.radians(a[0]), math.radians(b[0])
     dp, dl = p2 - p1, math.radians(b[1] - a[1])
     h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
@@ -243,3 +243,18 @@ def test_postgresql_reads_the_lat_lng_index_not_every_lot(db):
     query = lots_near(Lot.objects.filter(is_active=True), *PARIS, radius_m=10_000)
     plan = query.explain()
     assert "lot_position" in plan, plan
+
+
+def test_the_schema_documents_near_radius_and_distance(api, db):
+    schema = yaml.safe_load(api.get("/api/v1/schema/").content)
+    operation = schema["paths"]["/api/v1/lots"]["get"]
+    parameters = {p["name"]: p for p in operation["parameters"]}
+    assert {"near", "radius_m", "q", "city", "vehicle_type"} <= set(parameters)
+    assert parameters["radius_m"]["schema"]["maximum"] == 100_000
+    assert "nearest first" in operation["description"]
+    assert "invalid_near" in operation["description"]
+    lot = schema["components"]["schemas"]["Lot"]["properties"]
+    assert lot["distance_m"]["type"] == "integer"
+    assert lot["distance_m"]["nullable"] is True
+    detail = schema["components"]["schemas"]["LotDetail"]["properties"]
+    assert {"opening_hours", "open_24_7", "height_limit_cm", "entry_instructions"} <= set(detail)
