@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import time
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
-from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, F, FloatField, Prefetch, Q, QuerySet, Value
 from django.db.models.functions import ASin, Cast, Cos, Floor, Least, Power, Radians, Sin, Sqrt
@@ -155,16 +154,8 @@ def _time(value) -> time:
     return value if isinstance(value, time) else parse_time(value)  # SQLite: text
 
 
-def lot_schedule(*, lot_pk: int, version: int | None = None) -> Schedule | None:
-    """The lot's opening hours (None: no such lot): one query, or none when the
-    lot's availability version is given and the answer is cached under it
-    (every admin change to a lot or its hours bumps that version)."""
-    key = f"lot_schedule:{lot_pk}:{version}"
-    if version is not None:
-        cached = cache.get(key)
-        if cached is not None:
-            name, tz, hours = cached
-            return Schedule(name, zoneinfo.ZoneInfo(tz), tuple(hours))
+def lot_schedule(*, lot_pk: int) -> Schedule | None:
+    """The lot's name, zone and opening hours (None: no such lot), in one query."""
     with connection.cursor() as cursor:
         cursor.execute(_SCHEDULE, [lot_pk])
         rows = cursor.fetchall()
@@ -176,8 +167,6 @@ def lot_schedule(*, lot_pk: int, version: int | None = None) -> Schedule | None:
         for _, _, weekday, opens, closes in rows
         if weekday is not None
     )
-    if version is not None:
-        cache.set(key, (name, tz, hours), timeout=3600)
     return Schedule(name, zoneinfo.ZoneInfo(tz), hours)
 
 

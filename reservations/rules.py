@@ -64,13 +64,10 @@ def check_opening_hours(*, schedule: Schedule, start: datetime, end: datetime) -
     )
 
 
-def validate_opening_hours(
-    *, lot_pk: int, start: datetime, end: datetime, version: int | None = None
-) -> None:
+def validate_opening_hours(*, lot_pk: int, start: datetime, end: datetime) -> None:
     """The lot must be open for the whole window: a booking or an availability
-    answer outside its opening hours is refused (409 outside_opening_hours).
-    One query, or none when `version` (the lot's availability version) is given
-    and its hours are cached under it."""
-    schedule = lot_schedule(lot_pk=lot_pk, version=version)
+    answer outside its opening hours is refused (409 outside_opening_hours). One
+    query (the lot's zone and hours)."""
+    schedule = lot_schedule(lot_pk=lot_pk)
     if schedule is not None and schedule.hours:
         check_opening_hours(schedule=schedule, start=start, end=end)

@@ -66,13 +66,15 @@ def lot_availability(
     if lot is None:
         raise NotFound("There is no such lot.", code="lot_not_found")
     lot_pk, version, currency = lot
-    validate_opening_hours(lot_pk=lot_pk, start=start, end=end, version=version)
 
     key = f"avail:{lot_pk}:{version}:{vehicle_type}:{start.timestamp():.6f}:{end.timestamp():.6f}"
     cached = cache.get(key)
     if cached is not None and cached[-1] > now.timestamp():
         free, tariff, _ = cached
     else:
+        # Only windows the lot is open for are ever cached, and changing its hours
+        # bumps its version: a cached answer needs no second look at them.
+        validate_opening_hours(lot_pk=lot_pk, start=start, end=end)
         free, tariff, valid_until = _compute(lot_pk, vehicle_type, start, end, now)
         ttl = min(settings.AVAILABILITY_CACHE_SECONDS, valid_until - now.timestamp())
         if ttl >= 1:

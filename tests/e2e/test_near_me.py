@@ -18,7 +18,7 @@ from playwright.sync_api import expect
 
 from lots.services import lot_facts_set
 from tests.e2e.conftest import screenshot
-from tests.e2e.test_website_journeys import check_accessibility
+from tests.e2e.test_website_journeys import check_accessibility, tomorrow_at_the_lot
 from tests.factories import LotFactory, RateFactory, SpotFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -88,6 +88,9 @@ def test_near_me_lists_the_nearest_lot_first_then_address_search_and_lot_facts(
     near_me = search.get_by_role("button", name="Near me")
     expect(near_me).to_be_visible()
     check_accessibility(page, "near-me-search")
+    # Tomorrow 10:00-12:00 at the lots, whatever the time of day the test runs.
+    search.get_by_label("Arrival").fill(tomorrow_at_the_lot(paris_lots[0], 10))
+    search.get_by_label("Departure").fill(tomorrow_at_the_lot(paris_lots[0], 12))
 
     near_me.click()
     heading = page.get_by_role("heading", name=re.compile("with a free car spot near you"))

@@ -169,7 +169,7 @@ def test_booking_and_availability_cost_the_same_queries_whatever_the_lot_size(
         lot_availability(
             lot_id=lot.slug, vehicle_type="car", start=start, end=start + timedelta(hours=2)
         )
-    # cache hit: only the lot's version (the hours are cached under it too)
+    # cache hit: only the lot's version (only windows the lot is open for are cached)
     with django_assert_num_queries(1):
         lot_availability(
             lot_id=lot.slug, vehicle_type="car", start=start, end=start + timedelta(hours=2)
