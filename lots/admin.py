@@ -35,7 +35,7 @@ from config.admin_input import AdminInputMixin
 from config.errors import ApplicationError
 from config.money import format_money
 from lots.constants import VehicleType
-from lots.models import GateDevice, Lot, LotStaff, Rate, Spot
+from lots.models import GateDevice, Lot, LotStaff, OpeningHours, Rate, Spot
 from lots.selectors import lot_ids_for_staff
 from lots.services import (
     MAX_SPOTS_PER_CALL,
@@ -198,6 +198,8 @@ class LotAdminForm(forms.ModelForm):
             "timezone",
             "currency",
             "no_show_grace_minutes",
+            "height_limit_cm",
+            "entry_instructions",
         )
 
     def clean_currency(self) -> str:
@@ -209,6 +211,20 @@ class RateInline(admin.TabularInline):
     model = Rate
     extra = 0
     fields = ("vehicle_type", "hourly_amount", "daily_max_amount")
+
+
+class OpeningHoursInline(admin.TabularInline):
+    """A row per day the lot opens; none at all: open 24/7 (a day without a row
+    is closed once there are rows). Bookings outside these hours are refused."""
+
+    model = OpeningHours
+    extra = 0
+    max_num = 7
+    fields = ("weekday", "opens", "closes")
+    verbose_name_plural = (
+        "Opening hours (local time; no rows: open 24/7; a day without a row is closed; "
+        "closing at 00:00 means midnight)"
+    )
 
 
 class LotStaffInline(admin.TabularInline):
@@ -264,10 +280,11 @@ class LotAdmin(AdminInputMixin, OfferChangesMixin, LotScopedAdminMixin, admin.Mo
     search_fields = ("name", "slug", "city")
     prepopulated_fields = {"slug": ("name",)}
     readonly_fields = ("spot_counts", "availability_version", "created_at")
-    inlines = [RateInline, LotStaffInline]
+    inlines = [RateInline, OpeningHoursInline, LotStaffInline]
     fieldsets = [
         (None, {"fields": ("name", "slug", "is_active")}),
         ("Where", {"fields": ("address", "city", "latitude", "longitude", "timezone")}),
+        ("Access", {"fields": ("height_limit_cm", "entry_instructions")}),
         ("Money and rules", {"fields": ("currency", "no_show_grace_minutes")}),
         ("Status", {"fields": ("spot_counts", "availability_version", "created_at")}),
     ]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import secrets
+import unicodedata
 import zoneinfo
+from datetime import time
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -16,6 +18,14 @@ _PUBLIC_ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lo
 
 def new_spot_public_id() -> str:
     return "sp_" + "".join(secrets.choice(_PUBLIC_ID_ALPHABET) for _ in range(12))
+
+
+def search_key(text: str) -> str:
+    """Text as lot searches compare it: lower case, without accents or extra spaces
+    ("Opéra  PARIS" -> "opera paris"), the same on SQLite and PostgreSQL."""
+    decomposed = unicodedata.normalize("NFKD", text or "")
+    bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return " ".join(bare.casefold().split())
 
 
 def validate_timezone(value: str) -> None:
@@ -42,6 +52,19 @@ class Lot(models.Model):
         null=True, blank=True, help_text="Overrides NO_SHOW_GRACE_MINUTES for this lot."
     )
     is_active = models.BooleanField(default=True)
+    height_limit_cm = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="Tallest vehicle that fits, in centimetres (empty: no limit).",
+    )
+    entry_instructions = models.TextField(
+        max_length=2000,
+        blank=True,
+        help_text="How to get in, shown on the lot page and the pass (e.g. which entrance).",
+    )
+    # Name, address and city as search_key() writes them: address searches match
+    # "opera" to "Opéra" on every database without an extension (kept by save()).
+    search_text = models.CharField(max_length=500, blank=True, editable=False)
     # Bumped in the same transaction as every change to what the lot can offer, so
     # a cached availability answer keyed by it can never outlive a committed booking.
     availability_version = models.BigIntegerField(default=0, editable=False)
@@ -64,18 +87,78 @@ class Lot(models.Model):
                 | models.Q(longitude__gte=-180, longitude__lte=180),
                 name="lot_longitude_range",
             ),
+            models.CheckConstraint(
+                condition=models.Q(height_limit_cm__isnull=True)
+                | models.Q(height_limit_cm__gte=100, height_limit_cm__lte=1000),
+                name="lot_height_limit_range",
+            ),
         ]
+        # "Lots near here" reads a latitude band through this index, then the
+        # longitude band inside it, before computing any distance.
+        indexes = [models.Index(fields=["latitude", "longitude"], name="lot_position")]
 
     def __str__(self) -> str:
         return self.name
 
     def save(self, *args, **kwargs) -> None:
         self.currency = (self.currency or "").lower()
+        self.search_text = search_key(f"{self.name} {self.address} {self.city}")
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and {"name", "address", "city"} & set(update_fields):
+            kwargs["update_fields"] = {*update_fields, "search_text"}
         super().save(*args, **kwargs)
 
     @property
     def tz(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.timezone)
+
+
+class OpeningHours(models.Model):
+    """When a lot is open on one day of the week, in its own local time.
+
+    A lot without any rows is open 24/7; once it has some, a day without a row is
+    a closed day. Closing at 00:00 means midnight at the end of the day, so a lot
+    open through the night has 18:00-00:00 on one day and 00:00-06:00 the next.
+    """
+
+    class Weekday(models.IntegerChoices):
+        MONDAY = 0, "Monday"
+        TUESDAY = 1, "Tuesday"
+        WEDNESDAY = 2, "Wednesday"
+        THURSDAY = 3, "Thursday"
+        FRIDAY = 4, "Friday"
+        SATURDAY = 5, "Saturday"
+        SUNDAY = 6, "Sunday"
+
+    lot = models.ForeignKey(Lot, on_delete=models.CASCADE, related_name="opening_hours")
+    weekday = models.PositiveSmallIntegerField(choices=Weekday.choices)
+    opens = models.TimeField(help_text="Local time at the lot, e.g. 07:00.")
+    closes = models.TimeField(help_text="Local time at the lot; 00:00 is midnight.")
+
+    class Meta:
+        ordering = ["lot", "weekday"]
+        verbose_name = "opening hours"
+        verbose_name_plural = "opening hours"
+        constraints = [
+            models.UniqueConstraint(fields=["lot", "weekday"], name="opening_hours_one_per_day"),
+            models.CheckConstraint(
+                condition=models.Q(weekday__gte=0, weekday__lte=6), name="opening_hours_weekday"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(closes__gt=models.F("opens")) | models.Q(closes=time(0)),
+                name="opening_hours_closes_after_opens",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_weekday_display()} {self.opens:%H:%M}-{self.closes:%H:%M}"
+
+    def clean(self) -> None:
+        known = self.opens is not None and self.closes is not None
+        if known and not (self.closes > self.opens or self.closes == time(0)):
+            raise ValidationError(
+                {"closes": "Closing must be after opening (00:00 means midnight)."}
+            )
 
 
 class Spot(models.Model):

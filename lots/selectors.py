@@ -2,24 +2,190 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Prefetch, Q, QuerySet
+import math
+import zoneinfo
+from dataclasses import dataclass
+from datetime import time
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
-from config.errors import NotFound
+from django.db import connection
+from django.db.models import Count, FloatField, Prefetch, Q, QuerySet
+from django.db.models.expressions import RawSQL
+from django.utils.dateparse import parse_time
+
+from config.errors import InvalidInput, NotFound
 from lots.constants import VehicleType
-from lots.models import Lot, LotStaff, Rate
+from lots.hours import Hours
+from lots.models import Lot, LotStaff, OpeningHours, Rate, search_key
+
+# Mean Earth radius (IUGG), in metres: the haversine distance with it is within
+# 0.5 % of the geodesic one anywhere on Earth.
+EARTH_RADIUS_M = 6_371_008.8
+NEAR_DEFAULT_RADIUS_M = 10_000
+NEAR_MAX_RADIUS_M = 100_000
 
 
-def lot_list(*, city: str | None = None, vehicle_type: str | None = None) -> QuerySet[Lot]:
+def lot_list(
+    *,
+    city: str | None = None,
+    vehicle_type: str | None = None,
+    q: str | None = None,
+    near: tuple[float, float] | None = None,
+    radius_m: int | None = None,
+) -> QuerySet[Lot]:
+    """Active lots, by slug; with `near`, only those within `radius_m` metres,
+    nearest first, each with `distance_m`."""
     lots = Lot.objects.filter(is_active=True)
     if city:
         lots = lots.filter(city__iexact=city.strip())
+    if q:
+        lots = lots_matching(lots, q)
     if vehicle_type:
         lots = lots.filter(
             rates__vehicle_type=vehicle_type,
             spots__vehicle_type=vehicle_type,
             spots__is_active=True,
         ).distinct()
+    if near is not None:
+        return lots_near(lots, *near, radius_m=radius_m or NEAR_DEFAULT_RADIUS_M)
     return lots.order_by("slug")
+
+
+def parse_near(text: str) -> tuple[float, float]:
+    """ "48.8566,2.3522" -> (48.8566, 2.3522); InvalidInput (invalid_near) otherwise."""
+    parts = text.split(",") if len(text) <= 64 else []
+    try:
+        lat, lng = (float(part) for part in parts)
+    except ValueError:
+        lat = lng = math.nan
+    if not (math.isfinite(lat) and math.isfinite(lng) and -90 <= lat <= 90 and -180 <= lng <= 180):
+        raise InvalidInput(
+            "Give near as latitude,longitude in decimal degrees, e.g. 48.8566,2.3522 "
+            "(latitude -90 to 90, longitude -180 to 180).",
+            code="invalid_near",
+            field="near",
+        )
+    return lat, lng
+
+
+def lots_matching(lots: QuerySet[Lot], text: str) -> QuerySet[Lot]:
+    """Lots whose name, address or city hold every word of `text`, whatever the
+    case and accents ("opera paris" finds "Paris Opéra")."""
+    for word in search_key(text).split()[:8]:
+        lots = lots.filter(search_text__contains=word)
+    return lots
+
+
+# Great-circle distance in whole metres (half up) from the point with latitude φ1
+# and longitude λ1 to the lot: a = sin²(Δφ/2) + cos φ1 cos φ2 sin²(Δλ/2), d = 2R
+# asin(√a). Parameters: φ1 (radians), cos φ1, λ1 (radians). The same text on
+# PostgreSQL and SQLite (where Django supplies the math functions it may lack),
+# but for the clamp of a to 1 (rounding can pass it for antipodes, outside
+# asin's domain): LEAST on PostgreSQL, SQLite's two-argument MIN.
+_COLUMN = 'RADIANS(CAST("lots_lot"."{}" AS DOUBLE PRECISION))'
+_HAVERSINE = {
+    is_postgresql: (
+        f"FLOOR({2 * EARTH_RADIUS_M} * ASIN(SQRT({'LEAST' if is_postgresql else 'MIN'}(1.0, "
+        f"POWER(SIN(({_COLUMN.format('latitude')} - %s) / 2), 2) "
+        f"+ %s * COS({_COLUMN.format('latitude')}) "
+        f"* POWER(SIN(({_COLUMN.format('longitude')} - %s) / 2), 2)))) + 0.5)"
+    )
+    for is_postgresql in (False, True)
+}
+
+
+def _bound(value: float, rounding: str) -> Decimal:
+    # The columns hold 6 decimals: round outwards so that the box never shrinks.
+    return Decimal(value).quantize(Decimal("0.000001"), rounding=rounding)
+
+
+def lots_near(lots: QuerySet[Lot], lat: float, lng: float, *, radius_m: int) -> QuerySet[Lot]:
+    """These lots within `radius_m` metres of (lat, lng), nearest first, with
+    `distance_m` (whole metres, great-circle).
+
+    The distance is the haversine formula in SQL (no PostGIS; SQLite gets the
+    math functions from Django when it lacks them). It is computed only for the
+    lots inside a latitude/longitude box around the circle, which the
+    (latitude, longitude) index finds without reading every lot.
+    """
+    angle = radius_m / EARTH_RADIUS_M  # the radius as an angle at the centre, in radians
+    dlat = math.degrees(angle)
+    box = Q(
+        latitude__gte=_bound(max(lat - dlat, -90.0), ROUND_FLOOR),
+        latitude__lte=_bound(min(lat + dlat, 90.0), ROUND_CEILING),
+    )
+    if abs(lat) + dlat < 90.0:  # the circle contains no pole: bound the longitude too
+        dlng = math.degrees(math.asin(min(1.0, math.sin(angle) / math.cos(math.radians(lat)))))
+        west, east = lng - dlng, lng + dlng
+        if west < -180.0:  # the box crosses the 180th meridian
+            box &= Q(longitude__gte=_bound(west + 360.0, ROUND_FLOOR)) | Q(
+                longitude__lte=_bound(east, ROUND_CEILING)
+            )
+        elif east > 180.0:
+            box &= Q(longitude__gte=_bound(west, ROUND_FLOOR)) | Q(
+                longitude__lte=_bound(east - 360.0, ROUND_CEILING)
+            )
+        else:
+            box &= Q(
+                longitude__gte=_bound(west, ROUND_FLOOR),
+                longitude__lte=_bound(east, ROUND_CEILING),
+            )
+
+    # One constant SQL text with three parameters: built in microseconds, where the
+    # same formula as ORM expressions took milliseconds of Python per query.
+    lat1 = math.radians(lat)
+    distance = RawSQL(  # noqa: S611  (constant text; values are parameters)
+        _HAVERSINE[connection.vendor == "postgresql"],
+        (lat1, math.cos(lat1), math.radians(lng)),
+        output_field=FloatField(),
+    )
+    return (
+        lots.filter(box)
+        .annotate(distance_m=distance)
+        .filter(distance_m__lte=radius_m)
+        .order_by("distance_m", "slug")
+    )
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A lot's name, time zone and weekly opening hours (no hours: open 24/7)."""
+
+    lot_name: str
+    tz: zoneinfo.ZoneInfo
+    hours: tuple[Hours, ...]
+
+
+_SCHEDULE = """
+SELECT l.name, l.timezone, h.weekday, h.opens, h.closes
+FROM lots_lot l LEFT JOIN lots_openinghours h ON h.lot_id = l.id
+WHERE l.id = %s
+"""
+
+
+def _time(value) -> time:
+    return value if isinstance(value, time) else parse_time(value)  # SQLite: text
+
+
+def lot_schedule(*, lot_pk: int) -> Schedule | None:
+    """The lot's name, zone and opening hours (None: no such lot), in one query."""
+    with connection.cursor() as cursor:
+        cursor.execute(_SCHEDULE, [lot_pk])
+        rows = cursor.fetchall()
+    if not rows:
+        return None
+    name, tz = rows[0][:2]
+    hours = tuple(
+        (weekday, _time(opens), _time(closes))
+        for _, _, weekday, opens, closes in rows
+        if weekday is not None
+    )
+    return Schedule(name, zoneinfo.ZoneInfo(tz), hours)
+
+
+def opening_hours_of(lot: Lot) -> tuple[Hours, ...]:
+    """A lot's hours as rows (uses a prefetch of lot.opening_hours when there is one)."""
+    return tuple((h.weekday, h.opens, h.closes) for h in lot.opening_hours.all())
 
 
 def active_lots(*, lot_id: str) -> QuerySet[Lot]:
@@ -39,7 +205,10 @@ def lot_get(*, lot_id: str) -> Lot:
     lot = (
         active_lots(lot_id=lot_id)
         .annotate(**counts)
-        .prefetch_related(Prefetch("rates", queryset=Rate.objects.order_by("vehicle_type")))
+        .prefetch_related(
+            Prefetch("rates", queryset=Rate.objects.order_by("vehicle_type")),
+            Prefetch("opening_hours", queryset=OpeningHours.objects.order_by("weekday")),
+        )
         .first()
     )
     if lot is None:

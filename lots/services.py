@@ -15,7 +15,8 @@ from django.utils import timezone
 
 from config.errors import ApplicationError, Conflict, InvalidInput
 from lots.constants import VehicleType
-from lots.models import GateDevice, Lot, LotStaff, Rate, Spot, validate_timezone
+from lots.hours import MIDNIGHT, Hours
+from lots.models import GateDevice, Lot, LotStaff, OpeningHours, Rate, Spot, validate_timezone
 
 
 def hash_key(raw: str) -> str:
@@ -114,6 +115,51 @@ def lot_create(
         raise Conflict(
             f"A lot with the id {lot.slug!r} already exists.", code="slug_taken", field="slug"
         ) from exc
+    return lot
+
+
+def lot_facts_set(
+    *,
+    lot: Lot,
+    height_limit_cm: int | None = None,
+    entry_instructions: str = "",
+    opening_hours: list[Hours] | None = None,
+) -> Lot:
+    """What a driver needs to know to get in: the tallest vehicle that fits, how to
+    enter, and the weekly opening hours (None or []: open 24/7), replaced whole.
+    Availability answers cached for the lot end with it (bookings outside the
+    new hours are refused from now on)."""
+    if height_limit_cm is not None and not 100 <= height_limit_cm <= 1000:
+        raise InvalidInput(
+            "The height limit is in centimetres, between 100 and 1000.",
+            code="invalid_height_limit",
+            field="height_limit_cm",
+        )
+    hours = sorted(opening_hours or [])
+    days = [weekday for weekday, _, _ in hours]
+    if len(set(days)) != len(days) or any(not 0 <= day <= 6 for day in days):
+        raise InvalidInput(
+            "Give each weekday (0 Monday to 6 Sunday) at most once.",
+            code="invalid_opening_hours",
+            field="opening_hours",
+        )
+    if any(not (closes > opens or closes == MIDNIGHT) for _, opens, closes in hours):
+        raise InvalidInput(
+            "Closing must be after opening (00:00 means midnight).",
+            code="invalid_opening_hours",
+            field="opening_hours",
+        )
+    with transaction.atomic():
+        Lot.objects.filter(pk=lot.pk).update(
+            height_limit_cm=height_limit_cm, entry_instructions=(entry_instructions or "").strip()
+        )
+        OpeningHours.objects.filter(lot=lot).delete()
+        OpeningHours.objects.bulk_create(
+            OpeningHours(lot=lot, weekday=weekday, opens=opens, closes=closes)
+            for weekday, opens, closes in hours
+        )
+        lot_availability_changed(lot_id=lot.pk)
+    lot.refresh_from_db()
     return lot
 
 

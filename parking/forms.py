@@ -27,6 +27,7 @@ from config.errors import ApplicationError, InvalidInput
 from config.plates import normalize_plate
 from lots.constants import VehicleType
 from lots.models import Lot
+from lots.selectors import parse_near
 from parking.models import Vehicle
 from parking.notifications import email_queue
 from parking.services import user_password_set
@@ -111,6 +112,14 @@ def check_window_shape(form: forms.Form, start: datetime | None, end: datetime |
 
 
 class SearchForm(AccessibleFormMixin, forms.Form):
+    q = forms.CharField(
+        label="Address or place",
+        required=False,
+        max_length=120,
+        help_text="A street, area, city or car park name.",
+    )
+    # "lat,lng" from the browser's position (the Near me button); never typed.
+    near = forms.CharField(required=False, widget=forms.HiddenInput, max_length=64)
     city = forms.ChoiceField(label="City", required=False)
     vehicle_type = forms.ChoiceField(
         label="Vehicle", choices=VehicleType.choices, initial=VehicleType.CAR
@@ -121,6 +130,18 @@ class SearchForm(AccessibleFormMixin, forms.Form):
     def __init__(self, *args, cities: list[str], **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["city"].choices = [("", "All cities"), *((c, c) for c in cities)]
+
+    def clean_near(self) -> tuple[float, float] | None:
+        text = self.cleaned_data.get("near") or ""
+        if not text:
+            return None
+        try:
+            return parse_near(text)
+        except InvalidInput:
+            raise ValidationError(
+                "Your position could not be read. Press Near me again, or search by address.",
+                code="invalid_near",
+            ) from None
 
     def clean(self):
         data = super().clean()

@@ -40,7 +40,7 @@ from config.net import client_ip
 from config.throttles import BookingThrottle, retry_after
 from lots.constants import VehicleType
 from lots.models import Lot
-from lots.selectors import lot_get, lot_list, spot_counts
+from lots.selectors import NEAR_DEFAULT_RADIUS_M, lot_get, lot_list, spot_counts
 from parking import forms, limits
 from parking.models import Vehicle
 from parking.selectors import api_tokens_active
@@ -183,6 +183,8 @@ def search(request: HttpRequest) -> HttpResponse:
         data = form.cleaned_data
         offers = lot_search(
             city=data["city"] or None,
+            q=data["q"] or None,
+            near=data["near"],
             vehicle_type=data["vehicle_type"],
             local_start=data["start"],
             local_end=data["end"],
@@ -206,6 +208,10 @@ def search(request: HttpRequest) -> HttpResponse:
             ),
             vehicle_label=VehicleType(data["vehicle_type"]).label.lower(),
             city=data["city"],
+            q=data["q"],
+            near=data["near"] is not None,
+            near_radius_km=NEAR_DEFAULT_RADIUS_M // 1000,
+            nothing_found=not offers and bool(data["q"] or data["near"]),
         )
     status = 400 if form.is_bound and form.errors else 200
     return render(request, "parking/search.html", context, status=status)

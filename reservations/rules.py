@@ -6,7 +6,9 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 
-from config.errors import InvalidInput
+from config.errors import Conflict, InvalidInput
+from lots.hours import first_closed_moment, weekly_summary
+from lots.selectors import Schedule, lot_schedule
 
 
 def validate_window(*, start: datetime, end: datetime, now: datetime) -> None:
@@ -41,3 +43,31 @@ def validate_window(*, start: datetime, end: datetime, now: datetime) -> None:
             code="start_too_far_ahead",
             field="start",
         )
+
+
+class OutsideOpeningHours(Conflict):
+    code = "outside_opening_hours"
+
+
+def check_opening_hours(*, schedule: Schedule, start: datetime, end: datetime) -> None:
+    """Raise OutsideOpeningHours (409) unless the lot is open for the whole window."""
+    closed_at = first_closed_moment(schedule.hours, schedule.tz, start, end)
+    if closed_at is None:
+        return
+    local = closed_at.astimezone(schedule.tz)
+    when = f"{local:%a} {local.day} {local:%b %Y} at {local:%H:%M}"
+    hours = ", ".join(f"{days} {text}" for days, text in weekly_summary(schedule.hours))
+    raise OutsideOpeningHours(
+        f"{schedule.lot_name} is closed on {when} (local time), within the times you chose; "
+        f"its opening hours are {hours}.",
+        field="start" if closed_at == start else "end",
+    )
+
+
+def validate_opening_hours(*, lot_pk: int, start: datetime, end: datetime) -> None:
+    """The lot must be open for the whole window: a booking or an availability
+    answer outside its opening hours is refused (409 outside_opening_hours). One
+    query (the lot's zone and hours)."""
+    schedule = lot_schedule(lot_pk=lot_pk)
+    if schedule is not None and schedule.hours:
+        check_opening_hours(schedule=schedule, start=start, end=end)

@@ -8,19 +8,31 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from config.errors import Conflict, InvalidInput, NotFound
 from config.plates import normalize_plate
-from lots.models import Lot, Rate, Spot
+from lots.models import Lot, OpeningHours, Rate, Spot
 from lots.pricing import PriceLine, window_price
+from lots.selectors import (
+    NEAR_DEFAULT_RADIUS_M,
+    Schedule,
+    lots_matching,
+    lots_near,
+    opening_hours_of,
+)
 from payments.models import Payment
 from payments.selectors import payments_for
 from reservations import hot_sql, policy
 from reservations.allocation import live_blocking_q, overlapping_q
 from reservations.models import Reservation, Status, normalize_code, payment_reference
-from reservations.rules import validate_window
+from reservations.rules import (
+    OutsideOpeningHours,
+    check_opening_hours,
+    validate_opening_hours,
+    validate_window,
+)
 
 
 @dataclass(frozen=True)
@@ -63,6 +75,9 @@ def lot_availability(
     if cached is not None and cached[-1] > now.timestamp():
         free, tariff, _ = cached
     else:
+        # Only windows the lot is open for are ever cached, and changing its hours
+        # bumps its version: a cached answer needs no second look at them.
+        validate_opening_hours(lot_pk=lot_pk, start=start, end=end)
         free, tariff, valid_until = _compute(lot_pk, vehicle_type, start, end, now)
         ttl = min(settings.AVAILABILITY_CACHE_SECONDS, valid_until - now.timestamp())
         if ttl >= 1:
@@ -394,6 +409,7 @@ class LotOffer:
     price_amount: int | None
     problem: str = ""  # why this window cannot be booked at this lot, for people
     problem_code: str = ""  # the same, for code (start_in_past, start_too_far_ahead...)
+    distance_m: int | None = None  # from the place searched near, if any
 
     @property
     def currency(self) -> str:
@@ -424,13 +440,18 @@ def lot_search(
     local_start: datetime,
     local_end: datetime,
     city: str | None = None,
+    q: str | None = None,
+    near: tuple[float, float] | None = None,
+    radius_m: int | None = None,
     now: datetime | None = None,
 ) -> list[LotOffer]:
-    """The active lots (of a city, or all) that take this vehicle type, each with
+    """The active lots (of a city, or all; matching the words `q`; within
+    `radius_m` of `near`, nearest first) that take this vehicle type, each with
     its free spots and price for the window given in its own local time.
 
-    Two queries whatever the number of lots: the lots with their rate, then the
-    free spots of all of them counted together (one window per time zone).
+    Three queries whatever the number of lots: the lots with their rate, their
+    opening hours, then the free spots of all of them counted together (one
+    window per time zone).
     """
     now = now or timezone.now()
     rate = Rate.objects.filter(lot=OuterRef("pk"), vehicle_type=vehicle_type)
@@ -439,6 +460,8 @@ def lot_search(
     )
     if city:
         lots = lots.filter(city__iexact=city.strip())
+    if q:
+        lots = lots_matching(lots, q)
     lots = (
         lots.annotate(
             hourly=Subquery(rate.values("hourly_amount")[:1]),
@@ -446,7 +469,10 @@ def lot_search(
         )
         .filter(hourly__isnull=False)
         .order_by("city", "name")
+        .prefetch_related(Prefetch("opening_hours", queryset=OpeningHours.objects.all()))
     )
+    if near is not None:
+        lots = lots_near(lots, *near, radius_m=radius_m or NEAR_DEFAULT_RADIUS_M)
 
     windows: dict[int, tuple[datetime, datetime]] = {}
     problems: dict[int, tuple[str, str]] = {}
@@ -458,6 +484,12 @@ def lot_search(
             validate_window(start=start, end=end, now=now)
         except InvalidInput as exc:
             problems[lot.pk] = (_search_problem(exc, lot), exc.code)
+            continue
+        try:
+            schedule = Schedule(lot.name, lot.tz, opening_hours_of(lot))
+            check_opening_hours(schedule=schedule, start=start, end=end)
+        except OutsideOpeningHours:
+            problems[lot.pk] = ("Closed for part of these times", OutsideOpeningHours.code)
             continue
         windows[lot.pk] = (start, end)
 
@@ -496,9 +528,14 @@ def lot_search(
                 price_amount=price,
                 problem=problems.get(lot.pk, ("", ""))[0],
                 problem_code=problems.get(lot.pk, ("", ""))[1],
+                distance_m=_whole(getattr(lot, "distance_m", None)),
             )
         )
     return offers
+
+
+def _whole(metres: float | None) -> int | None:
+    return None if metres is None else int(metres)
 
 
 def _search_problem(exc: InvalidInput, lot: Lot) -> str:

@@ -34,7 +34,7 @@ from reservations.models import (
     Status,
     payment_reference,
 )
-from reservations.rules import validate_window
+from reservations.rules import validate_opening_hours, validate_window
 from reservations.selectors import booking_terms
 from reservations.services.placement import NoSpotAvailable, place
 from reservations.services.settlement import reservation_settlement_reopen
@@ -171,6 +171,7 @@ def _book(
         )
     hourly, daily_max, *lot_row = rate
     lot = Lot.from_db("default", hot_sql.BOOKING_LOT_COLUMNS, lot_row)
+    validate_opening_hours(lot_pk=lot.pk, start=start, end=end)
 
     with transaction.atomic():
         _check_limits(user=user, plate=plate, start=start, end=end, now=now)

@@ -115,10 +115,60 @@
     if (window.matchMedia("(min-width: 48rem)").matches) details.open = true;
   }
 
+  // --- "Near me": the browser's position fills the form's hidden `near` field and the
+  // search runs. Refused or unavailable, the driver is told so and the address search
+  // stays where it was (the button is hidden without this script).
+  function nearMe(form) {
+    var button = form.querySelector("[data-near-me]");
+    var status = form.querySelector("[data-near-me-status]");
+    var near = form.querySelector("input[name=near]");
+    var place = form.querySelector("input[name=q]");
+    if (!button || !near) return;
+    button.hidden = false;
+    if (place) {
+      // An address typed replaces a position found before.
+      place.addEventListener("input", function () { near.value = ""; });
+    }
+    function say(text) {
+      if (status) status.textContent = text;
+    }
+    function giveUp(text) {
+      button.disabled = false;
+      near.value = "";
+      say(text);
+      if (place) place.focus();
+    }
+    button.addEventListener("click", function () {
+      if (!("geolocation" in navigator) || window.isSecureContext === false) {
+        giveUp("This browser cannot share your location here. Type an address or a city instead.");
+        return;
+      }
+      button.disabled = true;
+      say("Finding your location…");
+      navigator.geolocation.getCurrentPosition(
+        function (position) {
+          near.value = position.coords.latitude.toFixed(5) + "," + position.coords.longitude.toFixed(5);
+          var city = form.querySelector("select[name=city]");
+          if (city) city.value = "";
+          if (place) place.value = "";
+          say("Looking for car parks near you…");
+          if (form.requestSubmit) form.requestSubmit(); else form.submit();
+        },
+        function (error) {
+          giveUp(error && error.code === 1
+            ? "You did not let ParkSpot see your location. Type an address or a city instead."
+            : "Your location could not be found. Type an address or a city instead.");
+        },
+        { enableHighAccuracy: false, timeout: 10000, maximumAge: 300000 }
+      );
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("details[data-open-wide]").forEach(openWide);
     document.querySelectorAll("[data-readback-for]").forEach(readBack);
     document.querySelectorAll("form[data-suggest-times]").forEach(suggestTimes);
+    document.querySelectorAll("form.search-form").forEach(nearMe);
     document.querySelectorAll("[data-countdown]").forEach(startCountdown);
   });
   document.addEventListener("htmx:afterSettle", function () {

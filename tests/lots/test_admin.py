@@ -506,6 +506,8 @@ def test_adding_a_lot_in_the_admin_accepts_an_upper_case_currency(staff_client):
             "rates-0-vehicle_type": "car",
             "rates-0-hourly_amount": "300",
             "rates-0-daily_max_amount": "2500",
+            "opening_hours-TOTAL_FORMS": "0",
+            "opening_hours-INITIAL_FORMS": "0",
             # A superuser names the lot's staff on the same page.
             "staff_memberships-TOTAL_FORMS": "1",
             "staff_memberships-INITIAL_FORMS": "0",

@@ -12,6 +12,7 @@ from tests.factories import LotFactory, RateFactory, SpotFactory
 
 LOTS = "/api/v1/lots"
 LOT_FIELDS = {"id", "name", "address", "city", "latitude", "longitude", "timezone", "currency"}
+LOT_FACTS = {"open_24_7", "opening_hours", "height_limit_cm", "entry_instructions"}
 
 
 def assert_error(response, status: int, code: str | None = None) -> dict:
@@ -79,7 +80,8 @@ def test_anyone_can_list_the_open_lots_by_their_public_ids(api, lots):
 
     assert listed_ids(response) == ["lyon-gare", "paris-centre", "paris-nord", "paris-sud"]
     first = response.json()["results"][0]
-    assert set(first) == LOT_FIELDS
+    assert set(first) == LOT_FIELDS | {"distance_m"}
+    assert first["distance_m"] is None  # only with near
     assert first["city"] == "Lyon"
     assert first["timezone"] == "Europe/Paris"
     assert first["currency"] == "usd"
@@ -205,7 +207,7 @@ def test_a_lot_shows_its_rates_as_money_and_its_spot_counts_by_type(api, lot):
 
     assert response.status_code == 200, response.content
     body = response.json()
-    assert set(body) == LOT_FIELDS | {"rates", "spots"}
+    assert set(body) == LOT_FIELDS | {"rates", "spots"} | LOT_FACTS
     assert body["id"] == "paris-centre"
     assert body["name"] == lot.name
     assert body["address"] == "12 rue de Rivoli"

@@ -331,6 +331,8 @@ def test_staff_cannot_open_lots_or_change_a_lots_id_and_currency(world, staff_a,
             "is_active": "on",
             "rates-TOTAL_FORMS": "0",
             "rates-INITIAL_FORMS": "0",
+            "opening_hours-TOTAL_FORMS": "0",
+            "opening_hours-INITIAL_FORMS": "0",
         },
     )
     assert response.status_code == 302, response.context["adminform"].form.errors

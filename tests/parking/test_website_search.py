@@ -166,7 +166,7 @@ class TestSearch:
             more = LotFactory(city="Paris", timezone="Europe/Paris", currency="eur")
             RateFactory(lot=more, vehicle_type="car")
             SpotFactory(lot=more, label=f"X-{n}", vehicle_type="car")
-        assert queries() == few == 2
+        assert queries() == few == 3  # lots with their rate, their opening hours, free spots
 
     def test_counts_free_spots_exactly(self, lot, driver, frozen_now):
         book(driver, lot, start=datetime(2026, 3, 5, 9, 0, tzinfo=UTC), hours=2)

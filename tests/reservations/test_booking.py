@@ -163,20 +163,21 @@ def test_booking_and_availability_cost_the_same_queries_whatever_the_lot_size(
     # Fill the lot partly so that the queries have bookings to look at.
     start = timezone.now() + timedelta(hours=1)
     book(driver, lot, start=start)
-    # the lot's version, then on a cache miss one query for rate, count and lapse
-    with django_assert_num_queries(2):
+    # the lot's version, then on a cache miss its opening hours and one query for
+    # rate, count and lapse
+    with django_assert_num_queries(3):
         lot_availability(
             lot_id=lot.slug, vehicle_type="car", start=start, end=start + timedelta(hours=2)
         )
-    # cache hit: only the lot's version
+    # cache hit: only the lot's version (only windows the lot is open for are cached)
     with django_assert_num_queries(1):
         lot_availability(
             lot_id=lot.slug, vehicle_type="car", start=start, end=start + timedelta(hours=2)
         )
-    # rate+lot, 2 savepoints (the test's transaction makes the outer atomic one),
-    # the driver's lock (PostgreSQL), unpaid holds, pick+lock, re-check, insert,
-    # event, 2 releases, version bump
-    with django_assert_num_queries(12 if connection.vendor == "postgresql" else 11):
+    # rate+lot, opening hours, 2 savepoints (the test's transaction makes the outer
+    # atomic one), the driver's lock (PostgreSQL), unpaid holds, pick+lock,
+    # re-check, insert, event, 2 releases, version bump
+    with django_assert_num_queries(13 if connection.vendor == "postgresql" else 12):
         book(driver, lot, start=start)
 
 
@@ -196,11 +197,11 @@ def test_a_booking_through_the_api_with_a_plate_costs_a_fixed_number_of_queries(
         "end": (start + timedelta(hours=2)).isoformat(),
         "vehicle_plate": "AB-123",
     }
-    # rate+lot (with its grace, for the terms), 2 savepoints, the driver's and
-    # plate's locks in one statement (PostgreSQL only), unpaid holds, plate check,
-    # pick+lock, re-check, insert, event, release, idempotency key, version bump,
-    # release; nothing more to answer with the payment and the terms.
-    expected = 14 if connection.vendor == "postgresql" else 13
+    # rate+lot (with its grace, for the terms), opening hours, 2 savepoints, the
+    # driver's and plate's locks in one statement (PostgreSQL only), unpaid holds,
+    # plate check, pick+lock, re-check, insert, event, release, idempotency key,
+    # version bump, release; nothing more to answer with the payment and the terms.
+    expected = 15 if connection.vendor == "postgresql" else 14
     with django_assert_num_queries(expected):
         response = client.post(
             "/api/v1/reservations", body, format="json", HTTP_IDEMPOTENCY_KEY="once"

@@ -10,14 +10,24 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import time
 from decimal import Decimal
 
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from lots.constants import VehicleType
+from lots.hours import Hours
 from lots.models import GateDevice, Lot
-from lots.services import gate_create, lot_create, lot_staff_assign, rate_set, spots_add
+from lots.selectors import opening_hours_of
+from lots.services import (
+    gate_create,
+    lot_create,
+    lot_facts_set,
+    lot_staff_assign,
+    rate_set,
+    spots_add,
+)
 from parking.services import group_ensure, user_ensure
 
 SITE_URL = "http://127.0.0.1:8000"
@@ -36,6 +46,8 @@ STAFF_PERMISSIONS = [
     "reservations.change_reservation",
     "reservations.view_reservationevent",
     *(f"lots.{action}_gatedevice" for action in VIEW_ADD_CHANGE),
+    # Staff keep their lots' opening hours: a day they stop opening is a row deleted.
+    *(f"lots.{action}_openinghours" for action in (*VIEW_ADD_CHANGE, "delete")),
     "payments.view_payment",
 ]
 # The one lot the demo staff user runs; in the admin they see no other.
@@ -58,6 +70,9 @@ class DemoLot:
     longitude: Decimal
     # (hourly, daily maximum) per vehicle type, in the currency's minor units.
     rates: dict[str, tuple[int, int]]
+    height_limit_cm: int | None = None
+    entry_instructions: str = ""
+    opening_hours: tuple[Hours, ...] = ()  # none: open 24/7
 
 
 DEMO_LOTS = [
@@ -72,6 +87,9 @@ DEMO_LOTS = [
         longitude=Decimal("2.331000"),
         # €1.50 / €3.50 / €5.00 an hour; €12 / €28 / €40 a day.
         rates={"motorcycle": (150, 1200), "car": (350, 2800), "van": (500, 4000)},
+        height_limit_cm=190,
+        entry_instructions="Drive in from Rue Auber, opposite the Opéra's side entrance. "
+        "Show your pass's QR code at the barrier; the lift to the street is beside spot C-001.",
     ),
     DemoLot(
         slug="nyc-midtown",
@@ -84,6 +102,9 @@ DEMO_LOTS = [
         longitude=Decimal("-73.991900"),
         # $6 / $12 / $18 an hour; $30 / $45 / $70 a day.
         rates={"motorcycle": (600, 3000), "car": (1200, 4500), "van": (1800, 7000)},
+        height_limit_cm=210,
+        entry_instructions="Entrance on W 42nd St between 9th and 10th Avenue; "
+        "an attendant scans your pass.",
     ),
     DemoLot(
         slug="tokyo-shinjuku",
@@ -96,6 +117,9 @@ DEMO_LOTS = [
         longitude=Decimal("139.700300"),
         # The yen has no minor unit: these are whole yen.
         rates={"motorcycle": (200, 1200), "car": (600, 3000), "van": (900, 4500)},
+        entry_instructions="Enter from Meiji-dori; the gate opens for your pass's QR code.",
+        # Closed from midnight to 06:00 every night.
+        opening_hours=tuple((day, time(6), time(0)) for day in range(7)),
     ),
 ]
 
@@ -153,7 +177,15 @@ class Command(BaseCommand):
             have = lot.spots.filter(vehicle_type=vehicle_type).count()
             if have < wanted:
                 spots_add(lot=lot, vehicle_type=vehicle_type, count=wanted - have, prefix=prefix)
-        return lot
+        facts = (lot.height_limit_cm, lot.entry_instructions, opening_hours_of(lot))
+        if facts == (demo.height_limit_cm, demo.entry_instructions, demo.opening_hours):
+            return lot
+        return lot_facts_set(
+            lot=lot,
+            height_limit_cm=demo.height_limit_cm,
+            entry_instructions=demo.entry_instructions,
+            opening_hours=list(demo.opening_hours),
+        )
 
     def _print_summary(
         self, lots: list[Lot], password: str, *, staff_lot: Lot, new_keys: dict[int, str]
