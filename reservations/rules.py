@@ -41,3 +41,26 @@ def validate_window(*, start: datetime, end: datetime, now: datetime) -> None:
             code="start_too_far_ahead",
             field="start",
         )
+
+
+def validate_extension(*, start: datetime, end: datetime, new_end: datetime) -> None:
+    """Raise InvalidInput (400) for a new end that cannot extend [start, end): naive,
+    not later than the current end, or making the booking longer than allowed."""
+    if new_end.tzinfo is None or new_end.utcoffset() is None:
+        raise InvalidInput(
+            "Give times with a UTC offset, e.g. 2026-05-01T09:00:00+02:00.",
+            code="naive_datetime",
+            field="end",
+        )
+    if new_end <= end:
+        raise InvalidInput(
+            "The new end must be later than the current end.",
+            code="end_not_later",
+            field="end",
+        )
+    if new_end - start > timedelta(days=settings.BOOKING_MAX_DAYS):
+        raise InvalidInput(
+            f"A booking lasts at most {settings.BOOKING_MAX_DAYS} days.",
+            code="window_too_long",
+            field="end",
+        )
