@@ -19,7 +19,13 @@ from payments.models import Payment
 from payments.selectors import payments_for
 from reservations import hot_sql, policy
 from reservations.allocation import live_blocking_q, overlapping_q
-from reservations.models import Reservation, Status, normalize_code, payment_reference
+from reservations.models import (
+    Reservation,
+    ReservationExtension,
+    Status,
+    normalize_code,
+    payment_reference,
+)
 from reservations.rules import validate_window
 
 
@@ -246,6 +252,47 @@ def reservation_terms(reservation: Reservation, *, now: datetime | None = None) 
             booking, now, card_hold_max=timedelta(days=settings.CARD_HOLD_MAX_DAYS)
         ),
     )
+
+
+@dataclass(frozen=True)
+class ExtensionQuote:
+    """What extending a booking to `new_end` would cost, read before asking
+    (the extension itself checks everything again, under locks)."""
+
+    new_end: datetime
+    amount: int
+    new_total: int
+    currency: str
+    charged_at_once: bool
+    spot_free: bool
+
+
+def reservation_extension_quote(
+    reservation: Reservation, *, new_end: datetime, now: datetime | None = None
+) -> ExtensionQuote:
+    now = now or timezone.now()
+    booking = booking_terms(reservation)
+    longer = policy.extended(booking, new_end)
+    following = hot_sql.next_blocking_start(
+        spot_pk=reservation.spot_id, after=reservation.end, other_than=reservation.pk, now=now
+    )
+    return ExtensionQuote(
+        new_end=new_end,
+        amount=policy.extension_charge(booking, new_end),
+        new_total=longer.price,
+        currency=reservation.currency,
+        charged_at_once=policy.charged_at_once(
+            longer, now, card_hold_max=timedelta(days=settings.CARD_HOLD_MAX_DAYS)
+        ),
+        spot_free=following is None or following >= new_end,
+    )
+
+
+def reservation_extension_applied(reservation: Reservation, *, key: str) -> bool:
+    """Whether the request with this Idempotency-Key extended the reservation."""
+    return reservation.extensions.filter(
+        idempotency_key=key, state=ReservationExtension.State.APPLIED
+    ).exists()
 
 
 # --- the booking website's reads ----------------------------------------------------------

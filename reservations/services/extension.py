@@ -85,6 +85,10 @@ class ExtensionInProgress(Conflict):
     code = "extension_in_progress"
 
 
+class _KeyTaken(Exception):
+    """A twin request with the same Idempotency-Key recorded its extension first."""
+
+
 @dataclass(frozen=True)
 class ExtensionResult:
     reservation: Reservation
@@ -134,13 +138,15 @@ def reservation_extend(
             fingerprint=fingerprint,
             now=now,
         )
-    except IntegrityError:
+    except _KeyTaken:
         # A twin request with the same key recorded its extension first.
-        earlier = ReservationExtension.objects.filter(
+        earlier = ReservationExtension.objects.get(
             reservation_id=reservation_id, idempotency_key=key
-        ).first()
-        if not key or earlier is None:
-            raise
+        )
+        if earlier.fingerprint != fingerprint:
+            raise IdempotencyKeyReused(
+                "This Idempotency-Key was already used with a different request."
+            ) from None
         return _resume(earlier, now=now, replayed=True)
     return _resume(extension, now=now, replayed=False)
 
@@ -156,6 +162,8 @@ def _prepare(
 ) -> ReservationExtension:
     with transaction.atomic():
         reservation = lock_reservation(reservation_id)
+        if key and reservation.extensions.filter(idempotency_key=key).exists():
+            raise _KeyTaken
         validate_extension(start=reservation.start, end=reservation.end, new_end=new_end)
         _check_extendable(reservation, new_end=new_end, now=now)
         busy = reservation.extensions.filter(
@@ -173,19 +181,18 @@ def _prepare(
         )
         last = reservation.extensions.order_by("-number").values_list("number", flat=True)
         number = (last.first() or 0) + 1
-        with transaction.atomic():  # a twin request's key: IntegrityError, caller replays
-            return ReservationExtension.objects.create(
-                reservation=reservation,
-                number=number,
-                old_end=reservation.end,
-                new_end=new_end,
-                amount=policy.extension_charge(terms, new_end),
-                currency=reservation.currency,
-                charged_at_once=at_once,
-                idempotency_key=key,
-                fingerprint=fingerprint,
-                created_at=now,
-            )
+        return ReservationExtension.objects.create(
+            reservation=reservation,
+            number=number,
+            old_end=reservation.end,
+            new_end=new_end,
+            amount=policy.extension_charge(terms, new_end),
+            currency=reservation.currency,
+            charged_at_once=at_once,
+            idempotency_key=key,
+            fingerprint=fingerprint,
+            created_at=now,
+        )
 
 
 def _check_extendable(reservation: Reservation, *, new_end: datetime, now: datetime) -> None:
