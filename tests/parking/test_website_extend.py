@@ -68,6 +68,10 @@ def test_the_price_is_shown_before_anything_is_charged_then_confirming_extends(c
     assert done.redirect_chain[-1][0] == f"/reservations/{paid.code}/"
     assert f"Extended until {local:%a %-d %b %Y, %H:%M}" in _text(done)
     assert "your new total is €10.00" in _text(done)
+    # The booking's hold and the extension's, added up.
+    assert "On hold €10.00 (charged when you leave)" in _text(done)
+    listed = _text(client.get("/reservations/"))
+    assert "€10.00 · €10.00 on hold" in listed
     assert again.status_code == 302
     reservation = Reservation.objects.get(pk=paid.pk)
     assert (reservation.end, reservation.price_amount) == (new_end, 1000)
