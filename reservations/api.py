@@ -24,18 +24,17 @@ from config.fields import AwareDateTimeField, MoneyField
 from config.throttles import BookingThrottle
 from lots.authentication import GateKeyAuthentication, IsGate
 from lots.constants import VehicleType
-from payments.selectors import payments_for
 from reservations import metrics
 from reservations.models import (
     Actor,
     Reservation,
     ReservationExtension,
     Status,
-    payment_reference,
 )
 from reservations.selectors import (
     Terms,
     lot_availability,
+    payments_by_reservation,
     reservation_for_gate,
     reservation_get_for_user,
     reservation_list_for_user,
@@ -120,6 +119,9 @@ class SpotRefSerializer(serializers.Serializer):
 
 
 class PaymentSerializer(serializers.Serializer):
+    """The booking's payment; once extended, its extensions' added in (on hold
+    while any hold is open)."""
+
     status = serializers.CharField()
     client_secret = serializers.CharField(
         allow_null=True,
@@ -230,7 +232,7 @@ class ReservationSerializer(serializers.ModelSerializer):
     @extend_schema_field(PaymentSerializer(allow_null=True))
     def get_payment(self, reservation: Reservation) -> dict | None:
         payments = self.context.get("payments", {})
-        payment = payments.get(payment_reference(reservation))
+        payment = payments.get(reservation.pk)
         pending = reservation.status == Status.PENDING_PAYMENT
         if payment is None:
             if not (pending and settings.STRIPE_PUBLISHABLE_KEY):
@@ -263,11 +265,10 @@ _UNKNOWN = object()
 
 def reservation_data(reservation: Reservation, payment=_UNKNOWN) -> dict:
     """One reservation as the API shows it, with its payment (looked up unless given)."""
-    reference = payment_reference(reservation)
     if payment is _UNKNOWN:
-        payments = payments_for(references=[reference])
+        payments = payments_by_reservation([reservation])
     else:
-        payments = {reference: payment} if payment else {}
+        payments = {reservation.pk: payment} if payment else {}
     return ReservationSerializer(reservation, context={"payments": payments}).data
 
 
@@ -304,10 +305,9 @@ class ReservationListCreateApi(ListAPIView):
 
     def get_serializer(self, *args, **kwargs):
         if args and isinstance(args[0], list):
-            references = [payment_reference(r) for r in args[0]]
             kwargs["context"] = {
                 **self.get_serializer_context(),
-                "payments": payments_for(references=references),
+                "payments": payments_by_reservation(args[0]),
             }
         return super().get_serializer(*args, **kwargs)
 

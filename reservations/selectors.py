@@ -488,7 +488,7 @@ class PaymentTotals:
         )
 
 
-def _row_payments(reservations: list[Reservation]) -> dict[int, Payment | PaymentTotals]:
+def payments_by_reservation(reservations: list[Reservation]) -> dict[int, Payment | PaymentTotals]:
     """Each reservation's payment, with its extensions' added when it has any:
     one query, and one more when some reservation was extended."""
     booking = payments_for(references=[payment_reference(r) for r in reservations])
@@ -540,7 +540,7 @@ def reservation_overview_for_user(
     past = list(past_qs[: past_limit + 1])
     past_total = len(past) if len(past) <= past_limit else past_qs.count()
     past = past[:past_limit]
-    payments = _row_payments([*upcoming, *past])
+    payments = payments_by_reservation([*upcoming, *past])
     return ReservationOverview(
         upcoming=[ReservationRow(r, payments.get(r.pk)) for r in upcoming],
         past=[ReservationRow(r, payments.get(r.pk)) for r in past],
@@ -552,4 +552,4 @@ def reservation_row_for_user(*, user, code: str) -> ReservationRow:
     """One of a driver's reservations by its code, with its payment (anyone
     else's is 'not found')."""
     reservation = reservation_get_for_user(user=user, code=code)
-    return ReservationRow(reservation, _row_payments([reservation]).get(reservation.pk))
+    return ReservationRow(reservation, payments_by_reservation([reservation]).get(reservation.pk))

@@ -83,6 +83,9 @@ def test_extending_holds_the_extra_price_on_the_booking_card_and_answers_the_new
     assert body["extension"]["number"] == 1
     assert body["extension"]["charged_at_once"] is False
     assert body["status"] == "confirmed"
+    # What is on the card: the booking's hold and the extension's.
+    assert body["payment"]["amount_authorised"] == 1000
+    assert body["payment"]["status"] == "authorised"
     reservation = Reservation.objects.get(pk=paid.pk)
     assert (reservation.end, reservation.occupied_until) == (new_end, new_end)
     booking, extension = _payments(paid)
