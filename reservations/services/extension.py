@@ -54,6 +54,7 @@ from reservations.models import (
 from reservations.rules import validate_extension
 from reservations.selectors import booking_terms
 from reservations.services.placement import claim_window, is_overlap_violation
+from reservations.services.settlement import reservation_payments
 from reservations.services.status import lock_reservation, record_event
 
 log = logging.getLogger(__name__)
@@ -267,7 +268,28 @@ def _resume(extension: ReservationExtension, *, now: datetime, replayed: bool) -
         _release(extension)
         raise
     extension.refresh_from_db()
+    _charge_holds_that_would_lapse(extension, now=now)
     return _result(extension, replayed=replayed)
+
+
+def _charge_holds_that_would_lapse(extension: ReservationExtension, *, now: datetime) -> None:
+    """A card hold lasts about a week: once the end moves later than a hold made
+    earlier can last, that hold is captured in full now, as policy.charged_at_once
+    says of a booking paid so far ahead (what is not owed is refunded at
+    settlement). If Stripe cannot do it now, the settlement later tries to
+    capture the hold as it stands."""
+    reservation = Reservation.objects.select_related("lot").get(pk=extension.reservation_id)
+    longer = booking_terms(reservation)
+    card_hold_max = timedelta(days=settings.CARD_HOLD_MAX_DAYS)
+    for payment, applies in reservation_payments(reservation):
+        if not applies or payment.status != Payment.Status.AUTHORISED:
+            continue
+        if not policy.charged_at_once(longer, payment.created_at, card_hold_max=card_hold_max):
+            continue
+        try:
+            payment_settle(reference=payment.reference, amount=payment.amount, kind=payment.kind)
+        except ApplicationError as exc:
+            log.warning("Could not charge the hold %s before it lapses: %s", payment, exc)
 
 
 def _pay(reservation: Reservation, extension: ReservationExtension) -> Payment:

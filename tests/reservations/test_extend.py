@@ -165,6 +165,10 @@ def test_an_extension_past_a_card_holds_life_is_charged_at_once_and_refunded_if_
         2000 + 500 - 500,  # 26 h: 2000 for the first day, 500 for two more hours
     )
 
+    # The booking's hold would lapse before the new end: it is charged now too.
+    booking = _payments(paid)[0]
+    assert (booking.status, booking.amount_captured) == ("captured", 500)
+
     reservation_cancel(reservation_id=paid.pk)  # before the start: nothing owed
 
     assert [(p.kind, p.amount_net) for p in _payments(paid)] == [("booking", 0), ("extension", 0)]
