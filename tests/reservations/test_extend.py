@@ -4,6 +4,7 @@ localstripe; several payments per reservation settled as one purse."""
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import Counter
 from datetime import timedelta
@@ -12,10 +13,13 @@ import pytest
 import time_machine
 from django.core import mail
 from django.db import connections
+from django.urls import reverse
 from django.utils import timezone
 
 from config.errors import ApplicationError
+from parking.models import User
 from payments.models import Payment, PaymentAttempt
+from payments.services import payment_operations_retry
 from reservations.models import Reservation, ReservationEvent, ReservationExtension, Status
 from reservations.services import (
     payment_reference,
@@ -29,6 +33,7 @@ from reservations.services import (
     reservation_refund,
 )
 from tests.factories import LotFactory, RateFactory, SpotFactory, UserFactory
+from tests.payments.stripe_proxy import StripeProxy
 from tests.reservations.helpers import book, overlapping_pairs
 from tests.stripe_support import DECLINED_CARD
 
@@ -418,3 +423,52 @@ def test_an_extension_racing_new_bookings_for_the_same_time_never_overlaps(strip
         assert final.end == reservation.end
         # The lost extension holds nothing on the card.
         assert not Payment.objects.filter(kind="extension", status="authorised").exists()
+
+
+def test_staff_see_the_extension_in_the_audit_trail_and_its_payment(stripe, paid, client):
+    reservation_extend(reservation_id=paid.pk, end=paid.end + HOUR)
+    boss = User.objects.create_superuser(email="boss@parkspot.test", password="x-secret-pw")
+    client.force_login(boss)
+
+    page = client.get(reverse("admin:reservations_reservation_change", args=[paid.pk]))
+
+    content = page.content.decode()
+    assert page.status_code == 200
+    assert "Audit trail" in content
+    assert "extended_to" in content
+    assert re.search(r"Extension: authorised (€2\.50|2\.50 EUR)", content)
+
+
+def test_stripe_down_mid_extension_then_the_same_request_finishes_it(
+    stripe, paid, driver_api, settings
+):
+    proxy = StripeProxy(stripe.url)
+    try:
+        settings.STRIPE_API_BASE = proxy.url
+        proxy.fail("POST", "/v1/payment_intents")
+        body = {"end": (paid.end + HOUR).isoformat()}
+
+        down = driver_api.post(_url(paid), body, format="json", HTTP_IDEMPOTENCY_KEY="k-down")
+
+        assert down.status_code == 503
+        assert Reservation.objects.get(pk=paid.pk).end == paid.end
+        assert ReservationExtension.objects.get().state == "pending"
+        # Another extension waits for this one rather than paying twice.
+        other = driver_api.post(_url(paid), body, format="json", HTTP_IDEMPOTENCY_KEY="k-other")
+        assert (other.status_code, other.json()["code"]) == (409, "extension_in_progress")
+
+        proxy.heal()
+        # Until the retry job has asked Stripe what became of the call, a
+        # retry is told to wait; then the same request finishes the extension.
+        soon = driver_api.post(_url(paid), body, format="json", HTTP_IDEMPOTENCY_KEY="k-down")
+        assert (soon.status_code, soon.json()["code"]) == (409, "payment_in_progress")
+        with time_machine.travel(timezone.now() + timedelta(minutes=2), tick=True):
+            assert payment_operations_retry() == 1
+            again = driver_api.post(_url(paid), body, format="json", HTTP_IDEMPOTENCY_KEY="k-down")
+    finally:
+        proxy.close()
+
+    assert again.status_code == 200, again.json()
+    assert Reservation.objects.get(pk=paid.pk).end == paid.end + HOUR
+    assert [p.status for p in _payments(paid)] == ["authorised", "authorised"]
+    assert len([i for i in stripe.intents() if i["amount"] == 250]) == 1  # charged once
