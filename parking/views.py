@@ -715,11 +715,19 @@ def reservation_extend_view(request: HttpRequest, code: str) -> HttpResponse:
         else:
             quote = reservation_extension_quote(reservation, new_end=new_end)
             if not quote.spot_free:
-                form.add_error(
-                    "end",
-                    f"Spot {reservation.spot.label} is booked by someone else before then. "
-                    "Choose an earlier departure.",
-                )
+                label = reservation.spot.label
+                if quote.free_until <= reservation.end:
+                    problem = (
+                        f"Spot {label} is booked by someone else right after your departure, "
+                        "so this booking cannot be extended."
+                    )
+                else:
+                    problem = (
+                        f"Spot {label} is booked by someone else from "
+                        f"{lot_time(quote.free_until, reservation.lot)}. "
+                        "Choose a departure at or before then."
+                    )
+                form.add_error("end", problem)
                 quote = None
             else:
                 # A fresh key for this price: confirming it twice extends once.

@@ -266,6 +266,7 @@ class ExtensionQuote:
     currency: str
     charged_at_once: bool
     spot_free: bool
+    free_until: datetime | None  # when someone else's booking of the spot starts
 
 
 def reservation_extension_quote(
@@ -286,6 +287,7 @@ def reservation_extension_quote(
             longer, now, card_hold_max=timedelta(days=settings.CARD_HOLD_MAX_DAYS)
         ),
         spot_free=following is None or following >= new_end,
+        free_until=following,
     )
 
 

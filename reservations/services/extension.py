@@ -310,6 +310,8 @@ def _apply(extension: ReservationExtension, *, now: datetime) -> None:
     locked = ReservationExtension.objects.select_for_update().get(pk=extension.pk)
     if locked.state == State.APPLIED:
         return
+    if locked.state != State.PENDING:  # a twin request's card was declined meanwhile
+        raise _refusal(locked)
     if reservation.end != locked.old_end:
         raise Conflict(
             "The booking changed while paying for the extension (another extension?); "

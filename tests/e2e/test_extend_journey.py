@@ -113,7 +113,7 @@ def test_a_spot_booked_after_the_end_is_explained_by_the_field(
 
     errors = page.locator("#id_end_errors")
     expect(errors).to_contain_text(
-        f"Spot {reservation.spot.label} is booked by someone else before then."
+        f"Spot {reservation.spot.label} is booked by someone else right after your departure"
     )
     expect(page.get_by_label("New departure")).to_have_attribute(
         "aria-describedby", re.compile("id_end_errors")

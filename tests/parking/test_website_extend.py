@@ -103,8 +103,29 @@ def test_a_time_when_the_spot_is_booked_is_refused_next_to_the_field(client, pai
 
     answer = client.post(url, {"end": _local(paid, paid.end + timedelta(hours=1)), "quote": "1"})
 
-    assert f"Spot {paid.spot.label} is booked by someone else before then" in _text(answer)
+    assert (
+        f"Spot {paid.spot.label} is booked by someone else right after your departure, "
+        "so this booking cannot be extended." in _text(answer)
+    )
     assert Reservation.objects.get(pk=paid.pk).end == paid.end
+
+
+def test_the_latest_possible_departure_is_named_when_the_spot_is_booked_later(client, paid, lot):
+    other = UserFactory()
+    later = paid.end + timedelta(hours=2)
+    for _ in range(3):
+        book(other, lot, start=later, hours=1)
+    url = f"/reservations/{paid.code}/extend/"
+
+    answer = client.post(url, {"end": _local(paid, paid.end + timedelta(hours=3)), "quote": "1"})
+
+    local = later.astimezone(lot.tz)
+    assert (
+        f"is booked by someone else from {local:%a %-d %b %Y, %H:%M}. "
+        "Choose a departure at or before then." in _text(answer)
+    )
+    fits = client.post(url, {"end": _local(paid, later), "quote": "1"})
+    assert "€5.00 more." in _text(fits)
 
 
 def test_an_earlier_departure_is_refused_with_a_clear_message(client, paid):
