@@ -5,13 +5,16 @@ from __future__ import annotations
 import logging
 
 from django.dispatch import receiver
+from django.utils import timezone
 
 from config.errors import ApplicationError
 from payments.models import Payment
 from payments.signals import payment_changed
 from reservations.models import (
+    EXTENSION_REFERENCE_SEPARATOR,
     PAYMENT_REFERENCE_PREFIX,
     Reservation,
+    ReservationExtension,
     Settlement,
     Status,
     reservation_code_of,
@@ -32,7 +35,7 @@ def confirm_when_paid(sender, *, reference: str, kind: str, status: str, **kwarg
     if status not in (Payment.Status.AUTHORISED, Payment.Status.CAPTURED):
         return
     if kind == Payment.Kind.EXTENSION:
-        _settle_again_if_over(reference)
+        _finish_extension(reference)
         return
     if kind != Payment.Kind.BOOKING:
         return
@@ -50,13 +53,25 @@ def confirm_when_paid(sender, *, reference: str, kind: str, status: str, **kwarg
         reservation_settlement_reopen(reservation_id=reservation.pk)
 
 
-def _settle_again_if_over(reference: str) -> None:
-    """An extension's payment that went through after its reservation was settled
-    (Stripe's answer came late, by webhook or the retry job): settle again, so
-    that money not owed is given back."""
+def _finish_extension(reference: str) -> None:
+    """An extension's payment that went through while nobody was waiting for it
+    (Stripe's answer came late, by webhook or the retry job): the extension is
+    applied if the booking and its spot still allow it, else its money is given
+    back; once the reservation is settled, it is settled again."""
     from reservations.services import reservation_settlement_reopen
+    from reservations.services.extension import PENDING_FOR, reservation_extension_finish
 
     code = reservation_code_of(reference)
+    number = reference.rsplit(EXTENSION_REFERENCE_SEPARATOR, 1)[-1]
+    pending = ReservationExtension.objects.filter(
+        reservation__code=code,
+        number=int(number) if number.isdigit() else 0,
+        state=ReservationExtension.State.PENDING,
+        # A request still paying finishes its own extension.
+        created_at__lte=timezone.now() - PENDING_FOR / 2,
+    ).first()
+    if pending is not None:
+        reservation_extension_finish(extension_id=pending.pk)
     # A settlement still pending settles it anyway (and its own captures
     # send this news too: answering those would settle within a settlement).
     reservation = Reservation.objects.filter(code=code, settlement=Settlement.SETTLED).first()

@@ -152,6 +152,23 @@ def reservation_extend(
     return _resume(extension, now=now, replayed=False)
 
 
+def reservation_extension_finish(*, extension_id: int, now: datetime | None = None) -> str:
+    """Finish an extension left pending (Stripe's answer was unknown at the time,
+    and the payment's retry job or a webhook has now learned it): apply it if the
+    spot and the booking still allow, else refuse it and release its payment.
+    Returns the extension's state."""
+    now = now or timezone.now()
+    extension = ReservationExtension.objects.filter(pk=extension_id).first()
+    if extension is None or extension.state != State.PENDING:
+        return extension.state if extension else ""
+    try:
+        _resume(extension, now=now, replayed=True)
+    except ApplicationError as exc:
+        log.info("Pending %s not applied: %s", extension, exc.detail)
+    extension.refresh_from_db()
+    return extension.state
+
+
 def _prepare(
     *,
     reservation_id: int,

@@ -472,3 +472,52 @@ def test_stripe_down_mid_extension_then_the_same_request_finishes_it(
     assert Reservation.objects.get(pk=paid.pk).end == paid.end + HOUR
     assert [p.status for p in _payments(paid)] == ["authorised", "authorised"]
     assert len([i for i in stripe.intents() if i["amount"] == 250]) == 1  # charged once
+
+
+def test_an_extension_left_pending_by_an_outage_is_finished_by_the_retry_job(
+    stripe, paid, driver_api, settings
+):
+    proxy = StripeProxy(stripe.url)
+    try:
+        settings.STRIPE_API_BASE = proxy.url
+        proxy.fail("POST", "/v1/payment_intents")
+        body = {"end": (paid.end + HOUR).isoformat()}
+        down = driver_api.post(_url(paid), body, format="json", HTTP_IDEMPOTENCY_KEY="k-down")
+        assert down.status_code == 503
+        proxy.heal()
+        # The driver never tries again: the retry job learns the card was
+        # authorised, and the extension the driver asked for is applied.
+        with time_machine.travel(timezone.now() + timedelta(minutes=2), tick=True):
+            assert payment_operations_retry() == 1
+    finally:
+        proxy.close()
+
+    assert ReservationExtension.objects.get().state == "applied"
+    reservation = Reservation.objects.get(pk=paid.pk)
+    assert (reservation.end, reservation.price_amount) == (paid.end + HOUR, 750)
+    assert [p.status for p in _payments(paid)] == ["authorised", "authorised"]
+
+
+def test_a_pending_extension_whose_time_was_taken_meanwhile_is_refused_and_released(
+    stripe, paid, driver_api, settings
+):
+    proxy = StripeProxy(stripe.url)
+    try:
+        settings.STRIPE_API_BASE = proxy.url
+        proxy.fail("POST", "/v1/payment_intents")
+        body = {"end": (paid.end + HOUR).isoformat()}
+        assert driver_api.post(_url(paid), body, format="json").status_code == 503
+        proxy.heal()
+        # Meanwhile someone books every spot right after the end.
+        for _ in range(3):
+            book(UserFactory(), paid.lot, start=paid.end, hours=1)
+        with time_machine.travel(timezone.now() + timedelta(minutes=2), tick=True):
+            payment_operations_retry()
+    finally:
+        proxy.close()
+
+    extension = ReservationExtension.objects.get()
+    assert (extension.state, extension.error_code) == ("refused", "spot_taken_after")
+    assert Reservation.objects.get(pk=paid.pk).end == paid.end
+    assert [p.status for p in _payments(paid)] == ["authorised", "canceled"]
+    assert overlapping_pairs() == 0
