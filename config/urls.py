@@ -42,6 +42,11 @@ api_v1 = [
         reservations_api.ReservationCancelApi.as_view(),
         name="reservation-cancel",
     ),
+    path(
+        "reservations/<str:reservation_id>/extend",
+        reservations_api.ReservationExtendApi.as_view(),
+        name="reservation-extend",
+    ),
     path("gate/arrivals", reservations_api.GateArrivalApi.as_view(), name="gate-arrivals"),
     path("gate/departures", reservations_api.GateDepartureApi.as_view(), name="gate-departures"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -31,7 +31,8 @@ from lots.selectors import parse_near
 from parking.models import Vehicle
 from parking.notifications import email_queue
 from parking.services import user_password_set
-from reservations.rules import validate_window
+from reservations.models import Reservation
+from reservations.rules import validate_extension, validate_window
 from reservations.selectors import local_time_folds, local_to_utc
 
 # Words for the website where a rule's own message speaks API (offsets, ISO 8601).
@@ -260,6 +261,45 @@ class ReserveForm(WindowForm):
                 "or another vehicle.",
             )
         return data
+
+
+class ExtendForm(AccessibleFormMixin, forms.Form):
+    """A later departure for a booking, on the lot's wall clock."""
+
+    end = LocalDateTimeField(label="New departure")
+    # Set when the price is shown: confirming twice (a double click, a reload)
+    # extends once.
+    key = forms.CharField(widget=forms.HiddenInput, required=False, max_length=64)
+    # The departure the price was shown for: another one is priced first.
+    quoted = forms.CharField(widget=forms.HiddenInput, required=False, max_length=32)
+
+    def __init__(self, *args, reservation: Reservation, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.reservation = reservation
+        lot = reservation.lot
+        zone = lot.tz.key.replace("_", " ")
+        self.fields["end"].help_text = f"Local time in {lot.city} ({zone})."
+        self._bound_fields_cache.clear()  # bound fields copy the help text when made
+        self.describe_fields()
+
+    def clean(self):
+        data = super().clean()
+        end = data.get("end")
+        if end is None or self.errors:
+            return data
+        try:
+            data["end_utc"] = local_to_utc(end, self.reservation.lot.tz)
+            validate_extension(
+                start=self.reservation.start, end=self.reservation.end, new_end=data["end_utc"]
+            )
+        except InvalidInput as exc:
+            self.add_error("end", _EXTEND_MESSAGES.get(exc.code, exc.detail))
+        return data
+
+
+_EXTEND_MESSAGES = {
+    "end_not_later": "Choose a departure later than the one you have booked.",
+}
 
 
 def _vehicle_label(vehicle: Vehicle) -> str:

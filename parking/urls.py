@@ -24,6 +24,11 @@ urlpatterns = [
         views.reservation_cancel_view,
         name="reservation_cancel",
     ),
+    path(
+        "reservations/<str:code>/extend/",
+        views.reservation_extend_view,
+        name="reservation_extend",
+    ),
     path("account/", views.account, name="account"),
     path("account/vehicles/<int:vehicle_id>/", views.vehicle_edit, name="vehicle_edit"),
     path("account/vehicles/<int:vehicle_id>/remove/", views.vehicle_delete, name="vehicle_delete"),

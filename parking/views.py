@@ -63,6 +63,8 @@ from reservations.selectors import (
     lot_availability,
     lot_cities,
     lot_search,
+    reservation_extension_applied,
+    reservation_extension_quote,
     reservation_overview_for_user,
     reservation_row_for_user,
     reservation_terms,
@@ -74,8 +76,10 @@ from reservations.services import (
     reservation_cancel,
     reservation_complete,
     reservation_create,
+    reservation_extend,
     reservation_payment_setup,
 )
+from reservations.services.extension import EXTENDABLE
 
 LOGIN_URL = "login"
 SEARCH_RESULTS_LIMIT = 100
@@ -704,6 +708,7 @@ def reservation_detail(request: HttpRequest, code: str) -> HttpResponse:
         "hold_lapsed": _hold_lapsed(reservation),
         "again_url": _again_url(reservation),
         "is_pass": reservation.status in (Status.CONFIRMED, Status.PARKED),
+        "can_extend": can_extend(reservation),
     }
     return render(request, "parking/reservation_detail.html", context)
 
@@ -739,6 +744,87 @@ def reservation_cancel_view(request: HttpRequest, code: str) -> HttpResponse:
             "payment": row.payment,
             "terms": terms,
         },
+    )
+
+
+def can_extend(reservation: Reservation, now: datetime | None = None) -> bool:
+    return reservation.status in EXTENDABLE and (now or timezone.now()) < reservation.end
+
+
+@require_http_methods(["GET", "POST"])
+@_login_required
+def reservation_extend_view(request: HttpRequest, code: str) -> HttpResponse:
+    """More time in the same spot: choose a new departure (lot time), see what it
+    costs, confirm; paid on the card the booking was paid with."""
+    row = _row_or_404(request, code)
+    reservation = row.reservation
+    key = request.POST.get("key", "")[:64]
+    if key and reservation_extension_applied(reservation, key=f"web:{key}"):
+        # Confirmed already (a double click, a reload): the pass shows the result.
+        return redirect("reservation_detail", code=reservation.code)
+    if not can_extend(reservation):
+        messages.info(request, "This reservation can no longer be extended.")
+        return redirect("reservation_detail", code=reservation.code)
+    local_end = reservation.end.astimezone(reservation.lot.tz).replace(tzinfo=None)
+    form = forms.ExtendForm(
+        request.POST or None,
+        reservation=reservation,
+        initial={"end": local_end + timedelta(hours=1)},
+    )
+    quote = None
+    if request.method == "POST" and form.is_valid():
+        new_end = form.cleaned_data["end_utc"]
+        key = form.cleaned_data.get("key")
+        as_quoted = form.cleaned_data.get("quoted") == form.cleaned_data["end"].isoformat()
+        if request.POST.get("confirm") and key and as_quoted:
+            try:
+                result = reservation_extend(
+                    reservation_id=reservation.pk,
+                    end=new_end,
+                    actor_user=request.user,
+                    idempotency_key=f"web:{key}",
+                )
+            except ApplicationError as exc:
+                form.add_application_error(exc)
+            else:
+                extension = result.extension
+                until = lot_time_tz(result.reservation.end, reservation.lot)
+                paid = format_money(extension.amount, extension.currency)
+                messages.success(
+                    request,
+                    f"Extended until {until}. The extra time costs {paid}; "
+                    f"your new total is "
+                    f"{format_money(result.reservation.price_amount, reservation.currency)}.",
+                )
+                return redirect("reservation_detail", code=reservation.code)
+        else:
+            quote = reservation_extension_quote(reservation, new_end=new_end)
+            if not quote.spot_free:
+                label = reservation.spot.label
+                if quote.free_until <= reservation.end:
+                    problem = (
+                        f"Spot {label} is booked by someone else right after your departure, "
+                        "so this booking cannot be extended."
+                    )
+                else:
+                    problem = (
+                        f"Spot {label} is booked by someone else from "
+                        f"{lot_time_tz(quote.free_until, reservation.lot)}. "
+                        "Choose a departure at or before then."
+                    )
+                form.add_error("end", problem)
+                quote = None
+            else:
+                # A fresh key for this price: confirming it twice extends once.
+                local = form.cleaned_data["end"]
+                form = forms.ExtendForm(
+                    initial={"end": local, "key": uuid.uuid4().hex, "quoted": local.isoformat()},
+                    reservation=reservation,
+                )
+    return render(
+        request,
+        "parking/reservation_extend.html",
+        {"reservation": reservation, "form": form, "quote": quote, "payment": row.payment},
     )
 
 

@@ -28,6 +28,9 @@ class Payment(models.Model):
     class Kind(models.TextChoices):
         BOOKING = "booking", "Booking"
         OVERSTAY = "overstay", "Overstay"
+        # More time bought for a booking, on the booking's saved card; one
+        # payment per extension, each under its own reference.
+        EXTENSION = "extension", "Extension"
 
     class Status(models.TextChoices):
         REQUIRES_PAYMENT_METHOD = "requires_payment_method", "Waiting for a card"

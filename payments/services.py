@@ -778,12 +778,23 @@ def stripe_event_mark_processed(*, event_id: str) -> None:
 
 
 def payment_charge_saved_card(
-    *, reference: str, kind: str, amount: int, currency: str, card_from_kind: str
+    *,
+    reference: str,
+    kind: str,
+    amount: int,
+    currency: str,
+    card_from_kind: str,
+    card_from_reference: str | None = None,
+    capture_later: bool = False,
 ) -> Payment:
-    """Charge, off-session, the card saved with the `card_from_kind` payment of the
-    same reference (e.g. an overstay on the booking's card). Idempotent: one
-    payment per (reference, kind), charged once."""
-    source = Payment.objects.filter(reference=reference, kind=card_from_kind).first()
+    """Charge, off-session, the card saved with the `card_from_kind` payment of
+    `card_from_reference` (by default the same reference): e.g. an overstay, or an
+    extension, on the booking's card. `capture_later` holds the amount instead
+    (captured at settlement). Idempotent: one payment per (reference, kind),
+    charged once."""
+    source = Payment.objects.filter(
+        reference=card_from_reference or reference, kind=card_from_kind
+    ).first()
     if source is None or not source.payment_method_id:
         raise PaymentNotPossible("No saved card to charge.", code="no_saved_card")
     with transaction.atomic():
@@ -796,7 +807,9 @@ def payment_charge_saved_card(
                 "currency": currency,
                 "customer_id": source.customer_id,
                 "payment_method_id": source.payment_method_id,
-                "capture_mode": Payment.CaptureMode.IMMEDIATE,
+                "capture_mode": (
+                    Payment.CaptureMode.MANUAL if capture_later else Payment.CaptureMode.IMMEDIATE
+                ),
             },
         )
     claim = _claim(
@@ -813,7 +826,7 @@ def payment_charge_saved_card(
             currency=payment.currency,
             customer_id=payment.customer_id,
             payment_method_id=payment.payment_method_id,
-            capture_later=False,
+            capture_later=payment.capture_mode == Payment.CaptureMode.MANUAL,
             off_session=True,
             metadata={"reference": reference, "kind": kind},
             idempotency_key=claim.key,
@@ -827,7 +840,7 @@ def payment_charge_saved_card(
     except gateway.GatewayError as exc:
         _finish(claim, error=exc, status=Status.FAILED)
         raise PaymentRefused(exc.message) from exc
-    paid = _finish_paid(claim, state) if state.status == "succeeded" else None
+    paid = _finish_paid(claim, state)
     if paid:
         return paid
     error = gateway.CardDeclined("The saved card could not be charged.", code=state.status)

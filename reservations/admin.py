@@ -57,6 +57,7 @@ from payments import admin as payments_admin
 from payments.models import Payment
 from reservations.models import (
     BLOCKING_STATUSES,
+    EXTENSION_REFERENCE_SEPARATOR,
     PAYMENT_REFERENCE_PREFIX,
     Actor,
     IdempotencyKey,
@@ -101,9 +102,13 @@ def local_time(moment: datetime | None, lot: Lot, *, with_zone: bool = True) -> 
 
 
 def booking_payments(reservation: Reservation) -> list[Payment]:
-    return list(
-        Payment.objects.filter(reference=payment_reference(reservation)).order_by("kind", "pk")
-    )
+    """The reservation's payments: the booking's, its overstay's and its extensions'."""
+    reference = payment_reference(reservation)
+    extensions = Q(reference__startswith=reference + EXTENSION_REFERENCE_SEPARATOR)
+    return list(Payment.objects.filter(Q(reference=reference) | extensions).order_by("pk"))
+
+
+REFUNDABLE_KINDS = (Payment.Kind.BOOKING, Payment.Kind.EXTENSION)
 
 
 def payment_summary(payments: list[Payment]) -> str:
@@ -387,8 +392,7 @@ class ReservationAdmin(AdminInputMixin, LotScopedAdminMixin, admin.ModelAdmin):
         if reservation.status == Status.PARKED:
             offered.append(("mark_left", "Mark left now"))
         if any(
-            p.kind == Payment.Kind.BOOKING and p.amount_net > 0
-            for p in booking_payments(reservation)
+            p.kind in REFUNDABLE_KINDS and p.amount_net > 0 for p in booking_payments(reservation)
         ):
             offered.append(("refund_part", "Refund…"))
         if reservation.settlement == Settlement.ATTENTION:
@@ -579,15 +583,13 @@ class ReservationAdmin(AdminInputMixin, LotScopedAdminMixin, admin.ModelAdmin):
             self.message_user(request, "Refund one reservation at a time.", messages.WARNING)
             return self._back(request, queryset)
         reservation = chosen[0]
-        payment = Payment.objects.filter(
-            reference=payment_reference(reservation), kind=Payment.Kind.BOOKING
-        ).first()
-        refundable = payment.amount_net if payment else 0
+        paid = [p for p in booking_payments(reservation) if p.kind in REFUNDABLE_KINDS]
+        refundable = sum(p.amount_net for p in paid)
         if refundable <= 0:
             self.message_user(
                 request,
                 f"{reservation.code}: nothing to refund; only money taken from the card can be "
-                f"refunded. {payment_summary([payment] if payment else [])}",
+                f"refunded. {payment_summary(paid)}",
                 messages.ERROR,
             )
             return self._back(request, queryset)
@@ -622,7 +624,7 @@ class ReservationAdmin(AdminInputMixin, LotScopedAdminMixin, admin.ModelAdmin):
             "title": f"Refund part of {reservation.code}",
             "opts": self.model._meta,
             "reservation": reservation,
-            "payment": payment,
+            "payments": paid,
             "refundable": admin_money(refundable, reservation.currency),
             "form": form,
             "action": "refund_part",

@@ -24,12 +24,17 @@ from config.fields import AwareDateTimeField, MoneyField
 from config.throttles import BookingThrottle
 from lots.authentication import GateKeyAuthentication, IsGate
 from lots.constants import VehicleType
-from payments.selectors import payments_for
 from reservations import metrics
-from reservations.models import Actor, Reservation, Status, payment_reference
+from reservations.models import (
+    Actor,
+    Reservation,
+    ReservationExtension,
+    Status,
+)
 from reservations.selectors import (
     Terms,
     lot_availability,
+    payments_by_reservation,
     reservation_for_gate,
     reservation_get_for_user,
     reservation_list_for_user,
@@ -41,6 +46,7 @@ from reservations.services import (
     reservation_complete,
     reservation_create,
     reservation_depart,
+    reservation_extend,
 )
 
 LOT_ID = OpenApiParameter("lot_id", str, OpenApiParameter.PATH, description="The lot's id.")
@@ -145,6 +151,9 @@ class SpotRefSerializer(serializers.Serializer):
 
 
 class PaymentSerializer(serializers.Serializer):
+    """The booking's payment; once extended, its extensions' added in (on hold
+    while any hold is open)."""
+
     status = serializers.CharField()
     client_secret = serializers.CharField(
         allow_null=True,
@@ -257,7 +266,7 @@ class ReservationSerializer(serializers.ModelSerializer):
     @extend_schema_field(PaymentSerializer(allow_null=True))
     def get_payment(self, reservation: Reservation) -> dict | None:
         payments = self.context.get("payments", {})
-        payment = payments.get(payment_reference(reservation))
+        payment = payments.get(reservation.pk)
         pending = reservation.status == Status.PENDING_PAYMENT
         if payment is None:
             if not (pending and settings.STRIPE_PUBLISHABLE_KEY):
@@ -290,11 +299,10 @@ _UNKNOWN = object()
 
 def reservation_data(reservation: Reservation, payment=_UNKNOWN) -> dict:
     """One reservation as the API shows it, with its payment (looked up unless given)."""
-    reference = payment_reference(reservation)
     if payment is _UNKNOWN:
-        payments = payments_for(references=[reference])
+        payments = payments_by_reservation([reservation])
     else:
-        payments = {reference: payment} if payment else {}
+        payments = {reservation.pk: payment} if payment else {}
     return ReservationSerializer(reservation, context={"payments": payments}).data
 
 
@@ -331,10 +339,9 @@ class ReservationListCreateApi(ListAPIView):
 
     def get_serializer(self, *args, **kwargs):
         if args and isinstance(args[0], list):
-            references = [payment_reference(r) for r in args[0]]
             kwargs["context"] = {
                 **self.get_serializer_context(),
-                "payments": payments_for(references=references),
+                "payments": payments_by_reservation(args[0]),
             }
         return super().get_serializer(*args, **kwargs)
 
@@ -438,6 +445,87 @@ class ReservationCompleteApi(APIView):
             reservation_id=reservation.pk, payment_method_id=data.validated_data["payment_token"]
         )
         return Response(reservation_data(confirmed))
+
+
+class ExtendSerializer(serializers.Serializer):
+    end = AwareDateTimeField(help_text="The new end, ISO 8601 with a UTC offset.")
+
+
+class ExtensionSerializer(serializers.Serializer):
+    number = serializers.IntegerField(help_text="1 for the booking's first extension, and so on.")
+    previous_end = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    price = MoneySerializer(help_text="What the extra time costs (the booked rate).")
+    charged_at_once = serializers.BooleanField(
+        help_text="The extra time was charged to the card at once (the new end lies beyond "
+        "a card hold's life) instead of held until the stay is settled."
+    )
+
+
+class ExtendedReservationSerializer(ReservationSerializer):
+    extension = ExtensionSerializer()
+
+    class Meta(ReservationSerializer.Meta):
+        fields = [*ReservationSerializer.Meta.fields, "extension"]
+
+
+def extension_data(extension: ReservationExtension) -> dict:
+    field = serializers.DateTimeField()
+    return {
+        "number": extension.number,
+        "previous_end": field.to_representation(extension.old_end),
+        "end": field.to_representation(extension.new_end),
+        "price": {"amount": extension.amount, "currency": extension.currency},
+        "charged_at_once": extension.charged_at_once,
+    }
+
+
+class ReservationExtendApi(APIView):
+    @extend_schema(
+        request=ExtendSerializer,
+        responses={200: ExtendedReservationSerializer},
+        parameters=[
+            RESERVATION_ID,
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                OpenApiParameter.HEADER,
+                description="Retry-safe: the same key returns (or finishes) the first extension.",
+            ),
+        ],
+        tags=["reservations"],
+        summary="Extend a booking: a later end in the same spot",
+        description="For a confirmed or parked booking whose end has not passed, while its "
+        "spot stays free until the new end. The extra time costs what the longer window "
+        "costs at the booked rate less the booked price (`extension.price`); it is held on "
+        "the card the booking was paid with, or charged at once when the new end lies "
+        "beyond a card hold's life. The answer is the reservation (new `end`, new total "
+        "`price`) with the `extension`. 400 for a naive, earlier or too long end; 409 "
+        "spot_taken_after (the spot is booked after the current end), extension_too_late "
+        "(the end has passed), payment_declined (the card refused: nothing changed, nothing "
+        "held), extension_in_progress, illegal_transition.",
+    )
+    def post(self, request, reservation_id: str):
+        data = ExtendSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        key = request.headers.get("Idempotency-Key") or None
+        if key is not None and not (1 <= len(key) <= 255):
+            raise InvalidInput(
+                "Idempotency-Key must be 1 to 255 characters.", code="invalid_idempotency_key"
+            )
+        reservation = reservation_get_for_user(user=request.user, code=reservation_id)
+        result = reservation_extend(
+            reservation_id=reservation.pk,
+            end=data.validated_data["end"],
+            actor_user=request.user,
+            idempotency_key=key,
+        )
+        body = reservation_data(result.reservation)
+        body["extension"] = extension_data(result.extension)
+        response = Response(body)
+        if result.replayed:
+            response["Idempotent-Replayed"] = "true"
+        return response
 
 
 # --- gate API (authenticated by a gate key, scoped to the gate's lot) ------------------

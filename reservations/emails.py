@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from config.errors import NotFound
 from config.qr import qr_code
-from reservations.models import Reservation, Status
+from reservations.models import Reservation, ReservationExtension, Status
 from reservations.selectors import reservation_terms
 
 # The QR code travels as an inline image, referred to from the HTML by Content-ID.
@@ -77,6 +77,17 @@ def send_reservation_displaced(*, reservation_id: int, reason: str) -> None:
     if reservation.status != Status.CANCELLED:
         return
     _send_text(reservation, "displaced", _context(reservation, reason=reason))
+
+
+def send_reservation_extended(*, reservation_id: int, extension_id: int) -> None:
+    """Confirm an extension: the new end, in the lot's time zone, and its price."""
+    reservation = _reservation(reservation_id)
+    extension = ReservationExtension.objects.filter(
+        pk=extension_id, reservation=reservation, state=ReservationExtension.State.APPLIED
+    ).first()
+    if extension is None:
+        return
+    _send_text(reservation, "extended", _context(reservation, extension=extension))
 
 
 def send_reservation_pass(*, reservation_id: int) -> None:

@@ -261,6 +261,78 @@ def payment_reference(reservation: Reservation) -> str:
     return f"{PAYMENT_REFERENCE_PREFIX}{reservation.code}"
 
 
+# An extension's payment: the reservation's reference and the extension's number.
+EXTENSION_REFERENCE_SEPARATOR = "/extension-"
+
+
+def extension_payment_reference(reservation: Reservation, number: int) -> str:
+    return f"{payment_reference(reservation)}{EXTENSION_REFERENCE_SEPARATOR}{number}"
+
+
+def reservation_code_of(reference: str) -> str | None:
+    """The reservation code in a payment reference (a booking's or an extension's)."""
+    if not reference.startswith(PAYMENT_REFERENCE_PREFIX):
+        return None
+    return reference.removeprefix(PAYMENT_REFERENCE_PREFIX).split(EXTENSION_REFERENCE_SEPARATOR)[0]
+
+
+class ReservationExtension(models.Model):
+    """More time bought for a reservation: its end moved from `old_end` to
+    `new_end` for `amount`, paid by a payment of its own (kind extension, under
+    extension_payment_reference) on the booking's saved card.
+
+    Created (pending) before the card is asked, so that a retried request with
+    the same Idempotency-Key resumes it and every payment of a reservation can
+    be found from its extensions; applied once paid and the end moved under the
+    reservation's lock; declined or refused otherwise (the payment released).
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Being paid"
+        APPLIED = "applied", "Applied"
+        DECLINED = "declined", "Card declined"
+        REFUSED = "refused", "Refused"
+
+    reservation = models.ForeignKey(
+        Reservation, on_delete=models.CASCADE, related_name="extensions"
+    )
+    number = models.PositiveIntegerField()
+    old_end = models.DateTimeField()
+    new_end = models.DateTimeField()
+    amount = models.PositiveIntegerField(help_text="What the extra time costs, in minor units.")
+    currency = models.CharField(max_length=3)
+    charged_at_once = models.BooleanField(default=False)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    error_code = models.CharField(max_length=64, blank=True)
+    idempotency_key = models.CharField(max_length=255, blank=True)
+    fingerprint = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["reservation", "number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["reservation", "number"], name="extension_number_unique"
+            ),
+            models.UniqueConstraint(
+                fields=["reservation", "idempotency_key"],
+                condition=~models.Q(idempotency_key=""),
+                name="extension_idempotency_key_unique",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(new_end__gt=models.F("old_end")), name="extension_moves_end_on"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reservation_id} extension {self.number} ({self.state})"
+
+    @property
+    def payment_reference(self) -> str:
+        return extension_payment_reference(self.reservation, self.number)
+
+
 class SweepRun(models.Model):
     """When each of the scheduler's sweeps last ran: the scheduler's heartbeat.
 

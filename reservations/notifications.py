@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 SEND_PASS = "reservations.tasks.send_reservation_pass"  # noqa: S105  (a task name)
 SEND_MOVED = "reservations.tasks.send_reservation_moved"
 SEND_DISPLACED = "reservations.tasks.send_reservation_displaced"
+SEND_EXTENDED = "reservations.tasks.send_reservation_extended"
 
 
 def _queue(task_name: str, **kwargs: object) -> None:
@@ -46,3 +47,8 @@ def moved_queue(*, reservation_id: int, moved_from: str, reason: str) -> None:
 def displaced_queue(*, reservation_id: int, reason: str) -> None:
     """A reservation cancelled because no spot was left for it, with a full refund."""
     _queue(SEND_DISPLACED, reservation_id=reservation_id, reason=reason)
+
+
+def extended_queue(*, reservation_id: int, extension_id: int) -> None:
+    """The new end and what the extra time costs, once an extension is applied."""
+    _queue(SEND_EXTENDED, reservation_id=reservation_id, extension_id=extension_id)

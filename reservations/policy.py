@@ -16,6 +16,10 @@ read them (through `terms`) to tell a driver before they commit.
                                    and from start + grace, the no-show charge whatever
                                    the policy (the driver would be a no-show by then)
     unpaid hold lapsed             nothing
+    extended before the end        the price of the longer window less the booked price
+                                   (the booked rate; each 24 h from the start capped), paid
+                                   like the booking: held, or charged at once when the new
+                                   end lies beyond a card hold's life
     still parked long past the end the booked price is captured before the card hold
     (exit never reported)          can lapse; the departure, when it comes, charges the
                                    overstay
@@ -116,6 +120,20 @@ def unreported_exit_capture_at(booking: Booking, *, after: timedelta) -> datetim
     """When a car still parked (the gate never reported its exit) has the booked
     price captured, well before a card hold (about 7 days) could lapse."""
     return booking.end + after
+
+
+def extension_charge(booking: Booking, new_end: datetime) -> int:
+    """What moving the end of a booking to `new_end` adds: the price of the longer
+    window at the booked rate, less the price of the booked one (never negative:
+    a window's price only grows with its end)."""
+    if new_end <= booking.end:
+        return 0
+    return max(booking.tariff.price(booking.start, new_end) - booking.price, 0)
+
+
+def extended(booking: Booking, new_end: datetime) -> Booking:
+    """The booking as it is once its end has moved."""
+    return Booking(start=booking.start, end=new_end, tariff=booking.tariff, grace=booking.grace)
 
 
 def charged_at_once(booking: Booking, paid_at: datetime, *, card_hold_max: timedelta) -> bool:

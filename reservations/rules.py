@@ -71,3 +71,26 @@ def validate_opening_hours(*, lot_pk: int, start: datetime, end: datetime) -> No
     schedule = lot_schedule(lot_pk=lot_pk)
     if schedule is not None and schedule.hours:
         check_opening_hours(schedule=schedule, start=start, end=end)
+
+
+def validate_extension(*, start: datetime, end: datetime, new_end: datetime) -> None:
+    """Raise InvalidInput (400) for a new end that cannot extend [start, end): naive,
+    not later than the current end, or making the booking longer than allowed."""
+    if new_end.tzinfo is None or new_end.utcoffset() is None:
+        raise InvalidInput(
+            "Give times with a UTC offset, e.g. 2026-05-01T09:00:00+02:00.",
+            code="naive_datetime",
+            field="end",
+        )
+    if new_end <= end:
+        raise InvalidInput(
+            "The new end must be later than the current end.",
+            code="end_not_later",
+            field="end",
+        )
+    if new_end - start > timedelta(days=settings.BOOKING_MAX_DAYS):
+        raise InvalidInput(
+            f"A booking lasts at most {settings.BOOKING_MAX_DAYS} days.",
+            code="window_too_long",
+            field="end",
+        )

@@ -26,7 +26,14 @@ from payments.models import Payment
 from payments.selectors import payments_for
 from reservations import hot_sql, policy
 from reservations.allocation import live_blocking_q, overlapping_q
-from reservations.models import Reservation, Status, normalize_code, payment_reference
+from reservations.models import (
+    Reservation,
+    ReservationExtension,
+    Status,
+    extension_payment_reference,
+    normalize_code,
+    payment_reference,
+)
 from reservations.rules import (
     OutsideOpeningHours,
     check_opening_hours,
@@ -342,6 +349,49 @@ def window_terms(
     )
 
 
+@dataclass(frozen=True)
+class ExtensionQuote:
+    """What extending a booking to `new_end` would cost, read before asking
+    (the extension itself checks everything again, under locks)."""
+
+    new_end: datetime
+    amount: int
+    new_total: int
+    currency: str
+    charged_at_once: bool
+    spot_free: bool
+    free_until: datetime | None  # when someone else's booking of the spot starts
+
+
+def reservation_extension_quote(
+    reservation: Reservation, *, new_end: datetime, now: datetime | None = None
+) -> ExtensionQuote:
+    now = now or timezone.now()
+    booking = booking_terms(reservation)
+    longer = policy.extended(booking, new_end)
+    following = hot_sql.next_blocking_start(
+        spot_pk=reservation.spot_id, after=reservation.end, other_than=reservation.pk, now=now
+    )
+    return ExtensionQuote(
+        new_end=new_end,
+        amount=policy.extension_charge(booking, new_end),
+        new_total=longer.price,
+        currency=reservation.currency,
+        charged_at_once=policy.charged_at_once(
+            longer, now, card_hold_max=timedelta(days=settings.CARD_HOLD_MAX_DAYS)
+        ),
+        spot_free=following is None or following >= new_end,
+        free_until=following,
+    )
+
+
+def reservation_extension_applied(reservation: Reservation, *, key: str) -> bool:
+    """Whether the request with this Idempotency-Key extended the reservation."""
+    return reservation.extensions.filter(
+        idempotency_key=key, state=ReservationExtension.State.APPLIED
+    ).exists()
+
+
 # --- the booking website's reads ----------------------------------------------------------
 
 
@@ -553,10 +603,71 @@ def _search_problem(exc: InvalidInput, lot: Lot) -> str:
 
 @dataclass(frozen=True)
 class ReservationRow:
-    """A driver's reservation with its payment (None before any was prepared)."""
+    """A driver's reservation with its payment (None before any was prepared):
+    the booking's, or with extensions, all of them added up (PaymentTotals)."""
 
     reservation: Reservation
-    payment: Payment | None
+    payment: Payment | PaymentTotals | None
+
+
+@dataclass(frozen=True)
+class PaymentTotals:
+    """A reservation's booking and extension payments, added up as a driver sees
+    them: what is on hold now, charged, refunded."""
+
+    status: str  # authorised while anything is on hold, else captured if anything was
+    amount_authorised: int
+    amount_captured: int
+    amount_refunded: int
+    currency: str
+    capture_mode: str  # the booking's
+
+    @property
+    def amount_net(self) -> int:
+        return self.amount_captured - self.amount_refunded
+
+    @classmethod
+    def of(cls, payments: list[Payment]) -> PaymentTotals:
+        statuses = {p.status for p in payments}
+        held = [p for p in payments if p.status == Payment.Status.AUTHORISED]
+        if held:
+            status = Payment.Status.AUTHORISED
+        elif Payment.Status.CAPTURED in statuses:
+            status = Payment.Status.CAPTURED
+        else:
+            status = payments[0].status
+        return cls(
+            status=status,
+            amount_authorised=sum(p.amount_authorised for p in (held or payments)),
+            amount_captured=sum(p.amount_captured for p in payments),
+            amount_refunded=sum(p.amount_refunded for p in payments),
+            currency=payments[0].currency,
+            capture_mode=payments[0].capture_mode,
+        )
+
+
+def payments_by_reservation(reservations: list[Reservation]) -> dict[int, Payment | PaymentTotals]:
+    """Each reservation's payment, with its extensions' added when it has any:
+    one query, and one more when some reservation was extended."""
+    booking = payments_for(references=[payment_reference(r) for r in reservations])
+    found = {
+        r.pk: booking[payment_reference(r)] for r in reservations if payment_reference(r) in booking
+    }
+    by_pk = {r.pk: r for r in reservations}
+    numbers = ReservationExtension.objects.filter(
+        reservation_id__in=list(found), state=ReservationExtension.State.APPLIED
+    ).values_list("reservation_id", "number")
+    references = {extension_payment_reference(by_pk[pk], number): pk for pk, number in numbers}
+    if not references:
+        return found
+    extra: dict[int, list[Payment]] = {}
+    for payment in Payment.objects.filter(
+        kind=Payment.Kind.EXTENSION, reference__in=list(references)
+    ).order_by("pk"):
+        extra.setdefault(references[payment.reference], []).append(payment)
+    for pk, payments in extra.items():
+        found[pk] = PaymentTotals.of([found[pk], *payments])
+    return found
 
 
 @dataclass(frozen=True)
@@ -587,10 +698,10 @@ def reservation_overview_for_user(
     past = list(past_qs[: past_limit + 1])
     past_total = len(past) if len(past) <= past_limit else past_qs.count()
     past = past[:past_limit]
-    payments = payments_for(references=[payment_reference(r) for r in (*upcoming, *past)])
+    payments = payments_by_reservation([*upcoming, *past])
     return ReservationOverview(
-        upcoming=[ReservationRow(r, payments.get(payment_reference(r))) for r in upcoming],
-        past=[ReservationRow(r, payments.get(payment_reference(r))) for r in past],
+        upcoming=[ReservationRow(r, payments.get(r.pk)) for r in upcoming],
+        past=[ReservationRow(r, payments.get(r.pk)) for r in past],
         past_total=past_total,
     )
 
@@ -599,5 +710,4 @@ def reservation_row_for_user(*, user, code: str) -> ReservationRow:
     """One of a driver's reservations by its code, with its payment (anyone
     else's is 'not found')."""
     reservation = reservation_get_for_user(user=user, code=code)
-    reference = payment_reference(reservation)
-    return ReservationRow(reservation, payments_for(references=[reference]).get(reference))
+    return ReservationRow(reservation, payments_by_reservation([reservation]).get(reservation.pk))

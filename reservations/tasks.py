@@ -68,3 +68,8 @@ def send_reservation_moved(*, reservation_id: int, moved_from: str, reason: str)
 @shared_task(**_MAIL_RETRY)
 def send_reservation_displaced(*, reservation_id: int, reason: str) -> None:
     emails.send_reservation_displaced(reservation_id=reservation_id, reason=reason)
+
+
+@shared_task(**_MAIL_RETRY)
+def send_reservation_extended(*, reservation_id: int, extension_id: int) -> None:
+    emails.send_reservation_extended(reservation_id=reservation_id, extension_id=extension_id)

@@ -1,6 +1,7 @@
 """Every write about reservations, by area:
 
 - booking.py      reserve a spot (reserveSpot) and pay for it (completeReservation)
+- extension.py    a later end for a confirmed or parked booking, paid on its card
 - transitions.py  the state machine's arrows: confirm, cancel, expire, arrive, depart, no-show
 - status.py       the one primitive every status write goes through (lock, check, apply, record)
 - placement.py    the best free spot for a window; moving a reservation to another spot
@@ -19,6 +20,10 @@ from reservations.services.booking import (
     reservation_complete,
     reservation_create,
     reservation_payment_setup,
+)
+from reservations.services.extension import (
+    ExtensionResult,
+    reservation_extend,
 )
 from reservations.services.placement import NoSpotAvailable
 from reservations.services.settlement import (
@@ -55,6 +60,7 @@ from reservations.services.transitions import (
 
 __all__ = [
     "BookingResult",
+    "ExtensionResult",
     "IllegalTransition",
     "NoSpotAvailable",
     "NoSpotToMoveTo",
@@ -76,6 +82,7 @@ __all__ = [
     "reservation_create",
     "reservation_depart",
     "reservation_expire",
+    "reservation_extend",
     "reservation_mark_no_show",
     "reservation_payment_setup",
     "reservation_refund",

@@ -21,14 +21,19 @@ from django.utils import timezone
 
 from config.errors import ApplicationError, NotFound
 from payments.models import Payment
-from payments.selectors import payment_for
 from payments.services import (
     PaymentInProgress,
     PaymentUnavailable,
     payment_charge_saved_card,
     payment_settle,
 )
-from reservations.models import Reservation, Settlement, payment_reference
+from reservations.models import (
+    Reservation,
+    ReservationExtension,
+    Settlement,
+    extension_payment_reference,
+    payment_reference,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +57,11 @@ def _retry_delay(attempts: int) -> timedelta:
 def reservation_settle(*, reservation_id: int, now: datetime | None = None) -> str:
     """Try once to settle a pending reservation; returns its settlement state.
 
-    The booking payment is brought to amount_due (captured, released or refunded
-    down to it) and an overstay is charged on the saved card, each idempotently,
-    so a retry redoes only what is left. Safe to run twice or at once.
+    The reservation's payments (the booking's and its extensions') together are
+    brought to amount_due: each keeps what it can of it in turn (captured,
+    released or refunded down to that; see reservation_payments) and an
+    overstay is charged on the saved card, each idempotently, so a retry redoes
+    only what is left. Safe to run twice or at once.
     """
     now = now or timezone.now()
     reservation = Reservation.objects.filter(pk=reservation_id).first()
@@ -75,13 +82,23 @@ def reservation_settle(*, reservation_id: int, now: datetime | None = None) -> s
 
     outcome = _Part(transient=[], permanent=[])
     reference = payment_reference(reservation)
-    booking = payment_for(reference=reference)
-    if booking is not None:
+    purse = reservation_payments(reservation)
+    owed_left = reservation.amount_due or 0
+    for payment, applies in purse:
+        # Each payment keeps what it can of what is still owed; the rest of it
+        # is released (a hold) or refunded (a charge made at once).
+        keep = min(owed_left, _capacity(payment)) if applies else 0
+        owed_left -= keep
         _attempt(
             outcome,
-            "booking",
-            lambda: payment_settle(reference=reference, amount=reservation.amount_due or 0),
+            payment.kind if payment.reference == reference else payment.reference,
+            lambda p=payment, keep=keep: payment_settle(
+                reference=p.reference, amount=keep, kind=p.kind
+            ),
         )
+    if owed_left and purse and not outcome.transient:
+        outcome.permanent.append(f"booking: {owed_left} owed, but not paid")
+    booking = next((p for p, _ in purse if p.kind == Payment.Kind.BOOKING), None)
     if reservation.overstay_amount:
         if booking is not None and booking.payment_method_id:
             _attempt(
@@ -111,6 +128,48 @@ def reservation_settle(*, reservation_id: int, now: datetime | None = None) -> s
         return Settlement.PENDING
     pending.update(settlement=Settlement.SETTLED, settled_at=now, settlement_error="")
     return Settlement.SETTLED
+
+
+def _capacity(payment: Payment) -> int:
+    """What a payment can keep: all of a hold, or what a charge took."""
+    if payment.operation:
+        return 0  # its state is about to change: settled on the next try
+    if payment.status == Payment.Status.AUTHORISED:
+        return payment.amount
+    if payment.status == Payment.Status.CAPTURED:
+        return payment.amount_captured
+    return 0
+
+
+def reservation_payments(reservation: Reservation) -> list[tuple[Payment, bool]]:
+    """Every payment made for the reservation's parking, the booking's and its
+    extensions', with whether it pays for time the reservation has (a refused
+    extension's does not), in the order what is owed is taken from them:
+    charges already made first (no capture needed, less to refund), then holds
+    in the order they were made, booking first; refused extensions' last."""
+    extensions = dict(reservation.extensions.values_list("number", "state"))
+    references = [payment_reference(reservation)] + [
+        extension_payment_reference(reservation, number) for number in sorted(extensions)
+    ]
+    applied = {payment_reference(reservation)} | {
+        extension_payment_reference(reservation, number)
+        for number, state in extensions.items()
+        if state == ReservationExtension.State.APPLIED
+    }
+    kinds = (Payment.Kind.BOOKING, Payment.Kind.EXTENSION)
+    found = {
+        p.reference: p for p in Payment.objects.filter(reference__in=references, kind__in=kinds)
+    }
+    purse = [(found[r], r in applied) for r in references if r in found]
+    order = {r: i for i, r in enumerate(references)}
+    return sorted(
+        purse,
+        key=lambda pair: (
+            not pair[1],
+            pair[0].status != Payment.Status.CAPTURED,
+            order[pair[0].reference],
+        ),
+    )
 
 
 def _attempt(outcome: _Part, part: str, call) -> None:

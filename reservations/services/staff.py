@@ -16,8 +16,9 @@ from parking.models import User
 from payments.models import Payment
 from payments.services import PaymentUnavailable, payment_refund
 from reservations import notifications
-from reservations.models import BLOCKING_STATUSES, Actor, Reservation, Status, payment_reference
+from reservations.models import BLOCKING_STATUSES, Actor, Reservation, Status
 from reservations.services.placement import MoveFailed, reservation_move_locked
+from reservations.services.settlement import reservation_payments
 from reservations.services.status import expire_locked, lock_reservation, record_event
 
 
@@ -170,9 +171,26 @@ def reservation_refund(
     data: dict = {"refund": amount, "currency": reservation.currency}
     if reason:
         data["reason"] = reason
+    # The booking's and its extensions' charges, newest first: a refund gives
+    # back the extra time before the booking itself.
+    kept = [p for p, applies in reversed(reservation_payments(reservation)) if p.amount_net > 0]
+    if not kept:
+        raise Conflict("Only captured money can be refunded.", code="payment_not_captured")
+    if amount > sum(p.amount_net for p in kept):
+        raise InvalidInput(
+            f"At most {sum(p.amount_net for p in kept)} can be refunded.",
+            code="refund_exceeds_captured",
+            field="amount",
+        )
     try:
         # Outside any transaction: it calls Stripe.
-        payment = payment_refund(reference=payment_reference(reservation), amount=amount)
+        left, payment = amount, None
+        for paid in kept:
+            part = min(left, paid.amount_net)
+            if part <= 0:
+                break
+            payment = payment_refund(reference=paid.reference, amount=part, kind=paid.kind)
+            left -= part
     except PaymentUnavailable:
         # Stripe did not answer: the retry job finishes the refund. Say so.
         _refund_record(reservation_id, actor, actor_user, at, {**data, "outcome": "pending"})

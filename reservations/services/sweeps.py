@@ -27,10 +27,10 @@ from reservations.models import (
     Reservation,
     Status,
     SweepRun,
-    payment_reference,
 )
 from reservations.selectors import booking_terms
 from reservations.services.placement import MoveFailed, claim_window, reservation_move_locked
+from reservations.services.settlement import reservation_payments
 from reservations.services.status import (
     displace_locked,
     expire_locked,
@@ -291,9 +291,13 @@ def unreported_exits_capture(*, now: datetime | None = None, limit: int = 200) -
         if policy.unreported_exit_capture_at(booking_terms(reservation), after=after) > now:
             continue
         try:
-            payment_settle(
-                reference=payment_reference(reservation), amount=reservation.price_amount
-            )
+            # The booked price is what the holds of the booking and of its
+            # extensions add up to: each is captured in full.
+            for payment, applies in reservation_payments(reservation):
+                if applies and payment.status == Payment.Status.AUTHORISED:
+                    payment_settle(
+                        reference=payment.reference, amount=payment.amount, kind=payment.kind
+                    )
         except (PaymentUnavailable, PaymentInProgress):
             continue  # the next sweep tries again
         except ApplicationError as exc:  # recorded on the payment; staff see the car

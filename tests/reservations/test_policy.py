@@ -113,3 +113,38 @@ def test_staying_longer_never_costs_less(b, minutes):
     assert policy.overstay_charge(b, later) <= policy.overstay_charge(
         b, later + timedelta(minutes=1)
     )
+
+
+def test_an_extension_costs_the_longer_windows_price_less_the_booked_one():
+    two_hours = booking(days=2 / 24)
+    assert policy.extension_charge(two_hours, two_hours.end + timedelta(hours=1)) == 300
+    # The daily maximum caps the longer window, not each extension on its own.
+    assert policy.extension_charge(two_hours, START + timedelta(hours=30)) == 2400 + 6 * 300 - 600
+    # Minutes inside an hour already started cost nothing more.
+    ninety = booking(days=1.5 / 24)
+    assert policy.extension_charge(ninety, START + timedelta(hours=2)) == 0
+    assert policy.extension_charge(ninety, ninety.end) == 0
+
+
+@given(
+    hours=st.integers(min_value=1, max_value=24 * 40),
+    first=st.integers(min_value=1, max_value=24 * 10 * 60),
+    second=st.integers(min_value=1, max_value=24 * 10 * 60),
+    hourly=st.integers(min_value=0, max_value=5000),
+    daily_max=st.integers(min_value=0, max_value=50000),
+)
+def test_extensions_in_steps_cost_what_one_booking_of_the_whole_window_would(
+    hours, first, second, hourly, daily_max
+):
+    tariff = policy.Tariff(hourly=hourly, daily_max=daily_max)
+    b = policy.Booking(
+        start=START, end=START + timedelta(hours=hours), tariff=tariff, grace=timedelta(0)
+    )
+    once = policy.extended(b, b.end + timedelta(minutes=first))
+    twice = policy.extended(once, once.end + timedelta(minutes=second))
+    step1 = policy.extension_charge(b, once.end)
+    step2 = policy.extension_charge(once, twice.end)
+    assert step1 >= 0
+    assert step2 >= 0
+    # Every cent of the longer window is paid exactly once, however it was reached.
+    assert b.price + step1 + step2 == twice.price

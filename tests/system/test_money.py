@@ -6,8 +6,10 @@ Outcomes: paid (some after a decline), arrived and left on time, early or late,
 a car whose exit the gate never reported, no-shows short and over 24 hours,
 cancellations before and after the start (and after the grace, before the
 sweep), unpaid holds that lapse, bookings charged at once because they end
-beyond a card hold's life; gate calls and payments repeated, and on PostgreSQL
-sent twice at once from two threads. The scheduler's sweeps run as the clock
+beyond a card hold's life; bookings extended once or twice before they start or
+while the car is parked (each extension a payment of its own, held or charged
+at once); gate calls, payments and extensions repeated, and on PostgreSQL sent
+twice at once from two threads. The scheduler's sweeps run as the clock
 moves on.
 
 Re-run with other dice: MONEY_SEED=<n> MONEY_BOOKINGS=<n per policy> make test
@@ -45,6 +47,7 @@ from reservations.services import (
     reservation_complete,
     reservation_create,
     reservation_depart,
+    reservation_extend,
     reservations_settle_pending,
     unreported_exits_capture,
 )
@@ -85,6 +88,8 @@ class Plan:
     twice_at_once: bool  # gate calls and payment sent twice (at once on PostgreSQL)
     moment: datetime | None = None  # of the arrival, departure or cancellation
     arrive_at: datetime | None = None
+    # Extensions: when each is asked for, and by how much it moves the end.
+    extensions: list[tuple[datetime, timedelta]] = field(default_factory=list)
     reservation: Reservation | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -127,6 +132,18 @@ def _plans(rng: random.Random, now: datetime, count: int) -> list[Plan]:
             # the no-show sweep has run.
             plan.moment = start + timedelta(seconds=rng.randrange(0, 2 * 3600))
         plan.moment = max(plan.moment, plan.arrive_at or plan.moment) if plan.moment else None
+        if outcome != "lapse" and rng.random() < 0.4:
+            # Before the start, or while parked; before the end, and before the
+            # departure or cancellation.
+            first = plan.arrive_at or now + timedelta(minutes=1)
+            last = min(plan.moment or plan.end, plan.end if plan.arrive_at else plan.start)
+            for _ in range(rng.choice((1, 1, 2))):
+                if last <= first:
+                    break
+                at = first + (last - first) * rng.uniform(0.05, 0.9)
+                more = timedelta(minutes=rng.choice((30, 45, 60, 150, 600, 26 * 60)))
+                plan.extensions.append((at, more))
+            plan.extensions.sort()
         plans.append(plan)
     return plans
 
@@ -259,13 +276,41 @@ def test_every_captured_cent_follows_one_rule(stripe, settings, late_policy):
     events.append((now + timedelta(minutes=16), 0, "sweep", None))  # holds lapse
     events.sort(key=lambda e: (e[0], e[1]))
 
+    for plan in plans:
+        for number, (at, more) in enumerate(plan.extensions):
+            events.append((at, 1, f"extend:{number}:{int(more.total_seconds())}", plan))
+    events.sort(key=lambda e: (e[0], e[1]))
+
     outcomes: Counter = Counter()
+    extensions: Counter = Counter()
     for moment, _, action, plan in events:
         with time_machine.travel(moment, tick=False):
             if action == "sweep":
                 _sweep()
                 continue
             r = plan.reservation
+            if action.startswith("extend"):
+                _, number, seconds = action.split(":")
+
+                # Both copies of a repeated request ask for the same end.
+                target = Reservation.objects.get(pk=r.pk).end + timedelta(seconds=int(seconds))
+                key = f"money-{plan.number}-extend-{number}"
+
+                def call(r=r, target=target, key=key):
+                    return reservation_extend(
+                        reservation_id=r.pk, end=target, idempotency_key=key
+                    ).reservation.end
+
+                answers = _twice(plan, call) if plan.twice_at_once else [_answer(call)]
+                plan.notes.append(f"{action}: {answers}")
+                codes = {getattr(a, "code", "extended") for a in answers}
+                extensions.update(codes)
+                # Refused only when the spot is booked after, or while a twin
+                # request (same key) is paying; a repeat gets the same answer.
+                assert codes <= {"extended", "spot_taken_after", "payment_in_progress"}, plan
+                ends = {a for a in answers if not isinstance(a, ApplicationError)}
+                assert len(ends) <= 1, plan
+                continue
             if action == "arrive":
 
                 def call(r=r, moment=moment):
@@ -308,16 +353,26 @@ def test_every_captured_cent_follows_one_rule(stripe, settings, late_policy):
         ), (plan, r.status)
         assert r.settlement == Settlement.SETTLED, (plan, r.settlement, r.settlement_error)
         expected = _expected(plan, r, late_policy)
-        payments = {p.kind: p for p in Payment.objects.filter(reference=payment_reference(r))}
+        # The booking's payment and its extensions' are one purse for parking.
+        payments = list(Payment.objects.filter(reference__startswith=payment_reference(r)))
+        by_kind: dict[str, list[Payment]] = {"booking": [], "overstay": []}
+        for payment in payments:
+            by_kind["overstay" if payment.kind == "overstay" else "booking"].append(payment)
         for kind, amount in expected.items():
-            payment = payments.get(kind)
-            kept = stripe.kept(payment.payment_intent_id) if payment else 0
+            found = by_kind[kind]
+            kept = sum(stripe.kept(p.payment_intent_id) for p in found if p.payment_intent_id)
             assert kept == amount, (plan, kind, kept, amount, r.status)
-            assert (payment.amount_net if payment else 0) == amount, (plan, kind)
+            assert sum(p.amount_net for p in found) == amount, (plan, kind)
             expected_total += amount
             kept_total += kept
+        # Captured minus refunded is what is due, every payment of it counted.
+        assert sum(p.amount_net for p in payments) == (r.amount_due or 0) + r.overstay_amount
+        # The reservation's price is its booking's and applied extensions' amounts.
+        applied = r.extensions.filter(state="applied")
+        assert r.price_amount == price(r.start, r.end)
+        assert r.end == (applied.last().new_end if applied else plan.end), plan
         # No authorisation is left open on a finished reservation.
-        for payment in payments.values():
+        for payment in payments:
             if payment.payment_intent_id:
                 status = intents[payment.payment_intent_id]["status"]
                 assert status in ("succeeded", "canceled"), (plan, payment.kind, status)
@@ -336,11 +391,12 @@ def test_every_captured_cent_follows_one_rule(stripe, settings, late_policy):
         Status.CANCELLED,
         Status.EXPIRED,
     }, outcomes
+    assert extensions["extended"] > 0, extensions
 
     report = StringIO()
     call_command("reconcile_payments", stdout=report)
     assert "differing 0" in report.getvalue(), report.getvalue()
     print(
-        f"\n{late_policy}: {len(plans)} bookings {dict(outcomes)}; "
+        f"\n{late_policy}: {len(plans)} bookings {dict(outcomes)}; extensions {dict(extensions)}; "
         f"kept {kept_total} = expected {expected_total}; seed {SEED}"
     )
