@@ -109,7 +109,11 @@ def test_near_me_lists_the_nearest_lot_first_then_address_search_and_lot_facts(
     check_accessibility(page, "near-me-results")
     screenshot(page, f"near-me-results-{kind}")
 
-    # An address instead: any case, no accents needed.
+    # An address instead: any case, no accents needed. On a phone the results come
+    # first and the search folds under "Change search".
+    change = page.locator("summary", has_text="Change search")
+    if not page.locator("details.search-again").evaluate("d => d.open"):
+        change.click()
     search = page.get_by_role("search", name="Find parking")
     search.get_by_label("Address or place").fill("versailles")
     search.get_by_role("button", name="Find a spot").click()
