@@ -121,7 +121,7 @@ def test_the_latest_possible_departure_is_named_when_the_spot_is_booked_later(cl
 
     local = later.astimezone(lot.tz)
     assert (
-        f"is booked by someone else from {local:%a %-d %b %Y, %H:%M}. "
+        f"is booked by someone else from {local:%a %-d %b %Y, %H:%M} {local.tzname()}. "
         "Choose a departure at or before then." in _text(answer)
     )
     fits = client.post(url, {"end": _local(paid, later), "quote": "1"})
