@@ -383,6 +383,9 @@ def _long_history(
         cursor.execute("SELECT setseed(%s)", [(rng.random() * 2) - 1])
         cursor.execute("SET maintenance_work_mem = '256MB'")
         cursor.execute("SET synchronous_commit = off")
+        # Inside a transaction (tests), deferred foreign-key checks still pending
+        # would forbid altering the table: run them now.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         rebuild = _drop_reservation_indexes(cursor)
         total = 0
         # Ten lots at a time: progress to watch, and no single huge transaction.
@@ -399,6 +402,7 @@ def _long_history(
                 },
             )
             total += cursor.rowcount
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         for statement in rebuild:  # indexes built once over all rows: much faster
             cursor.execute(statement)
     return total

@@ -154,11 +154,11 @@ def render(report: dict[str, Any]) -> str:
     for name, phase in report["phases"].items():
         cpu = phase.get("cpu", {})
         lines.append(
-            f"{name:<13}CPU: machine {cpu.get('machine_busy_pct', 0):.0f}% busy = "
+            f"{name:<14}CPU: machine {cpu.get('machine_busy_pct', 0):.0f}% busy = "
             + ", ".join(f"{label} {cpu.get(key + '_pct', 0):.0f}%" for label, key in _CPU_GROUPS)
         )
         lines.append(
-            f"{'':<13}CPU per request: "
+            f"{'':<14}CPU per request: "
             + ", ".join(
                 f"{label} {cpu.get(key + '_us_per_req', 0):.0f} µs"
                 for label, key in _CPU_GROUPS
@@ -170,13 +170,13 @@ def render(report: dict[str, Any]) -> str:
             if " " in kind and not kind.startswith(("hot", "spread")):
                 continue  # by tag and by status; tag+status only for bookings
             lines.append(
-                f"{'':<13}{kind:<12} {lat['requests']:>7} requests, p50 {lat['p50']:.1f} ms, "
+                f"{'':<14}{kind:<12} {lat['requests']:>7} requests, p50 {lat['p50']:.1f} ms, "
                 f"p95 {lat['p95']:.1f} ms, p99 {lat['p99']:.1f} ms"
             )
         pg = phase.get("pg_connections", {})
         if pg.get("samples"):
             lines.append(
-                f"{'':<13}PostgreSQL connections to the bench database: peak {pg['peak']}, "
+                f"{'':<14}PostgreSQL connections to the bench database: peak {pg['peak']}, "
                 f"mean {pg['mean']} (running a statement: peak {pg['active_peak']}, "
                 f"mean {pg['active_mean']}; {pg['samples']} samples)"
             )
@@ -189,7 +189,7 @@ def render(report: dict[str, Any]) -> str:
             "warning",
         ):
             if key in phase:
-                lines.append(f"{'':<13}{key.replace('_', ' ')}: {phase[key]}")
+                lines.append(f"{'':<14}{key.replace('_', ' ')}: {phase[key]}")
     moved = report.get("metrics")
     if moved:
         lines += [

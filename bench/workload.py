@@ -186,10 +186,13 @@ class BookingWorkload:
             end = start + timedelta(hours=rng.choice(_SHORT_HOURS))
             vehicle_type = rng.choice(VEHICLE_TYPES)
         self.ledger.kinds[kind] += 1
+        # The same draws in the same order for ParkSpot and the ceiling, so that a
+        # twin generator with the same seed asks the ceiling the same questions.
+        start_text, end_text, pick = iso(start, rng), iso(end, rng), rng.random()
         if self.ceiling_spots is not None:
             spots = self.ceiling_spots[(lot, vehicle_type)]
             body = json.dumps(
-                {"spot": rng.choice(spots), "start": iso(start, rng), "end": iso(end, rng)}
+                {"spot": spots[int(pick * len(spots))], "start": start_text, "end": end_text}
             ).encode()
             return Request(
                 "POST",
@@ -199,15 +202,10 @@ class BookingWorkload:
                 tag=kind,
             )
         body = json.dumps(
-            {
-                "lot_id": lot,
-                "vehicle_type": vehicle_type,
-                "start": iso(start, rng),
-                "end": iso(end, rng),
-            }
+            {"lot_id": lot, "vehicle_type": vehicle_type, "start": start_text, "end": end_text}
         ).encode()
         headers = [
-            ("Authorization", f"Bearer {self.tokens[rng.randrange(len(self.tokens))]}"),
+            ("Authorization", f"Bearer {self.tokens[int(pick * len(self.tokens))]}"),
             ("Content-Type", "application/json"),
         ]
         if self.idempotency_keys:
