@@ -1,13 +1,16 @@
 """Where one request's time goes, in-process (no HTTP, no gunicorn): cProfile.
 
     DATABASE_URL=postgres://…/parkspot_bench REDIS_URL=redis://…/15 \\
-    .venv/bin/python bench/profile_request.py [--n 2000] [--top 25] [PATH]
+    .venv/bin/python bench/profile_request.py [--n 2000] [--top 25] [--stock] [PATH]
 
 Runs Django's WSGI handler (every middleware, the view, the renderer) on the
 same request N times after one warm-up call, and prints the wall time per
 request and the functions it spent the most time in. Point it at a database a
 bench run left behind (`<name>_bench`) and at the bench's Redis database, and
 ask for a window of a seeded lot, so that the answer comes from the cache.
+
+--stock measures what a request cost before the lean path: django-csp's own
+middleware, and an Accept header that sends availability down DRF's path.
 """
 
 from __future__ import annotations
@@ -24,9 +27,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-def environ_for(path: str) -> dict:
+def environ_for(path: str, accept: str) -> dict:
     route, _, query = path.partition("?")
+    extra = {"HTTP_ACCEPT": accept} if accept else {}
     return {
+        **extra,
         "REQUEST_METHOD": "GET",
         "PATH_INFO": route,
         "QUERY_STRING": query,
@@ -49,6 +54,7 @@ def main() -> None:
     parser.add_argument("path", nargs="?", default="")
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--stock", action="store_true")
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ.setdefault("DJANGO_DEBUG", "0")
@@ -56,8 +62,18 @@ def main() -> None:
     from datetime import UTC, datetime, timedelta
     from urllib.parse import quote
 
+    import django
+    from django.conf import settings
     from django.core.wsgi import get_wsgi_application
 
+    django.setup()
+    accept = ""
+    if args.stock:
+        accept = "application/json; q=1"  # negotiated: DRF's path
+        settings.MIDDLEWARE = [
+            "csp.middleware.CSPMiddleware" if m == "config.csp.CSPMiddleware" else m
+            for m in settings.MIDDLEWARE
+        ]
     application = get_wsgi_application()
     path = args.path
     if not path:
@@ -76,7 +92,7 @@ def main() -> None:
         statuses.append(status)
 
     def call() -> bytes:
-        return b"".join(application(environ_for(path), start_response))
+        return b"".join(application(environ_for(path, accept), start_response))
 
     print(call()[:300].decode())  # warm-up; fills the cache
     began, cpu_began = time.perf_counter(), time.process_time()

@@ -133,3 +133,33 @@ def test_a_cached_answer_costs_one_query_and_one_cache_read(api, lot, monkeypatc
     assert answer.json()["free_spots"] == 3
     assert len(again.captured_queries) == 1  # the lot's version only
     assert counted.calls == ["get"]
+
+
+@pytest.mark.postgres
+def test_the_availability_query_is_planned_for_its_own_values_every_time(lot):
+    # A prepared statement gets a generic plan after five runs, which probes a
+    # spot's whole history: the query runs unprepared (hot_sql._planned_each_time).
+    from reservations import hot_sql
+
+    start = timezone.now() + timedelta(days=1)
+    for i in range(8):
+        hot_sql.availability(
+            lot_pk=lot.pk,
+            vehicle_type="car",
+            start=start + timedelta(minutes=i),
+            end=start + timedelta(hours=2),
+            now=timezone.now(),
+        )
+        hot_sql.lot_version(lot.slug)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT COUNT(*) FROM pg_prepared_statements WHERE statement LIKE %s",
+            ["%AS first_lapse%"],
+        )
+        assert cursor.fetchone()[0] == 0
+        cursor.execute(
+            "SELECT COUNT(*) FROM pg_prepared_statements WHERE statement LIKE %s",
+            ["%availability_version%"],
+        )
+        assert cursor.fetchone()[0] == 1  # the lot's version still is
+    assert connection.connection.prepare_threshold == 2  # and left as it was
