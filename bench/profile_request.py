@@ -55,12 +55,13 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--stock", action="store_true")
+    parser.add_argument("--unique", action="store_true", help="a new window each time: misses")
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ.setdefault("DJANGO_DEBUG", "0")
     os.environ.setdefault("LOG_LEVEL", "ERROR")
     from datetime import UTC, datetime, timedelta
-    from urllib.parse import quote
+    from urllib.parse import quote, unquote
 
     import django
     from django.conf import settings
@@ -87,12 +88,27 @@ def main() -> None:
             f"&start={quote(start.isoformat(), safe='')}&end={quote(end.isoformat(), safe='')}"
         )
     statuses: list[str] = []
+    calls = iter(range(10**9))
+
+    def next_path() -> str:
+        if not args.unique:
+            return path
+        # Shift the window by one more minute each call: never the same question.
+        from datetime import datetime as dt
+
+        route, _, query = path.partition("?")
+        parts = dict(p.split("=", 1) for p in query.split("&"))
+        shift = timedelta(minutes=next(calls))
+        for key in ("start", "end"):
+            moment = dt.fromisoformat(unquote(parts[key])) + shift
+            parts[key] = quote(moment.isoformat(), safe="")
+        return route + "?" + "&".join(f"{k}={v}" for k, v in parts.items())
 
     def start_response(status, headers, exc_info=None):
         statuses.append(status)
 
     def call() -> bytes:
-        return b"".join(application(environ_for(path, accept), start_response))
+        return b"".join(application(environ_for(next_path(), accept), start_response))
 
     print(call()[:300].decode())  # warm-up; fills the cache
     began, cpu_began = time.perf_counter(), time.process_time()
