@@ -17,6 +17,13 @@ def env_int(name: str, default: int) -> int:
     return int(raw) if raw else default
 
 
+def _non_negative(name: str, default: int) -> int:
+    value = env_int(name, default)
+    if value < 0:
+        raise SystemExit(f"{name} must be 0 or more, not {value}")
+    return value
+
+
 def _float(name: str, default: float) -> float:
     raw = os.environ.get(name, "").strip()
     return float(raw) if raw else default
@@ -49,12 +56,17 @@ class BenchConfig:
     spots_per_lot: int = 200
     event_spots: int = 60
     reservations_per_spot: int = 3
+    # Long history: one settled booking per spot per past day, for this many days
+    # (0: none), on the first `history_lots` lots (0: all of them).
+    history_days: int = 0
+    history_lots: int = 0
     users: int = 200
     # Workload.
     repeat_ratio: float = 0.7  # availability: share of requests drawn from popular windows
     hot_ratio: float = 0.2  # bookings: share aimed at the event lot, which sells out
     idempotency_keys: bool = True  # bookings send an Idempotency-Key
-    payments: bool = False  # pass the Stripe settings to the server
+    payments: bool = False  # a paid-bookings phase against localstripe
+    ceiling: bool = True  # measure the in-bench ceiling (bench/ceiling) beside each phase
     redis_db: int = 15  # Redis database of the bench server (flushed)
     seed: int = 20261125
 
@@ -88,11 +100,14 @@ class BenchConfig:
             spots_per_lot=env_int("BENCH_SPOTS_PER_LOT", 200),
             event_spots=env_int("BENCH_EVENT_SPOTS", 60),
             reservations_per_spot=env_int("BENCH_RESERVATIONS_PER_SPOT", 3),
+            history_days=_non_negative("BENCH_HISTORY_DAYS", 0),
+            history_lots=_non_negative("BENCH_HISTORY_LOTS", 0),
             users=env_int("BENCH_USERS", 200),
             repeat_ratio=_float("BENCH_REPEAT_RATIO", 0.7),
             hot_ratio=_float("BENCH_HOT_RATIO", 0.2),
             idempotency_keys=env_int("BENCH_IDEMPOTENCY_KEYS", 1) == 1,
             payments=env_int("BENCH_PAYMENTS", 0) == 1,
+            ceiling=env_int("BENCH_WITH_CEILING", 1) == 1,
             redis_db=env_int("BENCH_REDIS_DB", 15),
             seed=env_int("BENCH_SEED", 20261125),
         )

@@ -11,7 +11,7 @@ import os
 import random
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
 
@@ -82,9 +82,16 @@ def recreate(db: BenchDatabase) -> None:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db.name)))
 
 
-def use_bench_database(db: BenchDatabase, redis_url: str) -> None:
-    """Point this process's Django at the bench database (call before django.setup)."""
+def use_bench_database(db: BenchDatabase, redis_url: str, *, ceiling: bool = True) -> None:
+    """Point this process's Django at the bench database (call before django.setup).
+
+    With `ceiling`, the bench's ceiling app (bench/ceiling) is installed, so that
+    its table is migrated into the bench database (the server gets it too)."""
     os.environ["DATABASE_URL"] = db.url
+    if ceiling:
+        os.environ["BENCH_CEILING"] = "1"
+    else:
+        os.environ.pop("BENCH_CEILING", None)
     if redis_url:
         os.environ["REDIS_URL"] = redis_url
     else:
@@ -113,6 +120,10 @@ class Seeded:
     spots: int
     reservations: int
     seconds: float
+    # (lot slug, vehicle type) -> spot ids, for the ceiling's bookings.
+    spot_ids: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    history_rows: int = 0  # of `reservations`: the long history (BENCH_HISTORY_DAYS)
+    history_seconds: float = 0.0
 
 
 EVENT_SLUG = "bench-event"
@@ -126,6 +137,8 @@ def seed(
     reservations_per_spot: int,
     users: int,
     rng: random.Random,
+    history_days: int = 0,
+    history_lots: int = 0,
 ) -> Seeded:
     """Lots x spots of mixed types with rates, one small event lot, users with API
     tokens, and a booking history (non-overlapping confirmed/completed reservations) so that queries
@@ -214,7 +227,19 @@ def seed(
     for start in range(0, len(history), 5000):
         with transaction.atomic():
             Reservation.objects.bulk_create(history[start : start + 5000])
+    history_began = time.perf_counter()
+    long_history = 0
+    if history_days:
+        ordinary = [pk for pk, slug, _ in lot_rows if slug != EVENT_SLUG]
+        history_lot_pks = ordinary[:history_lots] if history_lots else ordinary
+        long_history = _long_history(history_lot_pks, history_days, user_pks, now=now, rng=rng)
+    history_seconds = time.perf_counter() - history_began
     _analyze()
+
+    slug_of = {pk: slug for pk, slug, _ in lot_rows}
+    spot_ids: dict[tuple[str, str], list[int]] = {}
+    for spot_pk, lot_pk, vehicle_type in spot_rows:
+        spot_ids.setdefault((slug_of[lot_pk], vehicle_type), []).append(spot_pk)
 
     return Seeded(
         lot_slugs=[slug for _, slug, _ in lot_rows if slug != EVENT_SLUG],
@@ -222,8 +247,11 @@ def seed(
         tokens=tokens,
         smoke_login=smoke_login,
         spots=len(spot_rows),
-        reservations=len(history),
+        reservations=len(history) + long_history,
         seconds=time.perf_counter() - began,
+        spot_ids=spot_ids,
+        history_rows=long_history,
+        history_seconds=history_seconds,
     )
 
 
@@ -294,6 +322,195 @@ def _history(
     return rows
 
 
+# --- long history (BENCH_HISTORY_DAYS) ---------------------------------------------------
+
+# One booking per spot per past day, settled as real history is: mostly completed,
+# some no-shows, cancellations and lapsed holds. Built by PostgreSQL itself
+# (INSERT ... SELECT over generate_series): a year for 100 lots x 200 spots is 7.3M
+# rows. Codes start with "0", which live codes never do (CODE_ALPHABET), so they
+# cannot collide with a booking made during the run.
+_HISTORY_SQL = """
+INSERT INTO reservations_reservation (
+    code, user_id, lot_id, spot_id, vehicle_type, vehicle_plate, start, "end",
+    occupied_until, status, price_amount, no_show_amount, hourly_amount, daily_max_amount,
+    amount_due, overstay_amount, settlement, settlement_attempts, settlement_error,
+    settled_at, currency, hold_expires_at, arrived_at, departed_at, created_at, updated_at)
+SELECT
+    '0' || substr(x.hex, 1, 3) || '-' || substr(x.hex, 4, 4),
+    x.user_id, x.lot_id, x.spot_id, x.vehicle_type, '', x.start, x.finish,
+    x.finish, x.status, x.price, x.price, x.hourly_amount, x.daily_max_amount,
+    CASE WHEN x.status IN ('completed', 'no_show') THEN x.price END, 0,
+    CASE WHEN x.status IN ('completed', 'no_show') THEN 'settled' ELSE '' END, 0, '',
+    CASE WHEN x.status IN ('completed', 'no_show') THEN x.finish END, x.currency,
+    CASE WHEN x.status = 'expired' THEN x.start - interval '1 day' + interval '15 minutes' END,
+    CASE WHEN x.status = 'completed' THEN x.start END,
+    CASE WHEN x.status = 'completed' THEN x.finish END,
+    x.start - interval '1 day', x.finish
+FROM (
+    SELECT y.*,
+        y.start + y.hours * interval '1 hour' AS finish,
+        LEAST(y.hourly_amount * y.hours, y.daily_max_amount) AS price,
+        CASE WHEN y.u < 0.80 THEN 'completed' WHEN y.u < 0.85 THEN 'no_show'
+             WHEN y.u < 0.95 THEN 'cancelled' ELSE 'expired' END AS status
+    FROM (
+        SELECT s.id AS spot_id, s.lot_id, s.vehicle_type, l.currency,
+            r.hourly_amount, r.daily_max_amount,
+            upper(lpad(to_hex(%(offset)s + row_number() OVER ()), 7, '0')) AS hex,
+            (%(users)s::bigint[])[1 + floor(random() * %(user_count)s)::int] AS user_id,
+            date_trunc('day', %(now)s::timestamptz) - (d.day + 2) * interval '1 day'
+                + floor(random() * 52) * interval '15 minutes' AS start,
+            1 + floor(random() * 10)::int AS hours,
+            random() AS u
+        FROM lots_spot s
+        JOIN lots_lot l ON l.id = s.lot_id
+        JOIN lots_rate r ON r.lot_id = s.lot_id AND r.vehicle_type = s.vehicle_type
+        CROSS JOIN generate_series(1, %(days)s) AS d(day)
+        WHERE s.lot_id = ANY(%(lots)s)
+    ) y
+) x
+"""
+
+
+def _long_history(
+    lot_pks: list[int], days: int, user_pks: list[int], *, now: datetime, rng: random.Random
+) -> int:
+    """Insert `days` of settled history on these lots; the number of rows."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return _long_history_python(lot_pks, days, user_pks, now=now, rng=rng)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT setseed(%s)", [(rng.random() * 2) - 1])
+        cursor.execute("SET maintenance_work_mem = '256MB'")
+        cursor.execute("SET synchronous_commit = off")
+        # Inside a transaction (tests), deferred foreign-key checks still pending
+        # would forbid altering the table: run them now.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        rebuild = _drop_reservation_indexes(cursor)
+        total = 0
+        # Ten lots at a time: progress to watch, and no single huge transaction.
+        for i in range(0, len(lot_pks), 10):
+            cursor.execute(
+                _HISTORY_SQL,
+                {
+                    "offset": total,
+                    "users": user_pks,
+                    "user_count": len(user_pks),
+                    "now": now,
+                    "days": days,
+                    "lots": lot_pks[i : i + 10],
+                },
+            )
+            total += cursor.rowcount
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        for statement in rebuild:  # indexes built once over all rows: much faster
+            cursor.execute(statement)
+    return total
+
+
+def _drop_reservation_indexes(cursor) -> list[str]:
+    """Drop the reservation table's indexes and exclusion constraint (not its
+    primary key or unique code) for a bulk load; the statements that re-create them."""
+    cursor.execute(
+        """
+        SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint
+        WHERE conrelid = 'reservations_reservation'::regclass AND contype = 'x'
+        """
+    )
+    constraints = cursor.fetchall()
+    cursor.execute(
+        """
+        SELECT i.indexname, i.indexdef FROM pg_indexes i
+        WHERE i.tablename = 'reservations_reservation'
+          AND NOT EXISTS (SELECT 1 FROM pg_constraint c
+                          WHERE c.conindid = (quote_ident(i.indexname))::regclass)
+        """
+    )
+    indexes = cursor.fetchall()
+    for name, _ in constraints:
+        cursor.execute(f'ALTER TABLE reservations_reservation DROP CONSTRAINT "{name}"')
+    for name, _ in indexes:
+        cursor.execute(f'DROP INDEX "{name}"')
+    return [defn for _, defn in indexes] + [
+        f'ALTER TABLE reservations_reservation ADD CONSTRAINT "{name}" {defn}'
+        for name, defn in constraints
+    ]
+
+
+def _long_history_python(
+    lot_pks: list[int], days: int, user_pks: list[int], *, now: datetime, rng: random.Random
+) -> int:
+    """SQLite: the same history, built in Python (slower; keep it small there)."""
+    from django.db import transaction
+
+    from lots.models import Lot, Rate, Spot
+    from reservations.models import Reservation
+
+    rates = {
+        (lot, vt): (h, d)
+        for lot, vt, h, d in Rate.objects.filter(lot_id__in=lot_pks).values_list(
+            "lot_id", "vehicle_type", "hourly_amount", "daily_max_amount"
+        )
+    }
+    currency = dict(Lot.objects.filter(pk__in=lot_pks).values_list("pk", "currency"))
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    total, batch = 0, []
+    spots = Spot.objects.filter(lot_id__in=lot_pks).values_list("pk", "lot_id", "vehicle_type")
+    for spot_pk, lot_pk, vehicle_type in spots:
+        hourly, daily_max = rates[(lot_pk, vehicle_type)]
+        for day in range(1, days + 1):
+            start = midnight - timedelta(days=day + 2) + timedelta(minutes=15 * rng.randrange(52))
+            hours = rng.randint(1, 10)
+            end = start + timedelta(hours=hours)
+            u = rng.random()
+            status = (
+                "completed"
+                if u < 0.80
+                else "no_show"
+                if u < 0.85
+                else "cancelled"
+                if u < 0.95
+                else "expired"
+            )
+            price = min(hourly * hours, daily_max)
+            settled = status in ("completed", "no_show")
+            total += 1
+            batch.append(
+                Reservation(
+                    code=f"0{total:07X}"[:4] + "-" + f"0{total:07X}"[4:],
+                    user_id=rng.choice(user_pks),
+                    lot_id=lot_pk,
+                    spot_id=spot_pk,
+                    vehicle_type=vehicle_type,
+                    start=start,
+                    end=end,
+                    occupied_until=end,
+                    status=status,
+                    price_amount=price,
+                    no_show_amount=price,
+                    hourly_amount=hourly,
+                    daily_max_amount=daily_max,
+                    amount_due=price if settled else None,
+                    settlement="settled" if settled else "",
+                    settled_at=end if settled else None,
+                    currency=currency[lot_pk],
+                    hold_expires_at=start - timedelta(hours=23, minutes=45)
+                    if status == "expired"
+                    else None,
+                    arrived_at=start if status == "completed" else None,
+                    departed_at=end if status == "completed" else None,
+                )
+            )
+            if len(batch) >= 5000:
+                with transaction.atomic():
+                    Reservation.objects.bulk_create(batch)
+                batch = []
+    if batch:
+        with transaction.atomic():
+            Reservation.objects.bulk_create(batch)
+    return total
+
+
 def describe_vendor() -> str:
     from django.db import connection
 
@@ -307,16 +524,20 @@ def describe_vendor() -> str:
 
 # --- checks after the load ------------------------------------------------------------
 
-# Two blocking reservations of one spot whose [start, occupied_until) overlap.
+# Blocking reservations whose [start, occupied_until) overlaps an earlier-starting
+# blocking reservation of the same spot (0 when no spot is booked twice). A window
+# over each spot's bookings in start order: O(n log n), where a self-join would
+# compare every pair of a spot's bookings (a year of history: billions of pairs).
 OVERLAP_SQL = """
-SELECT COUNT(*)
-FROM reservations_reservation a
-JOIN reservations_reservation b
-  ON a.spot_id = b.spot_id AND a.id < b.id
-WHERE a.status IN ('pending_payment', 'confirmed', 'parked', 'completed', 'no_show')
-  AND b.status IN ('pending_payment', 'confirmed', 'parked', 'completed', 'no_show')
-  AND a.start < b.occupied_until
-  AND b.start < a.occupied_until
+SELECT COUNT(*) FROM (
+    SELECT start, MAX(occupied_until) OVER (
+        PARTITION BY spot_id ORDER BY start, id
+        ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
+    ) AS earlier_until
+    FROM reservations_reservation
+    WHERE status IN ('pending_payment', 'confirmed', 'parked', 'completed', 'no_show')
+) t
+WHERE earlier_until > start
 """
 
 
@@ -332,7 +553,7 @@ class Booked:
 
 @dataclass(frozen=True)
 class CheckResult:
-    overlapping_pairs: int
+    overlapping: int
     reservations_total: int
     booked_201: int
     missing_codes: list[str]
@@ -343,7 +564,7 @@ class CheckResult:
     @property
     def ok(self) -> bool:
         return (
-            self.overlapping_pairs == 0
+            self.overlapping == 0
             and not self.missing_codes
             and not self.mismatched_codes
             and not self.duplicate_codes
@@ -380,7 +601,7 @@ def check(booked: list[Booked]) -> CheckResult:
         if (spot, start, end) != (by_code[code].spot, by_code[code].start, by_code[code].end)
     )
     return CheckResult(
-        overlapping_pairs=overlapping,
+        overlapping=overlapping,
         reservations_total=total,
         booked_201=len(booked),
         missing_codes=missing,

@@ -35,6 +35,9 @@ class Request:
     path: str
     body: bytes = b""
     headers: tuple[tuple[str, str], ...] = ()
+    # Not sent: what kind of request this is ("hot", "spread", "complete"...), so
+    # that the report can give each kind's latency apart.
+    tag: str = ""
 
     def encode(self, host: str) -> bytes:
         lines = [f"{self.method} {self.path} HTTP/1.1", f"Host: {host}"]
@@ -207,6 +210,8 @@ class PhaseResult:
     error_samples: list[str] = field(default_factory=list)
     connects: int = 0
     client_cpu_s: float = 0.0
+    # Latencies by (request tag, status), for requests that carry a tag.
+    tagged_ns: dict[tuple[str, int], list[int]] = field(default_factory=dict)
 
     @property
     def requests(self) -> int:
@@ -234,6 +239,7 @@ async def run_phase(
     host_header = f"{host}:{port}"
     latencies = result.latencies_ns
     statuses = result.statuses
+    tagged = result.tagged_ns
     perf = time.perf_counter_ns
     cpu_before = time.process_time()
     started = perf()
@@ -259,8 +265,11 @@ async def run_phase(
                     latencies.append(perf() - begun)
                     note_error(f"{request.method} {request.path}: {type(exc).__name__}: {exc}")
                     continue
-                latencies.append(perf() - begun)
+                took = perf() - begun
+                latencies.append(took)
                 statuses[response.status] += 1
+                if request.tag:
+                    tagged.setdefault((request.tag, response.status), []).append(took)
                 if response.status >= 500 or response.status in (400, 401, 403, 404, 429):
                     note_error(
                         f"{request.method} {request.path} -> {response.status}: "

@@ -13,20 +13,28 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from bench import database, loadgen, report, system
+from bench import database, loadgen, payments, report, system
 from bench import metrics as server_metrics
 from bench.config import VAR_DIR, BenchConfig, redact
+from bench.pgstat import ConnectionSampler
 from bench.server import HOST, Server, ServerConfig, free_port, server_env
 from bench.workload import (
     AvailabilityWorkload,
     BookingLedger,
     BookingWorkload,
+    PayingBookingWorkload,
     baseline_request,
     booked_from_answer,
     iso,
 )
 
 TARGETS = {"availability": 1000, "bookings": 300}
+# ParkSpot against the in-bench ceiling (issue #13): (ParkSpot phase, ceiling phase,
+# least ratio of req/s, greatest p99 in ms or None).
+AIMS = (
+    ("availability", "ceiling-read", 0.8, None),
+    ("bookings", "ceiling-book", 0.5, 150.0),
+)
 # Share of the machine used by processes other than ours that makes a phase suspect.
 OTHER_LOAD_WARN_PCT = 10.0
 
@@ -71,6 +79,7 @@ def main() -> int:
     rng = random.Random(cfg.seed)
     started = datetime.now(UTC)
 
+    machine = system.machine()  # load average as the run starts
     busy_before = system.busy_fraction()
     if busy_before * 100 >= OTHER_LOAD_WARN_PCT:
         log(f"warning: the machine is already {busy_before:.0%} busy before the bench starts")
@@ -79,7 +88,7 @@ def main() -> int:
     redis_url = bench_redis_url(cfg.redis_url, cfg.redis_db)
     log(f"bench database: {db.vendor} {redact(db.url)} (re-created)")
     database.recreate(db)
-    database.use_bench_database(db, redis_url)
+    database.use_bench_database(db, redis_url, ceiling=cfg.ceiling)
     log(f"migrated in {database.migrate():.1f} s; seeding ...")
     seeded = database.seed(
         lots=cfg.lots,
@@ -88,11 +97,13 @@ def main() -> int:
         reservations_per_spot=cfg.reservations_per_spot,
         users=cfg.users,
         rng=rng,
+        history_days=cfg.history_days,
+        history_lots=cfg.history_lots,
     )
     log(
         f"seeded {len(seeded.lot_slugs)} lots + 1 event lot, {seeded.spots} spots, "
-        f"{seeded.reservations} reservations, {len(seeded.tokens)} drivers "
-        f"in {seeded.seconds:.1f} s"
+        f"{seeded.reservations} reservations ({seeded.history_rows} of them long history, "
+        f"{seeded.history_seconds:.1f} s), {len(seeded.tokens)} drivers in {seeded.seconds:.1f} s"
     )
     db_version = database.describe_vendor()
     from django.db import connections
@@ -105,10 +116,24 @@ def main() -> int:
         threads=cfg.threads,
         port=cfg.port or free_port(),
     )
-    server = Server(server_cfg, server_env(db.url, redis_url, payments=cfg.payments))
+    stripe = payments.LocalStripe(webhook_port=server_cfg.port) if cfg.payments else None
+    server = Server(
+        server_cfg,
+        server_env(
+            db.url,
+            redis_url,
+            stripe=stripe.env() if stripe else None,
+            ceiling=cfg.ceiling,
+        ),
+    )
     outcome = Outcome()
-    log(f"starting {server_cfg.describe()}")
+    cards: dict[str, str] = {}
     try:
+        if stripe is not None:
+            log("payments on: starting localstripe and making each driver's card")
+            stripe.start()
+            cards = stripe.cards(seeded.tokens)
+        log(f"starting {server_cfg.describe()}")
         server.start()
         log("server healthy; smoke test through the real auth endpoints")
         outcome.smoke = asyncio.run(
@@ -116,40 +141,48 @@ def main() -> int:
         )
         before = server_metrics.scrape(HOST, server_cfg.port)
         booked_before = len(outcome.booked)
-        _run_phases(cfg, server, seeded, db, rng, outcome)
+        _run_phases(cfg, server, seeded, db, rng, outcome, cards)
         after = server_metrics.scrape(HOST, server_cfg.port)
         _check_metrics(outcome, before, after, booked=len(outcome.booked) - booked_before)
     finally:
         code = server.stop()
         log(f"gunicorn stopped (exit {code})")
+        if stripe is not None:
+            stripe.stop()
 
     _judge_phases(outcome)
+    comparisons = report.compare(outcome.phases, AIMS)
     if "bookings" in outcome.phases:
         _check_bookings(outcome)
 
     json_path = VAR_DIR / f"bench-{started.strftime('%Y%m%d-%H%M%S')}.json"
     full = {
         "started_at": started.isoformat(),
-        "machine": {**system.machine(), "busy_before_pct": round(busy_before * 100, 1)},
+        "machine": {**machine, "busy_before_pct": round(busy_before * 100, 1)},
         "database": {"vendor": db.vendor, "version": db_version, "name": db.name},
         "cache": f"Redis {redact(redis_url)} (django-redis)"
         if redis_url
         else "local memory (one per gunicorn worker process)",
         "server": server_cfg.describe(),
-        "payments": "Stripe settings passed through (BENCH_PAYMENTS=1)"
+        "payments": "on (BENCH_PAYMENTS=1): localstripe; the paid-bookings phase books, then "
+        "pays with `complete` and the driver's PaymentMethod id"
         if cfg.payments
-        else "off: no Stripe key, bookings skip the SetupIntent calls",
+        else "off: no Stripe settings (a booking makes no Stripe call either way)",
         "config": cfg.as_dict(),
         "seed": {
             "lots": len(seeded.lot_slugs),
             "event_lot_spots": cfg.event_spots,
             "spots": seeded.spots,
             "reservations": seeded.reservations,
+            "history_days": cfg.history_days,
+            "history_rows": seeded.history_rows,
+            "history_seconds": round(seeded.history_seconds, 1),
             "users": len(seeded.tokens),
             "seconds": round(seeded.seconds, 1),
         },
         "smoke": outcome.smoke,
         "phases": outcome.phases,
+        "comparisons": comparisons,
         "checks": outcome.checks,
         "metrics": outcome.metrics,
         "problems": outcome.problems,
@@ -168,66 +201,115 @@ def _run_phases(
     db: database.BenchDatabase,
     rng: random.Random,
     outcome: Outcome,
+    cards: dict[str, str],
 ) -> None:
-    pg_name = db.name if db.vendor == "postgresql" else ""
+    """The phases, in order; each ParkSpot phase right after its ceiling twin, so
+    that the two see the same machine (the same neighbours) as nearly as can be."""
+    pg = db if db.vendor == "postgresql" else None
     now = datetime.now(UTC)
-    if "baseline" in cfg.phases:
-        outcome.phases["baseline"] = _run(
-            "baseline",
-            server,
-            cfg.concurrency,
-            cfg.baseline_seconds,
-            min(1.0, cfg.warmup_seconds),
-            baseline_request,
-            expected=(200,),
-            database_name=pg_name,
+
+    def run(name: str, concurrency: int, seconds: float, warmup: float, factory, **kw):
+        outcome.phases[name] = _run(
+            name, server, concurrency, seconds, warmup, factory, db=pg, **kw
         )
-    if "availability" in cfg.phases:
-        avail = AvailabilityWorkload(
-            seeded.lot_slugs, repeat_ratio=cfg.repeat_ratio, rng=rng, now=now
+        return outcome.phases[name]
+
+    def availability(ceiling: bool) -> AvailabilityWorkload:
+        # The ceiling is asked the same questions: a twin generator with the same seed.
+        return AvailabilityWorkload(
+            seeded.lot_slugs,
+            repeat_ratio=cfg.repeat_ratio,
+            rng=random.Random(cfg.seed + 1),
+            now=now,
+            ceiling=ceiling,
         )
-        phase = _run(
-            "availability",
-            server,
-            cfg.availability_concurrency,
-            cfg.seconds,
-            cfg.warmup_seconds,
-            avail.request,
-            expected=(200,),
-            database_name=pg_name,
-        )
-        phase["mix"] = dict(avail.kinds)
-        phase["repeat_share_pct"] = avail.repeat_share_pct()
-        outcome.phases["availability"] = phase
-    if "bookings" in cfg.phases:
-        booking = BookingWorkload(
+
+    def bookings(ceiling: bool) -> BookingWorkload:
+        return BookingWorkload(
             seeded.lot_slugs,
             seeded.event_slug,
             seeded.tokens,
             hot_ratio=cfg.hot_ratio,
             idempotency_keys=cfg.idempotency_keys,
-            rng=rng,
+            rng=random.Random(cfg.seed + 2),
             now=now,
+            ceiling_spots=seeded.spot_ids if ceiling else None,
         )
-        ledger: BookingLedger = booking.ledger
-        phase = _run(
+
+    if "baseline" in cfg.phases:
+        run(
+            "baseline",
+            cfg.concurrency,
+            cfg.baseline_seconds,
+            min(1.0, cfg.warmup_seconds),
+            baseline_request,
+            expected=(200,),
+        )
+    if "availability" in cfg.phases:
+        conc = cfg.availability_concurrency
+        if cfg.ceiling:
+            run(
+                "ceiling-read",
+                conc,
+                cfg.seconds,
+                cfg.warmup_seconds,
+                availability(True).request,
+                expected=(200,),
+            )
+        avail = availability(False)
+        phase = run(
+            "availability", conc, cfg.seconds, cfg.warmup_seconds, avail.request, expected=(200,)
+        )
+        phase["mix"] = dict(avail.kinds)
+        phase["repeat_share_pct"] = avail.repeat_share_pct()
+    if "bookings" in cfg.phases:
+        conc = cfg.bookings_concurrency
+        if cfg.ceiling:
+            ceiling = bookings(True)
+            phase = run(
+                "ceiling-book",
+                conc,
+                cfg.seconds,
+                cfg.warmup_seconds,
+                ceiling.request,
+                expected=(201, 409),
+            )
+            phase["mix"] = dict(ceiling.ledger.kinds)
+        booking = bookings(False)
+        phase = run(
             "bookings",
-            server,
-            cfg.bookings_concurrency,
+            conc,
             cfg.seconds,
             cfg.warmup_seconds,
             booking.request,
             expected=(201, 409),
-            database_name=pg_name,
-            on_response=ledger.on_response,
+            on_response=booking.ledger.on_response,
         )
-        phase["mix"] = dict(ledger.kinds)
-        phase["conflict_codes"] = dict(ledger.conflict_codes)
-        outcome.phases["bookings"] = phase
-        outcome.booked += ledger.booked
-        odd = set(ledger.conflict_codes) - {"no_spot_available"}
-        if odd:
-            outcome.problems.append(f"bookings: unexpected 409 codes {sorted(odd)}")
+        _note_ledger(phase, booking.ledger, outcome)
+    if cfg.payments and "bookings" in cfg.phases:
+        paying = PayingBookingWorkload(bookings(False), cards)
+        # Other windows than the bookings phase's: a fresh random stream.
+        paying.bookings.rng = random.Random(cfg.seed + 3)
+        phase = run(
+            "paid-bookings",
+            cfg.bookings_concurrency,
+            cfg.seconds,
+            cfg.warmup_seconds,
+            paying.request,
+            expected=(200, 201, 409),
+            on_response=paying.on_response,
+        )
+        _note_ledger(phase, paying.ledger, outcome)
+        phase["paid"] = paying.ledger.paid
+
+
+def _note_ledger(phase: dict[str, Any], ledger: BookingLedger, outcome: Outcome) -> None:
+    phase["mix"] = dict(ledger.kinds)
+    phase["conflict_codes"] = dict(ledger.conflict_codes)
+    outcome.booked += ledger.booked
+    odd = set(ledger.conflict_codes) - {"no_spot_available"}
+    if odd:
+        outcome.problems.append(f"bookings: unexpected 409 codes {sorted(odd)}")
 
 
 def _run(
@@ -239,7 +321,7 @@ def _run(
     make_request: loadgen.RequestFactory,
     *,
     expected: tuple[int, ...],
-    database_name: str,
+    db: database.BenchDatabase | None,
     on_response: loadgen.ResponseHook | None = None,
 ) -> dict[str, Any]:
     """One phase: a warm-up whose numbers are dropped, then the measured run."""
@@ -261,12 +343,16 @@ def _run(
         log(f"{name}: warm-up {warmup_seconds:g} s at concurrency {concurrency}")
         run(f"{name}-warmup", warmup_seconds)
     log(f"{name}: {seconds:g} s at concurrency {concurrency}")
-    before = system.sample(server.pid, database_name)
-    result = run(name, seconds)
-    after = system.sample(server.pid, database_name)
+    database_name = db.name if db else ""
+    sampler = ConnectionSampler(db.url if db else "", database_name)
+    with sampler as connections:
+        before = system.sample(server.pid, database_name)
+        result = run(name, seconds)
+        after = system.sample(server.pid, database_name)
 
     summary = report.phase_summary(result, expected=expected)
     summary["cpu"] = system.cpu_breakdown(before, after, result.requests)
+    summary["pg_connections"] = connections.summary()
     lat = summary["latency_ms"]
     log(
         f"{name}: {summary['requests']} requests, {summary['req_per_s']:.0f} req/s, "
@@ -313,19 +399,21 @@ def _check_metrics(outcome: Outcome, before, after, *, booked: int) -> None:
         outcome.problems.append(
             f"/metrics counted {moved['bookings_made']} bookings made, the load saw {booked}"
         )
-    conflicts = outcome.phases.get("bookings", {}).get("conflict_codes", {})
+    seen = sum(
+        phase.get("conflict_codes", {}).get("no_spot_available", 0)
+        for phase in outcome.phases.values()
+    )
     refused = moved["bookings_refused"].get("no_spot_available", 0)
-    if refused != conflicts.get("no_spot_available", 0):
+    if refused != seen:
         outcome.problems.append(
-            f"/metrics counted {refused} no_spot_available, the load saw "
-            f"{conflicts.get('no_spot_available', 0)}"
+            f"/metrics counted {refused} no_spot_available, the load saw {seen}"
         )
 
 
 def _check_bookings(outcome: Outcome) -> None:
     result = database.check(outcome.booked)
     outcome.checks = {
-        "overlapping_pairs": result.overlapping_pairs,
+        "overlapping": result.overlapping,
         "reservations_total": result.reservations_total,
         "booked_201": result.booked_201,
         "missing_codes": result.missing_codes[:50],
@@ -334,8 +422,10 @@ def _check_bookings(outcome: Outcome) -> None:
         "seconds": round(result.seconds, 2),
     }
     problems = outcome.problems
-    if result.overlapping_pairs:
-        problems.append(f"DOUBLE BOOKING: {result.overlapping_pairs} overlapping pairs")
+    if result.overlapping:
+        problems.append(
+            f"DOUBLE BOOKING: {result.overlapping} reservations overlap another on their spot"
+        )
     if result.missing_codes:
         problems.append(f"{len(result.missing_codes)} bookings answered 201 but are missing")
     if result.mismatched_codes:

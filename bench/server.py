@@ -137,7 +137,17 @@ def metrics_dir() -> Path:
     return path
 
 
-def server_env(database_url: str, redis_url: str, *, payments: bool) -> dict[str, str]:
+def server_env(
+    database_url: str,
+    redis_url: str,
+    *,
+    stripe: dict[str, str] | None = None,
+    ceiling: bool = True,
+) -> dict[str, str]:
+    """The server's environment: ours, pointed at the bench database and cache.
+
+    `stripe`: the Stripe settings (localstripe's) when payments are on; without
+    them the server has none. `ceiling`: install the ceiling's app and URLs."""
     env = dict(os.environ)
     env.update(
         DATABASE_URL=database_url,
@@ -161,9 +171,14 @@ def server_env(database_url: str, redis_url: str, *, payments: bool) -> dict[str
         env["REDIS_URL"] = redis_url
     else:
         env.pop("REDIS_URL", None)
-    if not payments:
-        # Measure ParkSpot, not Stripe: without a key, a booking skips the
-        # SetupIntent calls and answers 201 with a payment still to set up.
-        for name in ("STRIPE_SECRET_KEY", "STRIPE_PUBLISHABLE_KEY", "STRIPE_API_BASE"):
-            env.pop(name, None)
+    # Never the developer's Stripe account: localstripe's settings, or none.
+    for name in ("STRIPE_SECRET_KEY", "STRIPE_PUBLISHABLE_KEY", "STRIPE_API_BASE"):
+        env.pop(name, None)
+    env.pop("STRIPE_WEBHOOK_SECRET", None)
+    env.pop("STRIPE_JS_URL", None)
+    env.update(stripe or {})
+    if ceiling:
+        env["BENCH_CEILING"] = "1"
+    else:
+        env.pop("BENCH_CEILING", None)
     return env

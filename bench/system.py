@@ -30,6 +30,7 @@ def machine() -> dict[str, object]:
     except OSError:
         pass
     return {
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "cpu_model": cpu_model,
         "cores": os.cpu_count(),
         "cores_usable": len(os.sched_getaffinity(0)),

@@ -33,6 +33,10 @@ _SHORT_HOURS = (1, 2, 2, 3, 4, 4, 8, 9, 24, 72)
 
 AVAILABILITY_PATH = "/api/v1/lots/{lot}/availability?vehicle_type={vt}&start={start}&end={end}"
 RESERVATIONS_PATH = "/api/v1/reservations"
+COMPLETE_PATH = "/api/v1/reservations/{code}/complete"
+# The ceiling (bench/ceiling): the same questions, asked of the least a DRF endpoint can do.
+CEILING_READ_PATH = "/bench-ceiling/lots/{lot}/rate?vehicle_type={vt}&start={start}&end={end}"
+CEILING_BOOK_PATH = "/bench-ceiling/bookings"
 
 
 def iso(moment: datetime, rng: random.Random) -> str:
@@ -50,9 +54,16 @@ def _next_hour(now: datetime) -> datetime:
 
 class AvailabilityWorkload:
     def __init__(
-        self, lot_slugs: list[str], *, repeat_ratio: float, rng: random.Random, now: datetime
+        self,
+        lot_slugs: list[str],
+        *,
+        repeat_ratio: float,
+        rng: random.Random,
+        now: datetime,
+        ceiling: bool = False,
     ) -> None:
         self.rng = rng
+        self.path = CEILING_READ_PATH if ceiling else AVAILABILITY_PATH
         self.lots = lot_slugs
         self.cum_weights = list(itertools.accumulate(popularity(len(lot_slugs))))
         self.repeat_ratio = repeat_ratio
@@ -76,25 +87,26 @@ class AvailabilityWorkload:
     def request(self, user: int) -> Request:
         rng = self.rng
         if rng.random() < self.repeat_ratio:
-            self.kinds["repeated"] += 1
+            kind = "repeated"
             lot = rng.choices(self.lots, cum_weights=self.cum_weights)[0]
             start, end = rng.choice(self.popular)
             vehicle_type = "car"
         else:
-            self.kinds["unique"] += 1
+            kind = "unique"
             lot = rng.choice(self.lots)
             start = self.now + timedelta(minutes=rng.randrange(30, 60 * 24 * 60))
             end = start + timedelta(minutes=rng.randrange(30, 60 * 24 * 3))
             vehicle_type = rng.choice(VEHICLE_TYPES)
+        self.kinds[kind] += 1
         self._asked += 1
         self._seen.add((lot, vehicle_type, start, end))
-        path = AVAILABILITY_PATH.format(
+        path = self.path.format(
             lot=lot,
             vt=vehicle_type,
             start=quote(iso(start, rng), safe=""),
             end=quote(iso(end, rng), safe=""),
         )
-        return Request("GET", path)
+        return Request("GET", path, tag=kind)
 
 
 def booked_from_answer(body: bytes) -> Booked:
@@ -115,6 +127,7 @@ class BookingLedger:
     booked: list[Booked] = field(default_factory=list)
     conflict_codes: Counter[str] = field(default_factory=Counter)
     kinds: Counter[str] = field(default_factory=Counter)
+    paid: int = 0  # `complete` calls answered 200 (payments on)
 
     def on_response(self, user: int, request: Request, response: Response) -> None:
         if response.status == 201:
@@ -138,8 +151,12 @@ class BookingWorkload:
         idempotency_keys: bool,
         rng: random.Random,
         now: datetime,
+        ceiling_spots: dict[tuple[str, str], list[int]] | None = None,
     ) -> None:
         self.rng = rng
+        # For the ceiling: the spot ids of each (lot, vehicle type); the ceiling
+        # books the spot it is given (one lock, one count, one insert).
+        self.ceiling_spots = ceiling_spots
         self.lots = lot_slugs
         self.cum_weights = list(itertools.accumulate(popularity(len(lot_slugs))))
         self.tokens = tokens
@@ -158,31 +175,78 @@ class BookingWorkload:
     def request(self, user: int) -> Request:
         rng = self.rng
         if rng.random() < self.hot_ratio:
-            self.ledger.kinds["hot"] += 1
+            kind = "hot"
             lot = self.event_slug
             start, end = rng.choice(self.hot_windows)
             vehicle_type = rng.choice(VEHICLE_TYPES)
         else:
-            self.ledger.kinds["spread"] += 1
+            kind = "spread"
             lot = rng.choices(self.lots, cum_weights=self.cum_weights)[0]
             start = _next_hour(self.now) + timedelta(minutes=15 * rng.randrange(0, 4 * 24 * 60))
             end = start + timedelta(hours=rng.choice(_SHORT_HOURS))
             vehicle_type = rng.choice(VEHICLE_TYPES)
+        self.ledger.kinds[kind] += 1
+        # The same draws in the same order for ParkSpot and the ceiling, so that a
+        # twin generator with the same seed asks the ceiling the same questions.
+        start_text, end_text, pick = iso(start, rng), iso(end, rng), rng.random()
+        if self.ceiling_spots is not None:
+            spots = self.ceiling_spots[(lot, vehicle_type)]
+            body = json.dumps(
+                {"spot": spots[int(pick * len(spots))], "start": start_text, "end": end_text}
+            ).encode()
+            return Request(
+                "POST",
+                CEILING_BOOK_PATH,
+                body=body,
+                headers=(("Content-Type", "application/json"),),
+                tag=kind,
+            )
         body = json.dumps(
-            {
-                "lot_id": lot,
-                "vehicle_type": vehicle_type,
-                "start": iso(start, rng),
-                "end": iso(end, rng),
-            }
+            {"lot_id": lot, "vehicle_type": vehicle_type, "start": start_text, "end": end_text}
         ).encode()
         headers = [
-            ("Authorization", f"Bearer {self.tokens[rng.randrange(len(self.tokens))]}"),
+            ("Authorization", f"Bearer {self.tokens[int(pick * len(self.tokens))]}"),
             ("Content-Type", "application/json"),
         ]
         if self.idempotency_keys:
             headers.append(("Idempotency-Key", uuid.uuid4().hex))
-        return Request("POST", RESERVATIONS_PATH, body=body, headers=tuple(headers))
+        return Request("POST", RESERVATIONS_PATH, body=body, headers=tuple(headers), tag=kind)
+
+
+class PayingBookingWorkload:
+    """Bookings with payments on: a virtual user whose booking was answered 201
+    pays for it next, as an API client does, with one `complete` call carrying
+    a PaymentMethod id (its driver's card, made in localstripe beforehand)."""
+
+    def __init__(self, bookings: BookingWorkload, cards: dict[str, str]) -> None:
+        self.bookings = bookings
+        self.cards = cards  # bearer token -> PaymentMethod id
+        self.ledger = bookings.ledger
+        self._to_pay: dict[int, tuple[str, str]] = {}  # user -> (token, reservation id)
+
+    def request(self, user: int) -> Request:
+        due = self._to_pay.pop(user, None)
+        if due is None:
+            return self.bookings.request(user)
+        token, code = due
+        self.ledger.kinds["complete"] += 1
+        return Request(
+            "POST",
+            COMPLETE_PATH.format(code=code),
+            body=json.dumps({"payment_token": self.cards[token]}).encode(),
+            headers=(("Authorization", f"Bearer {token}"), ("Content-Type", "application/json")),
+            tag="complete",
+        )
+
+    def on_response(self, user: int, request: Request, response: Response) -> None:
+        if request.tag == "complete":
+            if response.status == 200:
+                self.ledger.paid += 1
+            return
+        self.ledger.on_response(user, request, response)
+        if response.status == 201:
+            token = dict(request.headers)["Authorization"].removeprefix("Bearer ")
+            self._to_pay[user] = (token, json.loads(response.body)["id"])
 
 
 def baseline_request(user: int) -> Request:

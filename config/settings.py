@@ -236,7 +236,7 @@ from csp.constants import NONE, SELF  # noqa: E402
 INSTALLED_APPS += ["csp"]
 MIDDLEWARE.insert(
     MIDDLEWARE.index("whitenoise.middleware.WhiteNoiseMiddleware") + 1,
-    "csp.middleware.CSPMiddleware",  # after WhiteNoise: static files need no policy
+    "config.csp.CSPMiddleware",  # django-csp's; after WhiteNoise: static files need no policy
 )
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
@@ -526,3 +526,12 @@ SIGNUP_CONFIRM_HOURS = _int("SIGNUP_CONFIRM_HOURS", 72, minimum=1)
 # Password reset requests per client address (429 beyond it, whatever the
 # address asked about); the e-mails themselves count in THROTTLE_ACCOUNT_EMAIL_RATE.
 THROTTLE_PASSWORD_RESET_RATE = _rate("THROTTLE_PASSWORD_RESET_RATE", "20/hour")
+
+
+# --- The bench's ceiling (bench/ceiling) --------------------------------------------------
+# `make bench` sets BENCH_CEILING=1 in its own server's environment only: a minimal
+# DRF read and write beside ParkSpot's, as the yardstick its figures are divided by.
+# Off everywhere else: neither the app (its table) nor its URLs exist.
+BENCH_CEILING = env.bool("BENCH_CEILING", default=False)
+if BENCH_CEILING:
+    INSTALLED_APPS += ["bench.ceiling"]

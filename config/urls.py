@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
@@ -64,6 +65,9 @@ urlpatterns = [
     # The booking website, with sign-up, log-in and password reset (Django's auth views).
     path("", include("parking.urls")),
 ]
+
+if settings.BENCH_CEILING:  # the bench's yardstick (bench/ceiling), never in production
+    urlpatterns.insert(0, path("bench-ceiling/", include("bench.ceiling.urls")))
 
 handler400 = "config.views.bad_request"
 handler403 = "config.views.permission_denied"

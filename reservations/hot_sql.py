@@ -9,6 +9,8 @@ compare the two on the same data.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 from django.db import connection
@@ -38,13 +40,25 @@ _TAKEN = f"""
 # Rate, number of spots free for the whole window, and the first moments the
 # answer may stop being true without a booking: a hold counted as taken lapses,
 # or a parked car reaches its end and, if it stays, holds its spot from then on.
-# Parameters: lot, type, end, start, now, now, lot, type, now, end, start,
+# A spot is taken as _TAKEN says, split in two so that each half has an index
+# that answers it whatever the history: a booking still to end after the
+# window's start (reservation_spot_until: a spot's past bookings are never
+# visited, where "start < end of window" matched all of them), or a car parked
+# beyond its end (reservation_parked_end: only cars overstaying now).
+# Parameters: lot, type, start, end, now, now, end, lot, type, now, end, start,
 # lot, type, now, lot, type.
 AVAILABILITY = f"""
 SELECT r.hourly_amount, r.daily_max_amount,
   (SELECT COUNT(*) FROM lots_spot s
     WHERE s.lot_id = %s AND s.vehicle_type = %s AND s.is_active
-      AND NOT EXISTS ({_TAKEN})) AS free,
+      AND NOT EXISTS (
+        SELECT 1 FROM reservations_reservation x
+        WHERE x.spot_id = s.id AND x.status IN ({_BLOCKING})
+          AND x.occupied_until > %s AND x.start < %s
+          AND NOT (x.status = {_PENDING} AND x.hold_expires_at <= %s))
+      AND s.id NOT IN (
+        SELECT x.spot_id FROM reservations_reservation x
+        WHERE x.status = {_PARKED} AND x."end" <= %s AND x.start < %s)) AS free,
   (SELECT MIN(x.hold_expires_at) FROM reservations_reservation x
     WHERE x.lot_id = %s AND x.vehicle_type = %s AND x.status = {_PENDING}
       AND x.hold_expires_at > %s AND x.start < %s AND x.occupied_until > %s) AS first_lapse,
@@ -82,6 +96,27 @@ def lot_version(slug: str) -> tuple[int, int, str] | None:
         return cursor.fetchone()
 
 
+@contextmanager
+def _planned_each_time() -> Iterator[None]:
+    """Run the statement inside unprepared: planned for its own values.
+
+    Prepared, PostgreSQL switches to a generic plan after five runs, and without
+    the window's values the generic plan probes a spot's bookings by spot alone:
+    with a year of history that visited 54,000 buffers an answer (40 ms) where the
+    plan for the values visits about 1,200 (reservation_spot_until). Planning
+    each time costs far less than that."""
+    raw = connection.connection if connection.vendor == "postgresql" else None
+    if raw is None or not hasattr(raw, "prepare_threshold"):
+        yield
+        return
+    threshold = raw.prepare_threshold
+    raw.prepare_threshold = None
+    try:
+        yield
+    finally:
+        raw.prepare_threshold = threshold
+
+
 def availability(
     *, lot_pk: int, vehicle_type: str, start: datetime, end: datetime, now: datetime
 ) -> tuple[int, int, int, datetime | None] | None:
@@ -90,12 +125,12 @@ def availability(
     booked (a hold lapses, a parked car starts to overstay)."""
     s, e, n = _db_time(start), _db_time(end), _db_time(now)
     params = [
-        *(lot_pk, vehicle_type, e, s, n, n),
+        *(lot_pk, vehicle_type, s, e, n, n, e),
         *(lot_pk, vehicle_type, n, e, s),
         *(lot_pk, vehicle_type, n),
         *(lot_pk, vehicle_type),
     ]
-    with connection.cursor() as cursor:
+    with connection.cursor() as cursor, _planned_each_time():
         cursor.execute(AVAILABILITY, params)
         row = cursor.fetchone()
     if row is None:

@@ -146,6 +146,31 @@ def test_the_api_carries_the_policy(client, api, driver_api, lot):
     assert policy(client.get("/healthz")) == BASE
 
 
+def test_the_availability_answer_carries_the_policy(api, lot):
+    start = timezone.now() + timedelta(days=1)
+    response = api.get(
+        f"/api/v1/lots/{lot.slug}/availability",
+        {
+            "vehicle_type": "car",
+            "start": start.isoformat(),
+            "end": (start + timedelta(hours=2)).isoformat(),
+        },
+    )
+    assert response.status_code == 200
+    assert policy(response) == BASE
+
+
+def test_a_changed_policy_is_sent_from_the_next_response_on(client, settings):
+    # The policy is built once and kept (config.csp.CSPMiddleware): a new setting
+    # must not leave the old one in force.
+    assert policy(client.get("/healthz")) == BASE
+    settings.CONTENT_SECURITY_POLICY = {"DIRECTIVES": {**BASE, "img-src": ["'self'", "data:"]}}
+    assert policy(client.get("/healthz"))["img-src"] == ["'self'", "data:"]
+    settings.CONTENT_SECURITY_POLICY_REPORT_ONLY = {"DIRECTIVES": {"default-src": ["'self'"]}}
+    response = client.get("/healthz")
+    assert response.headers["Content-Security-Policy-Report-Only"] == "default-src 'self'"
+
+
 def test_the_api_docs_run_their_inline_code_by_nonce(client):
     response = client.get("/api/v1/docs/")
 

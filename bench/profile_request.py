@@ -1,0 +1,138 @@
+"""Where one request's time goes, in-process (no HTTP, no gunicorn): cProfile.
+
+    DATABASE_URL=postgres://…/parkspot_bench REDIS_URL=redis://…/15 \\
+    .venv/bin/python bench/profile_request.py [--n 2000] [--top 25] [--stock] [PATH]
+
+Runs Django's WSGI handler (every middleware, the view, the renderer) on the
+same request N times after one warm-up call, and prints the wall time per
+request and the functions it spent the most time in. Point it at a database a
+bench run left behind (`<name>_bench`) and at the bench's Redis database, and
+ask for a window of a seeded lot, so that the answer comes from the cache.
+
+--stock measures what a request cost before the lean path: django-csp's own
+middleware, and an Accept header that sends availability down DRF's path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import os
+import pstats
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def environ_for(path: str, accept: str) -> dict:
+    route, _, query = path.partition("?")
+    extra = {"HTTP_ACCEPT": accept} if accept else {}
+    return {
+        **extra,
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": route,
+        "QUERY_STRING": query,
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_HOST": "127.0.0.1:8000",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(b""),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("path", nargs="?", default="")
+    parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--stock", action="store_true")
+    parser.add_argument("--unique", action="store_true", help="a new window each time: misses")
+    args = parser.parse_args()
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ.setdefault("DJANGO_DEBUG", "0")
+    os.environ.setdefault("LOG_LEVEL", "ERROR")
+    from datetime import UTC, datetime, timedelta
+    from urllib.parse import quote, unquote
+
+    import django
+    from django.conf import settings
+    from django.core.wsgi import get_wsgi_application
+
+    django.setup()
+    accept = ""
+    if args.stock:
+        accept = "application/json; q=1"  # negotiated: DRF's path
+        settings.MIDDLEWARE = [
+            "csp.middleware.CSPMiddleware" if m == "config.csp.CSPMiddleware" else m
+            for m in settings.MIDDLEWARE
+        ]
+    application = get_wsgi_application()
+    path = args.path
+    if not path:
+        from lots.models import Lot
+
+        slug = Lot.objects.order_by("slug").values_list("slug", flat=True).first()
+        start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=3)
+        end = start + timedelta(hours=2)
+        path = (
+            f"/api/v1/lots/{slug}/availability?vehicle_type=car"
+            f"&start={quote(start.isoformat(), safe='')}&end={quote(end.isoformat(), safe='')}"
+        )
+    statuses: list[str] = []
+    calls = iter(range(10**9))
+
+    def next_path() -> str:
+        if not args.unique:
+            return path
+        # Shift the window by one more minute each call: never the same question.
+        from datetime import datetime as dt
+
+        route, _, query = path.partition("?")
+        parts = dict(p.split("=", 1) for p in query.split("&"))
+        shift = timedelta(minutes=next(calls))
+        for key in ("start", "end"):
+            moment = dt.fromisoformat(unquote(parts[key])) + shift
+            parts[key] = quote(moment.isoformat(), safe="")
+        return route + "?" + "&".join(f"{k}={v}" for k, v in parts.items())
+
+    def start_response(status, headers, exc_info=None):
+        statuses.append(status)
+
+    def call() -> bytes:
+        return b"".join(application(environ_for(next_path(), accept), start_response))
+
+    print(call()[:300].decode())  # warm-up; fills the cache
+    began, cpu_began = time.perf_counter(), time.process_time()
+    for _ in range(args.n):
+        call()
+    plain = (time.perf_counter() - began) / args.n
+    cpu = (time.process_time() - cpu_began) / args.n
+    # CPU time, not wall time: on a shared machine, waits and neighbours would
+    # otherwise fill the profile.
+    profiler = cProfile.Profile(time.process_time)
+    profiler.enable()
+    for _ in range(args.n):
+        call()
+    profiler.disable()
+    print(
+        f"{path}\nstatuses {sorted(set(statuses))}; unprofiled: {cpu * 1e6:.0f} µs of CPU "
+        f"({plain * 1e6:.0f} µs wall) per request; profile below in CPU seconds for {args.n}"
+    )
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("cumulative").print_stats(args.top)
+    stats.sort_stats("tottime").print_stats(args.top)
+    print(out.getvalue())
+
+
+if __name__ == "__main__":
+    main()

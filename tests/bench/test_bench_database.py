@@ -1,0 +1,73 @@
+"""The bench database's own SQL: the long history it seeds and the overlap check."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from bench import database
+from reservations.models import BLOCKING_STATUSES, Reservation, Status
+from tests.factories import UserFactory
+from tests.reservations.helpers import book
+
+pytestmark = pytest.mark.django_db
+
+
+def _overlaps() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(database.OVERLAP_SQL)
+        return cursor.fetchone()[0]
+
+
+def _reservation_indexes() -> set[str]:
+    """Names of the table's indexes and constraints."""
+    with connection.cursor() as cursor:
+        return set(connection.introspection.get_constraints(cursor, "reservations_reservation"))
+
+
+def test_the_overlap_check_finds_a_spot_booked_twice(lot, driver):
+    start = timezone.now() + timedelta(days=1)
+    first = book(driver, lot, start=start)
+    assert _overlaps() == 0
+    if connection.vendor == "postgresql":
+        # The exclusion constraint would refuse the double booking the check must see
+        # (dropped inside the test's transaction, so rolled back with it).
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # the booking's pending FK checks
+            cursor.execute(
+                "ALTER TABLE reservations_reservation DROP CONSTRAINT reservation_no_overlap"
+            )
+    twin = Reservation.objects.get(pk=first.pk)
+    twin.pk, twin.code = None, "ZZZZ-ZZZZ"
+    twin.start = start + timedelta(hours=1)  # overlaps the second hour
+    twin.status = Status.CANCELLED
+    twin.save()
+    assert _overlaps() == 0  # a cancelled booking blocks nothing
+    Reservation.objects.filter(pk=twin.pk).update(status=Status.CONFIRMED)
+    assert _overlaps() == 1
+
+
+def test_long_history_is_one_settled_booking_per_spot_per_past_day(lot):
+    users = [UserFactory().pk for _ in range(3)]
+    now = timezone.now()
+    before = _reservation_indexes()
+    rows = database._long_history([lot.pk], 4, users, now=now, rng=random.Random(3))
+    assert rows == 3 * 4  # the lot's 3 spots, 4 days
+    history = list(Reservation.objects.filter(lot=lot))
+    assert len(history) == 12
+    assert {r.status for r in history} <= {"completed", "no_show", "cancelled", "expired"}
+    assert all(r.end < now - timedelta(days=2) for r in history)  # before the short history
+    assert all(r.code.startswith("0") and len(r.code) == 9 for r in history)  # never a live code
+    for r in history:
+        assert r.user_id in users
+        assert r.price_amount == min(250 * int((r.end - r.start).total_seconds() // 3600), 2000)
+    per_spot_day = {(r.spot_id, r.start.date()) for r in history}
+    assert len(per_spot_day) == 12
+    assert _overlaps() == 0
+    assert _reservation_indexes() == before  # the bulk load's indexes are back
+    blocking = [r for r in history if r.status in BLOCKING_STATUSES]
+    assert all(r.arrived_at == r.start for r in blocking if r.status == "completed")
