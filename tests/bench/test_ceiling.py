@@ -30,7 +30,7 @@ def test_asking_for_the_ceiling_by_default_is_a_plain_404(api):
 
 def test_bench_ceiling_1_installs_and_routes_it():
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
-    env.update(BENCH_CEILING="1", DJANGO_SETTINGS_MODULE="config.settings")
+    env.update(BENCH_CEILING="1", DJANGO_SETTINGS_MODULE="config.settings", LOG_LEVEL="WARNING")
     code = (
         "import django; django.setup();"
         "from django.conf import settings; from django.urls import resolve;"

@@ -123,7 +123,7 @@ def test_a_cached_answer_costs_one_query_and_one_cache_read(api, lot, monkeypatc
     counted = _CacheCalls(monkeypatch)
     with CaptureQueriesContext(connection) as first:
         assert api.get(_url(lot), params).status_code == 200
-    assert len(first.captured_queries) == 2  # the lot's version, then the count
+    assert len(first.captured_queries) == 3  # the lot's version, its opening hours, the count
     assert counted.calls == ["get", "set"]
 
     counted.calls.clear()
