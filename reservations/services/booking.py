@@ -194,13 +194,13 @@ def _book(
             currency=lot.currency,
             hold_expires_at=now + timedelta(minutes=settings.HOLD_TTL_MINUTES),
         )
-        placed = None
-        if connection.vendor == "postgresql":
-            placed = _book_in_one_statement(
-                reservation, user=user, key=key, fingerprint=fingerprint, now=now
-            )
-        if placed is None:
+        if connection.vendor != "postgresql":
             _check_limits(user=user, plate=plate, start=start, end=end, now=now)
+            _book_step_by_step(reservation, user=user, key=key, fingerprint=fingerprint, now=now)
+        elif not _book_in_one_statement(
+            reservation, user=user, key=key, fingerprint=fingerprint, now=now
+        ):
+            # Limits checked already, under the locks this transaction holds.
             _book_step_by_step(reservation, user=user, key=key, fingerprint=fingerprint, now=now)
         metrics.booking_made(vehicle_type=vehicle_type)  # once it commits
     return BookingResult(reservation=reservation, created=True)
@@ -208,8 +208,8 @@ def _book(
 
 def _book_in_one_statement(
     reservation: Reservation, *, user: User, key: str | None, fingerprint: str, now: datetime
-) -> Reservation | None:
-    """PostgreSQL: the whole booking in one statement (hot_sql.book). None when
+) -> bool:
+    """PostgreSQL: the whole booking in one statement (hot_sql.book). False when
     the spot it picked could not be taken as it stood (a lapsed hold in the
     way, or a booking committed since the statement began): then the caller
     books step by step, which deals with both."""
@@ -229,14 +229,14 @@ def _book_in_one_statement(
         raise NoSpotAvailable("No spot is free for that whole window.")
     if booked.reservation_pk is None:
         reservation.code = new_reservation_code()  # in case the clash was the code's
-        return None
+        return False
     if booked.key_taken:
         raise _KeyTaken  # undoes ours
     reservation.pk = booked.reservation_pk
     reservation.spot = Spot.from_db("default", hot_sql.SPOT_COLUMNS, booked.spot)
     reservation._state.adding = False
     reservation._state.db = "default"
-    return reservation
+    return True
 
 
 def _book_step_by_step(
