@@ -249,8 +249,11 @@ def booking_rate(
 ) -> tuple | None:
     """(hourly, daily max, *BOOKING_LOT_COLUMNS) of an active lot's rate, or None.
 
-    With `lock_for` (driver pk, plate), inside a transaction on PostgreSQL, the
-    same statement takes booking_locks' locks: one round trip for both."""
+    With `lock_for` (driver pk, plate), on PostgreSQL, the same statement
+    serialises, until the transaction ends, the bookings of that driver and of
+    that plate, so that their limits (unpaid holds, one place at a time) cannot
+    be passed by racing requests: transaction-scoped advisory locks. SQLite's
+    IMMEDIATE transactions serialise every write already."""
     if "\x00" in slug:
         return None
     locks, params = "", [slug, vehicle_type]
@@ -294,20 +297,6 @@ def overlapping_on_spot(
     with connection.cursor() as cursor:
         cursor.execute(_OVERLAPPING + lock, params)
         return [(pk, status, _py_time(held)) for pk, status, held in cursor.fetchall()]
-
-
-def booking_locks(*, user_pk: int, plate: str) -> None:
-    """Serialise, until the transaction ends, the bookings of one driver and of
-    one plate, so that their limits (unpaid holds, one place at a time) cannot
-    be passed by racing requests: transaction-scoped advisory locks, both in
-    one round trip, on PostgreSQL; SQLite's IMMEDIATE transactions serialise
-    every write already."""
-    if connection.vendor != "postgresql":
-        return
-    keys = _lock_keys(user_pk=user_pk, plate=plate)
-    locks = ", ".join("pg_advisory_xact_lock(hashtext(%s))" for _ in keys)
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {locks}", keys)
 
 
 _UNPAID_HOLDS = f"""
