@@ -1,4 +1,4 @@
-"""Hand-written SQL for the two hottest paths: availability and spot picking.
+"""Hand-written SQL for the two hottest paths: availability and booking.
 
 At 1,000 requests a second the ORM's cost of building a query (about half a
 millisecond of Python each, more for subquery expressions) is what decides, so
@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from django.db import connection
+from django.db import connection, models
 from django.utils.dateparse import parse_datetime
 
-from reservations.models import BLOCKING_STATUSES, Status
+from reservations.models import BLOCKING_STATUSES, Reservation, ReservationEvent, Status
 
 _BLOCKING = ", ".join(f"'{s}'" for s in BLOCKING_STATUSES)
 _PENDING = f"'{Status.PENDING_PAYMENT}'"
@@ -143,33 +144,104 @@ def availability(
 # Stand-in for "no booking on that side": far enough that any real gap is smaller.
 _HORIZON_DAYS = 400
 
-_NEIGHBOUR = f"""
-    FROM reservations_reservation x
-    WHERE x.spot_id = s.id AND x.status IN ({_BLOCKING})
-      AND NOT (x.status = {_PENDING} AND x.hold_expires_at <= %s)
-"""
+# How many bookings on each side of the window name the spots that best fit is
+# chosen from (see allocation.NEIGHBOURS).
+NEIGHBOURS = 8
 
-# Free spots for the window, best fit first (see allocation.best_fit_spots): the
-# smallest span between the previous booking's end and the next one's start.
-# Parameters: lot, type, end, start, now, now, [excluded ids…], then for the
-# span now, end, far end, now, start, far start.
-_PICK = """
-SELECT s.id, s.lot_id, s.public_id, s.label, s.vehicle_type, s.is_active
-FROM lots_spot s
-WHERE s.lot_id = %s AND s.vehicle_type = %s AND s.is_active
-  AND NOT EXISTS ({taken}) {exclude}
-ORDER BY {span}, s.label
-LIMIT 1 {lock}
-"""
-_NEXT_START = f"COALESCE((SELECT MIN(x.start) {_NEIGHBOUR} AND x.start >= %s), %s)"
-_PREVIOUS_END = (
-    f"COALESCE((SELECT MAX(x.occupied_until) {_NEIGHBOUR} AND x.occupied_until <= %s), %s)"
-)
+# Reservation x holds its spot now: a blocking state, minus lapsed holds.
+_LIVE = f"""x.status IN ({_BLOCKING})
+      AND NOT (x.status = {_PENDING} AND x.hold_expires_at <= %(now)s)"""
+
+# Spot s is free over the window (as _TAKEN says, written so that each part is
+# one index range: the bookings still running at the window's start, by
+# (spot, occupied_until), never the spot's history; and the lot's overstaying
+# cars, a handful, read once).
+_FREE = f"""NOT EXISTS (
+      SELECT 1 FROM reservations_reservation x
+      WHERE x.spot_id = s.id AND {_LIVE}
+        AND x.occupied_until > %(start)s AND x.start < %(end)s)
+  AND s.id NOT IN (
+      SELECT x.spot_id FROM reservations_reservation x
+      WHERE x.lot_id = %(lot)s AND x.vehicle_type = %(type)s AND x.status = {_PARKED}
+        AND x."end" <= %(now)s AND x.start < %(end)s)"""  # noqa: S608  (constants only)
+
+# The spots of the NEIGHBOURS bookings of the lot and type that end last before
+# the window starts, and of those that start first after it ends: two short
+# index ranges, whatever the lot's size or the length of its history.
+_NEIGHBOUR_SPOTS = f"""
+  SELECT spot_id FROM (
+    SELECT x.spot_id FROM reservations_reservation x
+    WHERE x.lot_id = %(lot)s AND x.vehicle_type = %(type)s AND {_LIVE}
+      AND x.occupied_until <= %(start)s
+    ORDER BY x.occupied_until DESC, x.id DESC LIMIT {NEIGHBOURS}) AS before_window
+  UNION
+  SELECT spot_id FROM (
+    SELECT x.spot_id FROM reservations_reservation x
+    WHERE x.lot_id = %(lot)s AND x.vehicle_type = %(type)s AND {_LIVE}
+      AND x.start >= %(end)s
+    ORDER BY x.start, x.id LIMIT {NEIGHBOURS}) AS after_window
+"""  # noqa: S608  (constants only)
+
+_NEXT_START = f"""COALESCE((SELECT MIN(x.start) FROM reservations_reservation x
+    WHERE x.spot_id = s.id AND {_LIVE} AND x.start >= %(end)s), %(far_end)s)"""  # noqa: S608
+_PREVIOUS_END = f"""COALESCE((SELECT MAX(x.occupied_until) FROM reservations_reservation x
+    WHERE x.spot_id = s.id AND {_LIVE} AND x.occupied_until <= %(start)s),
+  %(far_start)s)"""  # noqa: S608
+# next start - previous end = gap before + window + gap after: ordering by it
+# orders by the total gap, the window being the same for every spot.
 _SPAN = {
     "postgresql": f"({_NEXT_START} - {_PREVIOUS_END})",
     "sqlite": f"(julianday({_NEXT_START}) - julianday({_PREVIOUS_END}))",
 }
 SPOT_COLUMNS = ["id", "lot_id", "public_id", "label", "vehicle_type", "is_active"]
+_SPOT = ", ".join(f"s.{column}" for column in SPOT_COLUMNS)
+
+# Best fit (allocation.best_fit_spots): among the free spots next to the
+# neighbouring bookings, the one with the smallest span; else (no neighbour is
+# free) the first free spot by label. Both {lock}ed, past spots another booking
+# is locking: the answer is at most 2 × NEIGHBOURS spots and the first free one.
+_PICK_BEST = f"""
+SELECT {_SPOT} FROM lots_spot s
+WHERE s.id IN ({_NEIGHBOUR_SPOTS})
+  AND s.lot_id = %(lot)s AND s.vehicle_type = %(type)s AND s.is_active
+  AND {_FREE} {{exclude}} {{gate}}
+ORDER BY {{span}}, s.label
+LIMIT 1 {{lock}}
+"""  # noqa: S608  (constants only)
+_PICK_ANY = f"""
+SELECT {_SPOT} FROM lots_spot s
+WHERE s.lot_id = %(lot)s AND s.vehicle_type = %(type)s AND s.is_active
+  AND {_FREE} {{exclude}} {{gate}}
+ORDER BY s.label
+LIMIT 1 {{lock}}
+"""  # noqa: S608  (constants only)
+
+
+def _pick_params(
+    *, lot_pk: int, vehicle_type: str, start: datetime, end: datetime, now: datetime
+) -> dict:
+    horizon = timedelta(days=_HORIZON_DAYS)
+    return {
+        "lot": lot_pk,
+        "type": vehicle_type,
+        "start": _db_time(start),
+        "end": _db_time(end),
+        "now": _db_time(now),
+        "far_start": _db_time(start - horizon),
+        "far_end": _db_time(end + horizon),
+    }
+
+
+def _pick_sql(template: str, *, exclude: list[int], wait: bool, gate: str = "") -> str:
+    lock = ""
+    if connection.features.has_select_for_update:
+        lock = "FOR UPDATE OF s" if wait else "FOR UPDATE OF s SKIP LOCKED"
+    return template.format(
+        exclude=f"AND s.id NOT IN ({', '.join(str(int(pk)) for pk in exclude)})" if exclude else "",
+        gate=gate,
+        span=_SPAN["postgresql" if connection.vendor == "postgresql" else "sqlite"],
+        lock=lock,
+    )
 
 
 def pick_spot(
@@ -184,61 +256,64 @@ def pick_spot(
 ) -> tuple | None:
     """The best-fit free spot's row (SPOT_COLUMNS), locked on PostgreSQL: past
     spots another booking is locking, or, with `wait`, waiting for them."""
-    horizon = timedelta(days=_HORIZON_DAYS)
-    s, e, n = _db_time(start), _db_time(end), _db_time(now)
-    vendor = connection.vendor
-    lock = ""
-    if connection.features.has_select_for_update:
-        lock = "FOR UPDATE" if wait else "FOR UPDATE SKIP LOCKED"
-    sql = _PICK.format(
-        taken=_TAKEN,
-        exclude=f"AND s.id NOT IN ({', '.join(['%s'] * len(exclude))})" if exclude else "",
-        span=_SPAN["postgresql" if vendor == "postgresql" else "sqlite"],
-        lock=lock,
-    )
-    params = [
-        lot_pk,
-        vehicle_type,
-        e,
-        s,
-        n,
-        n,
-        *exclude,
-        n,
-        e,
-        _db_time(end + horizon),
-        n,
-        s,
-        _db_time(start - horizon),
-    ]
+    params = _pick_params(lot_pk=lot_pk, vehicle_type=vehicle_type, start=start, end=end, now=now)
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchone()
+        for template in (_PICK_BEST, _PICK_ANY):
+            cursor.execute(_pick_sql(template, exclude=exclude, wait=wait), params)
+            row = cursor.fetchone()
+            if row is not None:
+                return row
+    return None
 
 
 BOOKING_RATE = """
-SELECT r.hourly_amount, r.daily_max_amount, l.id, l.slug, l.name, l.timezone, l.currency,
-  l.no_show_grace_minutes
+SELECT {locks} r.hourly_amount, r.daily_max_amount, l.id, l.slug, l.name, l.timezone,
+  l.currency, l.no_show_grace_minutes
 FROM lots_rate r JOIN lots_lot l ON l.id = r.lot_id
 WHERE l.slug = %s AND l.is_active AND r.vehicle_type = %s
 """
 BOOKING_LOT_COLUMNS = ["id", "slug", "name", "timezone", "currency", "no_show_grace_minutes"]
 
 
-def booking_rate(*, slug: str, vehicle_type: str) -> tuple | None:
-    """(hourly, daily max, *BOOKING_LOT_COLUMNS) of an active lot's rate, or None."""
+def _lock_keys(*, user_pk: int, plate: str) -> list[str]:
+    return [f"driver:{user_pk}"] + ([f"plate:{plate}"] if plate else [])
+
+
+def booking_rate(
+    *, slug: str, vehicle_type: str, lock_for: tuple[int, str] | None = None
+) -> tuple | None:
+    """(hourly, daily max, *BOOKING_LOT_COLUMNS) of an active lot's rate, or None.
+
+    With `lock_for` (driver pk, plate), on PostgreSQL, the same statement
+    serialises, until the transaction ends, the bookings of that driver and of
+    that plate, so that their limits (unpaid holds, one place at a time) cannot
+    be passed by racing requests: transaction-scoped advisory locks. SQLite's
+    IMMEDIATE transactions serialise every write already."""
     if "\x00" in slug:
         return None
+    locks, params = "", [slug, vehicle_type]
+    if lock_for is not None and connection.vendor == "postgresql":
+        keys = _lock_keys(user_pk=lock_for[0], plate=lock_for[1])
+        locks = "".join("pg_advisory_xact_lock(hashtext(%s)), " for _ in keys)
+        params = [*keys, *params]
     with connection.cursor() as cursor:
-        cursor.execute(BOOKING_RATE, [slug, vehicle_type])
-        return cursor.fetchone()
+        cursor.execute(BOOKING_RATE.format(locks=locks), params)
+        row = cursor.fetchone()
+    return None if row is None else row[-8:]
 
 
-# Lapsed holds included: the caller expires those it meets.
+# Lapsed holds included: the caller expires those it meets. Each branch is one
+# index range (bookings still running at the window's start; the spot's
+# overstaying car), so the spot's history is never read.
 _OVERLAPPING = f"""
 SELECT x.id, x.status, x.hold_expires_at FROM reservations_reservation x
-WHERE x.spot_id = %s AND x.status IN ({_BLOCKING}) AND x.start < %s
-  AND (x.occupied_until > %s OR (x.status = {_PARKED} AND x."end" <= %s))
+WHERE x.spot_id = %(spot)s AND x.status IN ({_BLOCKING}) AND x.start < %(end)s
+  AND x.id IN (
+    SELECT y.id FROM reservations_reservation y
+    WHERE y.spot_id = %(spot)s AND y.status IN ({_BLOCKING}) AND y.occupied_until > %(start)s
+    UNION ALL
+    SELECT y.id FROM reservations_reservation y
+    WHERE y.spot_id = %(spot)s AND y.status = {_PARKED} AND y."end" <= %(now)s)
 """  # noqa: S608  (constants only)
 
 
@@ -247,37 +322,28 @@ def overlapping_on_spot(
 ) -> list[tuple]:
     """(id, status, hold expiry) of blocking reservations that hold the spot over
     the window (see _HOLDS), lapsed holds included; locked on PostgreSQL."""
-    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-    params = [spot_pk, _db_time(end), _db_time(start), _db_time(now)]
+    lock = " FOR UPDATE OF x" if connection.features.has_select_for_update else ""
+    params = {
+        "spot": spot_pk,
+        "start": _db_time(start),
+        "end": _db_time(end),
+        "now": _db_time(now),
+    }
     with connection.cursor() as cursor:
         cursor.execute(_OVERLAPPING + lock, params)
         return [(pk, status, _py_time(held)) for pk, status, held in cursor.fetchall()]
 
 
-def booking_locks(*, user_pk: int, plate: str) -> None:
-    """Serialise, until the transaction ends, the bookings of one driver and of
-    one plate, so that their limits (unpaid holds, one place at a time) cannot
-    be passed by racing requests: transaction-scoped advisory locks, both in
-    one round trip, on PostgreSQL; SQLite's IMMEDIATE transactions serialise
-    every write already."""
-    if connection.vendor != "postgresql":
-        return
-    keys = [f"driver:{user_pk}"] + ([f"plate:{plate}"] if plate else [])
-    locks = ", ".join("pg_advisory_xact_lock(hashtext(%s))" for _ in keys)
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {locks}", keys)
-
-
 _UNPAID_HOLDS = f"""
-SELECT COUNT(*) FROM reservations_reservation
-WHERE user_id = %s AND status = {_PENDING} AND hold_expires_at > %s
+SELECT COUNT(*) FROM reservations_reservation u
+WHERE u.user_id = %(user)s AND u.status = {_PENDING} AND u.hold_expires_at > %(now)s
 """  # noqa: S608  (constants only)
 
 
 def unpaid_holds(*, user_pk: int, now: datetime) -> int:
     """How many of the driver's bookings hold a spot unpaid right now."""
     with connection.cursor() as cursor:
-        cursor.execute(_UNPAID_HOLDS, [user_pk, _db_time(now)])
+        cursor.execute(_UNPAID_HOLDS, {"user": user_pk, "now": _db_time(now)})
         return cursor.fetchone()[0]
 
 
@@ -286,13 +352,16 @@ def unpaid_holds(*, user_pk: int, now: datetime) -> int:
 # or a missed exit would keep its driver from booking anywhere ever again.
 _PLATE_BUSY = f"""
 SELECT x.id FROM reservations_reservation x
-WHERE x.vehicle_plate = %s AND x.status IN ({_BLOCKING}) AND x.start < %s
-  AND (x.occupied_until > %s {{overstaying}})
-  AND NOT (x.status = {_PENDING} AND x.hold_expires_at <= %s)
+WHERE x.vehicle_plate = %(plate)s AND x.status IN ({_BLOCKING}) AND x.start < %(end)s
+  AND (x.occupied_until > %(start)s {{overstaying}})
+  AND NOT (x.status = {_PENDING} AND x.hold_expires_at <= %(now)s)
 LIMIT 1
 """  # noqa: S608  (constants only)
-_PLATE_BUSY_SOON = _PLATE_BUSY.format(overstaying=f'OR (x.status = {_PARKED} AND x."end" <= %s)')
-_PLATE_BUSY_LATER = _PLATE_BUSY.format(overstaying="")
+_OVERSTAYING = f'OR (x.status = {_PARKED} AND x."end" <= %(now)s)'
+
+
+def _plate_busy_sql(*, start: datetime, horizon: datetime) -> str:
+    return _PLATE_BUSY.format(overstaying=_OVERSTAYING if start < horizon else "")
 
 
 def plate_busy(
@@ -300,13 +369,9 @@ def plate_busy(
 ) -> bool:
     """Whether the vehicle already holds a spot, anywhere, over part of [start, end);
     a car parked past its end counts as there until `horizon`."""
-    n = _db_time(now)
-    if start < horizon:
-        sql, params = _PLATE_BUSY_SOON, [plate, _db_time(end), _db_time(start), n, n]
-    else:
-        sql, params = _PLATE_BUSY_LATER, [plate, _db_time(end), _db_time(start), n]
+    params = {"plate": plate, "start": _db_time(start), "end": _db_time(end), "now": _db_time(now)}
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(_plate_busy_sql(start=start, horizon=horizon), params)
         return cursor.fetchone() is not None
 
 
@@ -356,3 +421,145 @@ def idempotency_key_insert(
     with connection.cursor() as cursor:
         cursor.execute(_KEY_INSERT, [user_pk, key, fingerprint, reservation_pk, _db_time(now)])
         return cursor.rowcount == 1
+
+
+# --- a whole booking in one statement (PostgreSQL) ------------------------------------------
+
+# With the driver's and the plate's advisory locks already held (booking_rate),
+# one statement checks the limits, picks and locks the best-fit spot (past spots
+# other bookings are locking), inserts the reservation, its first event and its
+# Idempotency-Key, and bumps the lot's availability version. Its snapshot is
+# taken after the locks were granted, so racing requests of one driver or plate
+# cannot both pass a limit. The exclusion constraint stays the last word: a row
+# that would overlap is not inserted (ON CONFLICT DO NOTHING, no error, no
+# savepoint), and the caller falls back to placement's protocol, which expires
+# lapsed holds in the way and re-checks under the lock. Every part below is
+# the statement that the fallback (and SQLite) runs on its own.
+_BOOK = f"""
+WITH limits AS (
+  SELECT ({_UNPAID_HOLDS}) AS unpaid, {{plate_busy}} AS plate_busy
+), best AS MATERIALIZED ({{best}}
+), any_free AS MATERIALIZED ({{any_free}}
+), spot AS (
+  SELECT * FROM best UNION ALL SELECT * FROM any_free
+), booked AS (
+  INSERT INTO reservations_reservation ({{columns}}, spot_id)
+  SELECT {{values}}, spot.id FROM spot
+  ON CONFLICT DO NOTHING
+  RETURNING id
+), event AS (
+  INSERT INTO reservations_reservationevent ({{event_columns}}, reservation_id)
+  SELECT {{event_values}}, booked.id FROM booked
+){{key}}, version AS (
+  UPDATE lots_lot SET availability_version = availability_version + 1
+  WHERE id = %(lot)s AND EXISTS (SELECT 1 FROM booked)
+)
+SELECT limits.unpaid, limits.plate_busy, {_SPOT}, (SELECT id FROM booked), {{key_taken}}
+FROM limits LEFT JOIN spot s ON TRUE
+"""  # noqa: S608  (constants only; values are parameters)
+_WITHIN_LIMITS = "AND (SELECT unpaid < %(max_unpaid)s AND NOT plate_busy FROM limits)"
+_KEY = """, idempotency_key AS (
+  INSERT INTO reservations_idempotencykey (user_id, key, fingerprint, reservation_id, created_at)
+  SELECT %(user)s, %(key)s, %(fingerprint)s, booked.id, %(now)s FROM booked
+  ON CONFLICT (user_id, key) DO NOTHING
+  RETURNING 1
+)"""
+_AFTER_BEST = f"{_WITHIN_LIMITS} AND NOT EXISTS (SELECT 1 FROM best)"  # noqa: S608
+_KEY_TAKEN = "EXISTS (SELECT 1 FROM booked) AND NOT EXISTS (SELECT 1 FROM idempotency_key)"
+
+
+@dataclass(frozen=True)
+class Booked:
+    """What the one-statement booking did."""
+
+    unpaid_holds: int
+    plate_busy: bool
+    spot: tuple | None  # SPOT_COLUMNS of the spot picked (and locked), if any
+    reservation_pk: int | None  # None: not inserted (no spot, or the constraint refused it)
+    key_taken: bool  # the Idempotency-Key was taken by a twin request: undo ours
+
+
+def _insert_values(instance: models.Model, *, prefix: str, skip: str) -> tuple[str, str, dict]:
+    """Columns, placeholders and parameters to insert `instance` as the ORM
+    would (its defaults and auto_now fields included), but for its primary key
+    and the foreign key `skip`, which the statement fills in."""
+    fields = [
+        field
+        for field in instance._meta.concrete_fields
+        if not field.primary_key and field.attname != skip
+    ]
+    params = {
+        f"{prefix}{field.attname}": field.get_db_prep_save(
+            field.pre_save(instance, add=True), connection
+        )
+        for field in fields
+    }
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    values = ", ".join(f"%({prefix}{field.attname})s" for field in fields)
+    return columns, values, params
+
+
+def book(
+    *,
+    reservation: Reservation,
+    event: ReservationEvent,
+    max_unpaid: int,
+    plate_horizon: datetime,
+    key: str | None,
+    fingerprint: str,
+    now: datetime,
+) -> Booked:
+    """Run _BOOK for an unsaved `reservation` (spot to be picked) and its first
+    `event` (reservation to be set), inside the caller's transaction, after
+    booking_rate took the locks. PostgreSQL only."""
+    start, end = reservation.start, reservation.end
+    params = _pick_params(
+        lot_pk=reservation.lot_id,
+        vehicle_type=reservation.vehicle_type,
+        start=start,
+        end=end,
+        now=now,
+    )
+    columns, values, row = _insert_values(reservation, prefix="r_", skip="spot_id")
+    event_columns, event_values, event_row = _insert_values(
+        event, prefix="e_", skip="reservation_id"
+    )
+    plate = reservation.vehicle_plate
+    params.update(
+        row,
+        **event_row,
+        user=reservation.user_id,
+        plate=plate,
+        max_unpaid=max_unpaid,
+        key=key,
+        fingerprint=fingerprint,
+    )
+    plate_busy = (
+        f"EXISTS ({_plate_busy_sql(start=start, horizon=plate_horizon)})" if plate else "FALSE"
+    )
+    sql = _BOOK.format(
+        plate_busy=plate_busy,
+        best=_pick_sql(_PICK_BEST, exclude=[], wait=False, gate=_WITHIN_LIMITS),
+        any_free=_pick_sql(
+            _PICK_ANY,
+            exclude=[],
+            wait=False,
+            gate=_AFTER_BEST,
+        ),
+        columns=columns,
+        values=values,
+        event_columns=event_columns,
+        event_values=event_values,
+        key=_KEY if key else "",
+        key_taken=_KEY_TAKEN if key else "FALSE",
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        unpaid, busy, *spot, reservation_pk, key_taken = cursor.fetchone()
+    return Booked(
+        unpaid_holds=unpaid,
+        plate_busy=busy,
+        spot=tuple(spot) if spot[0] is not None else None,
+        reservation_pk=reservation_pk,
+        key_taken=bool(key_taken),
+    )

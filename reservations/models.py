@@ -148,6 +148,18 @@ class Reservation(models.Model):
             models.Index(
                 fields=["spot", "start"], condition=BLOCKING_Q, name="reservation_spot_start"
             ),
+            # Best fit's candidates: the lot's bookings of a type that end last
+            # before a window, and those that start first after it (hot_sql).
+            models.Index(
+                fields=["lot", "vehicle_type", "occupied_until", "id"],
+                condition=BLOCKING_Q,
+                name="reservation_lot_type_until",
+            ),
+            models.Index(
+                fields=["lot", "vehicle_type", "start", "id"],
+                condition=BLOCKING_Q,
+                name="reservation_lot_type_start",
+            ),
             models.Index(fields=["user", "-created_at"], name="reservation_user_recent"),
             models.Index(
                 fields=["user", "hold_expires_at"],

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from config.errors import ApplicationError, Conflict, IdempotencyKeyReused, InvalidInput, NotFound
@@ -31,14 +31,16 @@ from reservations.models import (
     Actor,
     IdempotencyKey,
     Reservation,
+    ReservationEvent,
     Status,
+    new_reservation_code,
     payment_reference,
 )
 from reservations.rules import validate_opening_hours, validate_window
 from reservations.selectors import booking_terms
 from reservations.services.placement import NoSpotAvailable, place
 from reservations.services.settlement import reservation_settlement_reopen
-from reservations.services.status import IllegalTransition, record_event
+from reservations.services.status import IllegalTransition
 from reservations.services.transitions import (
     reservation_confirm,
     reservation_expire,
@@ -161,75 +163,158 @@ def _book(
         )
     if len(plate) > 16:
         raise InvalidInput("That plate is too long.", code="invalid_plate", field="vehicle_plate")
-    rate = hot_sql.booking_rate(slug=lot_id, vehicle_type=vehicle_type)
-    if rate is None:
-        lot = active_lots(lot_id=lot_id).first()
-        if lot is None:
-            raise NotFound("There is no such lot.", code="lot_not_found")
-        raise NoSpotAvailable(
-            f"{lot.name} has no spots for this vehicle type.", code="vehicle_type_not_offered"
-        )
-    hourly, daily_max, *lot_row = rate
-    lot = Lot.from_db("default", hot_sql.BOOKING_LOT_COLUMNS, lot_row)
-    validate_opening_hours(lot_pk=lot.pk, start=start, end=end)
-
     with transaction.atomic():
-        _check_limits(user=user, plate=plate, start=start, end=end, now=now)
-
-        def insert(spot: Spot) -> Reservation:
-            reservation = Reservation.objects.create(
-                user=user,
-                lot=lot,
-                spot=spot,
-                vehicle_type=vehicle_type,
-                vehicle_plate=plate,
-                start=start,
-                end=end,
-                occupied_until=end,
-                status=Status.PENDING_PAYMENT,
-                price_amount=window_price(start, end, hourly=hourly, daily_max=daily_max),
-                no_show_amount=no_show_charge(start, end, hourly=hourly, daily_max=daily_max),
-                hourly_amount=hourly,
-                daily_max_amount=daily_max,
-                currency=lot.currency,
-                hold_expires_at=now + timedelta(minutes=settings.HOLD_TTL_MINUTES),
+        # The driver's and the plate's bookings are serialised from here on (see
+        # _check_limits), in the statement that reads the rate.
+        rate = hot_sql.booking_rate(
+            slug=lot_id, vehicle_type=vehicle_type, lock_for=(user.pk, plate)
+        )
+        if rate is None:
+            lot = active_lots(lot_id=lot_id).first()
+            if lot is None:
+                raise NotFound("There is no such lot.", code="lot_not_found")
+            raise NoSpotAvailable(
+                f"{lot.name} has no spots for this vehicle type.", code="vehicle_type_not_offered"
             )
-            record_event(reservation, from_status="", actor=Actor.DRIVER, actor_user=user, at=now)
-            return reservation
-
-        reservation = place(
-            lot_pk=lot.pk,
+        hourly, daily_max, *lot_row = rate
+        lot = Lot.from_db("default", hot_sql.BOOKING_LOT_COLUMNS, lot_row)
+        validate_opening_hours(lot_pk=lot.pk, start=start, end=end)
+        reservation = Reservation(
+            user=user,
+            lot=lot,
             vehicle_type=vehicle_type,
+            vehicle_plate=plate,
             start=start,
             end=end,
-            now=now,
-            write=insert,
+            occupied_until=end,
+            status=Status.PENDING_PAYMENT,
+            price_amount=window_price(start, end, hourly=hourly, daily_max=daily_max),
+            no_show_amount=no_show_charge(start, end, hourly=hourly, daily_max=daily_max),
+            hourly_amount=hourly,
+            daily_max_amount=daily_max,
+            currency=lot.currency,
+            hold_expires_at=now + timedelta(minutes=settings.HOLD_TTL_MINUTES),
         )
-        if key and not hot_sql.idempotency_key_insert(
-            user_pk=user.pk,
-            key=key,
-            fingerprint=fingerprint,
-            reservation_pk=reservation.pk,
-            now=now,
+        if connection.vendor != "postgresql":
+            _check_limits(user=user, plate=plate, start=start, end=end, now=now)
+            _book_step_by_step(reservation, user=user, key=key, fingerprint=fingerprint, now=now)
+        elif not _book_in_one_statement(
+            reservation, user=user, key=key, fingerprint=fingerprint, now=now
         ):
-            raise _KeyTaken  # undoes ours
-        lot_availability_changed(lot_id=lot.pk)
+            # Limits checked already, under the locks this transaction holds.
+            _book_step_by_step(reservation, user=user, key=key, fingerprint=fingerprint, now=now)
         metrics.booking_made(vehicle_type=vehicle_type)  # once it commits
     return BookingResult(reservation=reservation, created=True)
+
+
+def _book_in_one_statement(
+    reservation: Reservation, *, user: User, key: str | None, fingerprint: str, now: datetime
+) -> bool:
+    """PostgreSQL: the whole booking in one statement (hot_sql.book). False when
+    the spot it picked could not be taken as it stood (a lapsed hold in the
+    way, or a booking committed since the statement began): then the caller
+    books step by step, which deals with both."""
+    booked = hot_sql.book(
+        reservation=reservation,
+        event=_first_event(reservation, user=user, now=now),
+        max_unpaid=settings.MAX_UNPAID_HOLDS,
+        plate_horizon=_plate_horizon(now),
+        key=key,
+        fingerprint=fingerprint,
+        now=now,
+    )
+    _refuse_over_limits(
+        unpaid=booked.unpaid_holds, plate_busy=booked.plate_busy, plate=reservation.vehicle_plate
+    )
+    if booked.spot is None:
+        raise NoSpotAvailable("No spot is free for that whole window.")
+    if booked.reservation_pk is None:
+        reservation.code = new_reservation_code()  # in case the clash was the code's
+        return False
+    if booked.key_taken:
+        raise _KeyTaken  # undoes ours
+    reservation.pk = booked.reservation_pk
+    reservation.spot = Spot.from_db("default", hot_sql.SPOT_COLUMNS, booked.spot)
+    reservation._state.adding = False
+    reservation._state.db = "default"
+    return True
+
+
+def _book_step_by_step(
+    reservation: Reservation, *, user: User, key: str | None, fingerprint: str, now: datetime
+) -> None:
+    """Place, insert, record, remember the key and bump the lot's version, one
+    statement each (SQLite, and PostgreSQL's rare fallback)."""
+
+    def insert(spot: Spot) -> Reservation:
+        reservation.spot = spot
+        reservation.save(force_insert=True)
+        _first_event(reservation, user=user, now=now).save(force_insert=True)
+        return reservation
+
+    place(
+        lot_pk=reservation.lot_id,
+        vehicle_type=reservation.vehicle_type,
+        start=reservation.start,
+        end=reservation.end,
+        now=now,
+        write=insert,
+        # A refusal is answered at once, not after waiting behind the bookings
+        # that are taking the last free spots (they hold them, and nearly always
+        # keep them).
+        wait_for_locked=False,
+    )
+    if key and not hot_sql.idempotency_key_insert(
+        user_pk=user.pk,
+        key=key,
+        fingerprint=fingerprint,
+        reservation_pk=reservation.pk,
+        now=now,
+    ):
+        raise _KeyTaken  # undoes ours
+    lot_availability_changed(lot_id=reservation.lot_id)
+
+
+def _first_event(reservation: Reservation, *, user: User, now: datetime) -> ReservationEvent:
+    return ReservationEvent(
+        reservation=reservation if reservation.pk else None,
+        from_status="",
+        to_status=reservation.status,
+        actor=Actor.DRIVER,
+        actor_user=user,
+        at=now,
+        data={},
+    )
+
+
+def _plate_horizon(now: datetime) -> datetime:
+    """How far ahead a car parked past its end counts as still there."""
+    return now + timedelta(minutes=settings.OVERSTAY_LOOKAHEAD_MINUTES)
 
 
 def _check_limits(*, user: User, plate: str, start: datetime, end: datetime, now: datetime) -> None:
     """A driver holds at most MAX_UNPAID_HOLDS spots unpaid at once, and a vehicle
     is in one place at a time, in any lot. The driver's and the plate's bookings
-    are serialised first, so racing requests cannot both pass a check."""
-    hot_sql.booking_locks(user_pk=user.pk, plate=plate)
-    if hot_sql.unpaid_holds(user_pk=user.pk, now=now) >= settings.MAX_UNPAID_HOLDS:
+    are serialised first (booking_rate took the locks), so racing requests
+    cannot both pass a check."""
+    unpaid = hot_sql.unpaid_holds(user_pk=user.pk, now=now)
+    busy = (
+        unpaid < settings.MAX_UNPAID_HOLDS
+        and bool(plate)
+        and hot_sql.plate_busy(
+            plate=plate, start=start, end=end, now=now, horizon=_plate_horizon(now)
+        )
+    )
+    _refuse_over_limits(unpaid=unpaid, plate_busy=busy, plate=plate)
+
+
+def _refuse_over_limits(*, unpaid: int, plate_busy: bool, plate: str) -> None:
+    if unpaid >= settings.MAX_UNPAID_HOLDS:
         raise TooManyUnpaidHolds(
             f"You already have {settings.MAX_UNPAID_HOLDS} bookings waiting for payment: "
             "pay for one or cancel it, or wait until its hold runs out, then book again.",
         )
-    horizon = now + timedelta(minutes=settings.OVERSTAY_LOOKAHEAD_MINUTES)
-    if plate and hot_sql.plate_busy(plate=plate, start=start, end=end, now=now, horizon=horizon):
+    if plate_busy:
         raise VehicleAlreadyBooked(
             f"The vehicle {plate} already has a booking for part of that time.",
             field="vehicle_plate",

@@ -75,9 +75,15 @@ def place(
     now: datetime,
     write: Callable[[Spot], T],
     exclude: tuple[int, ...] = (),
+    wait_for_locked: bool = True,
 ) -> T:
     """Call `write(spot)` with the best free spot for [start, end) locked; return
-    what it returns. NoSpotAvailable when no spot can be had."""
+    what it returns. NoSpotAvailable when no spot can be had.
+
+    `wait_for_locked`: when every free spot is being taken by other transactions,
+    wait for one of them to know the outcome; without it, NoSpotAvailable at
+    once (a booking: those spots are nearly always kept, and a queue of waiters
+    on a sold-out lot's last spots is what made refusals slow)."""
     tried = list(exclude)
     for _ in range(MAX_SPOT_ATTEMPTS):
         pick = {
@@ -91,8 +97,10 @@ def place(
         try:
             with transaction.atomic():
                 # Move past spots another booking is taking; only when every free
-                # spot is being taken, wait for one of them to know the outcome.
-                row = hot_sql.pick_spot(**pick, wait=False) or hot_sql.pick_spot(**pick, wait=True)
+                # spot is being taken (and the caller can wait), wait for one.
+                row = hot_sql.pick_spot(**pick, wait=False)
+                if row is None and wait_for_locked:
+                    row = hot_sql.pick_spot(**pick, wait=True)
                 if row is None:
                     break
                 spot = Spot.from_db("default", hot_sql.SPOT_COLUMNS, row)

@@ -8,7 +8,8 @@ from django.db import connection
 from django.utils import timezone
 
 from config.errors import ApplicationError, InvalidInput
-from reservations.models import Reservation, Status
+from lots.models import Lot
+from reservations.models import IdempotencyKey, Reservation, Status
 from reservations.selectors import lot_availability
 from reservations.services import reservation_cancel, reservation_create
 from tests.factories import LotFactory, RateFactory, SpotFactory, UserFactory
@@ -174,10 +175,12 @@ def test_booking_and_availability_cost_the_same_queries_whatever_the_lot_size(
         lot_availability(
             lot_id=lot.slug, vehicle_type="car", start=start, end=start + timedelta(hours=2)
         )
-    # rate+lot, opening hours, 2 savepoints (the test's transaction makes the outer
-    # atomic one), the driver's lock (PostgreSQL), unpaid holds, pick+lock,
-    # re-check, insert, event, 2 releases, version bump
-    with django_assert_num_queries(13 if connection.vendor == "postgresql" else 12):
+    # PostgreSQL: a savepoint (the test's transaction makes the outer atomic
+    # one), rate+lot with the driver's lock, the lot's opening hours, the booking
+    # statement, the release. SQLite: a savepoint, rate+lot, opening hours, unpaid
+    # holds, a savepoint, the best fit (no neighbour of the window is free: the
+    # first free spot next), the re-check, insert, event, 2 releases, version bump.
+    with django_assert_num_queries(5 if connection.vendor == "postgresql" else 13):
         book(driver, lot, start=start)
 
 
@@ -197,14 +200,61 @@ def test_a_booking_through_the_api_with_a_plate_costs_a_fixed_number_of_queries(
         "end": (start + timedelta(hours=2)).isoformat(),
         "vehicle_plate": "AB-123",
     }
-    # rate+lot (with its grace, for the terms), opening hours, 2 savepoints, the
-    # driver's and plate's locks in one statement (PostgreSQL only), unpaid holds,
-    # plate check, pick+lock, re-check, insert, event, release, idempotency key,
-    # version bump, release; nothing more to answer with the payment and the terms.
-    expected = 15 if connection.vendor == "postgresql" else 14
+    # PostgreSQL: a savepoint, rate+lot (with its grace, for the terms) with the
+    # driver's and plate's locks, the lot's opening hours, the booking statement
+    # (limits, pick+lock, insert, event, idempotency key, version bump), the
+    # release. SQLite: a savepoint, rate+lot, opening hours, unpaid holds, plate
+    # check, a savepoint, best fit and then first free spot, re-check, insert,
+    # event, release, idempotency key, version bump, release. Nothing more to
+    # answer with the payment and terms.
+    expected = 5 if connection.vendor == "postgresql" else 15
     with django_assert_num_queries(expected):
         response = client.post(
             "/api/v1/reservations", body, format="json", HTTP_IDEMPOTENCY_KEY="once"
         )
     assert response.status_code == 201
     assert response.json()["terms"]["grace_minutes"] == 60
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_booking_is_two_statements_on_postgresql():
+    """Between BEGIN and COMMIT: the rate with the driver's and plate's locks,
+    then one statement for the limits, the spot, the reservation, its event, its
+    Idempotency-Key and the lot's new availability version (step by step it was
+    eleven statements)."""
+    from django.test.utils import CaptureQueriesContext
+
+    driver = UserFactory()
+    lot = _lot_with_spots(5)
+    start = timezone.now() + timedelta(hours=1)
+    book(driver, lot, start=start)
+    version = Lot.objects.get(pk=lot.pk).availability_version
+
+    with CaptureQueriesContext(connection) as queries:
+        reservation = book(
+            driver, lot, start=start, vehicle_plate="AB-123", idempotency_key="two-statements"
+        )
+
+    sqls = [q["sql"].strip() for q in queries]
+    assert len(sqls) == 4, sqls
+    assert (sqls[0], sqls[3]) == ("BEGIN", "COMMIT")
+    assert "pg_advisory_xact_lock" in sqls[1]
+    statement = sqls[2]
+    for part in (
+        "FOR UPDATE OF s SKIP LOCKED",
+        "INSERT INTO reservations_reservation ",
+        "INSERT INTO reservations_reservationevent",
+        "INSERT INTO reservations_idempotencykey",
+        "UPDATE lots_lot SET availability_version",
+    ):
+        assert part in statement
+    row = Reservation.objects.get(code=reservation.code)
+    assert (row.spot_id, row.vehicle_plate, row.status) == (
+        reservation.spot.pk,
+        "AB123",
+        Status.PENDING_PAYMENT,
+    )
+    assert row.events.get().actor_user == driver
+    assert IdempotencyKey.objects.get(key="two-statements").reservation == row
+    assert Lot.objects.get(pk=lot.pk).availability_version == version + 1

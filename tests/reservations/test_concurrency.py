@@ -241,3 +241,91 @@ def test_two_gates_reporting_one_arrival_at_once_both_get_the_parked_car():
                 return exc.code
 
         assert _run_in_threads([arrive, arrive], workers=2) == [Status.PARKED, Status.PARKED]
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else 0.0
+
+
+@pytest.mark.postgres
+def test_a_hot_lot_sells_its_last_spots_once_and_refuses_the_rest_without_queueing(capsys):
+    """Far more drivers than spots, all for the same evening: as many win as there
+    are spots, the others get no_spot_available, no spot is booked twice, every
+    win is a row. How long refusals took is printed (run with -s), not asserted."""
+    import time
+
+    spots = 8
+    lot = LotFactory()
+    RateFactory(lot=lot)
+    SpotFactory.create_batch(spots, lot=lot)
+    # Six times as many as there are spots; fewer threads than the test pool has
+    # connections (one is the test's own), or one would wait for another's.
+    users = UserFactory.create_batch(48)
+    start = timezone.now() + timedelta(hours=3)
+
+    connected = threading.Barrier(len(users))
+
+    def attempt(user, i):
+        def job():
+            # Time the booking, not the opening of the thread's connection.
+            connection.ensure_connection()
+            connected.wait(timeout=30)
+            began = time.perf_counter()
+            outcome = _attempt(
+                user, lot, start + timedelta(minutes=i % 5), start + timedelta(hours=4)
+            )()
+            return outcome, time.perf_counter() - began
+
+        return job
+
+    results = _run_in_threads(
+        [attempt(user, i) for i, user in enumerate(users)], workers=len(users)
+    )
+
+    won = [code for code, _ in results if "-" in code]
+    refused = [seconds for code, seconds in results if code == "no_spot_available"]
+    assert len(won) == spots
+    assert len(refused) == len(users) - spots
+    assert sorted(Reservation.objects.values_list("code", flat=True)) == sorted(won)
+    assert overlapping_pairs() == 0
+    with capsys.disabled():
+        print(
+            f"\nhot lot: {len(won)} booked, {len(refused)} refused; refusals took "
+            f"p50 {1000 * _percentile(refused, 0.5):.1f} ms, "
+            f"p99 {1000 * _percentile(refused, 0.99):.1f} ms, "
+            f"max {1000 * max(refused):.1f} ms; bookings took max "
+            f"{1000 * max(s for c, s in results if '-' in c):.1f} ms"
+        )
+
+
+@pytest.mark.postgres
+def test_a_booking_is_refused_at_once_when_the_last_free_spot_is_being_taken():
+    """Another booking holds the lot's only free spot (it is inserting there): a
+    new request is told no_spot_available at once instead of queueing behind it.
+    Were it to wait, it would get the spot once the holder gives up: a 201."""
+    lot = LotFactory()
+    RateFactory(lot=lot)
+    spot = SpotFactory(lot=lot)
+    locked, release = threading.Event(), threading.Event()
+
+    def holder():
+        try:
+            with transaction.atomic():
+                Spot.objects.select_for_update(of=("self",)).filter(pk=spot.pk).order_by().get()
+                locked.set()
+                release.wait(timeout=20)  # and gives up: rolls nothing back but its lock
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    try:
+        assert locked.wait(timeout=20)
+        start = timezone.now() + timedelta(hours=1)
+        outcome = _attempt(UserFactory(), lot, start, start + timedelta(hours=1))()
+    finally:
+        release.set()
+        thread.join()
+    assert outcome == "no_spot_available"
+    assert not Reservation.objects.exists()

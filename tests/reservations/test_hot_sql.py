@@ -8,12 +8,18 @@ import random
 from datetime import timedelta
 
 import pytest
+from django.db import transaction
 from django.db.models import Min
 from django.utils import timezone
 
 from reservations import hot_sql
-from reservations.allocation import best_fit_spots, free_spots, overlapping_q
-from reservations.models import Reservation, Status
+from reservations.allocation import (
+    best_fit_spots,
+    free_spots,
+    neighbour_spot_ids,
+    overlapping_q,
+)
+from reservations.models import Actor, Reservation, ReservationEvent, Status
 from tests.factories import LotFactory, RateFactory, SpotFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -102,3 +108,126 @@ def test_hand_written_availability_matches_the_orm():
     )
     assert hot_sql.lot_version(lot.slug)[0] == lot.pk
     assert hot_sql.lot_version("no-such-lot") is None
+
+
+def _random_history(rng: random.Random, lot, spots, user, now) -> None:
+    """Bookings in every state on every spot, back to back or with gaps, some
+    holds lapsed, some cars parked past their end; released ones anywhere."""
+    for spot in spots:
+        cursor = now - timedelta(hours=rng.randrange(0, 12))
+        for _ in range(rng.randrange(0, 12)):
+            start = cursor + timedelta(minutes=30 * rng.randrange(0, 10))
+            end = start + timedelta(minutes=30 * rng.randrange(1, 10))
+            status = rng.choice(list(Status))
+            Reservation.objects.create(
+                user=user,
+                lot=lot,
+                spot=spot,
+                vehicle_type=spot.vehicle_type,
+                start=start,
+                end=end,
+                occupied_until=end,
+                status=status,
+                price_amount=100,
+                currency="usd",
+                hold_expires_at=now + timedelta(minutes=rng.choice([-5, 10]))
+                if status == Status.PENDING_PAYMENT
+                else None,
+            )
+            if status not in (Status.CANCELLED, Status.EXPIRED):
+                cursor = end
+
+
+def test_best_fit_among_the_neighbours_matches_the_orm_on_random_lots():
+    """More spots than neighbours looked at, spots to leave out, inactive spots
+    and spots of another type: the SQL picks the spot the ORM version ranks
+    first, from the neighbours when one is free and else the first free one."""
+    rng = random.Random(20261203)
+    user = UserFactory()
+    now = timezone.now()
+    from_neighbours = fallbacks = nothing = 0
+    for _ in range(3):
+        lot = LotFactory()
+        RateFactory(lot=lot)
+        spots = SpotFactory.create_batch(3 * hot_sql.NEIGHBOURS, lot=lot, vehicle_type="car")
+        spots += [
+            SpotFactory(lot=lot, vehicle_type="car", is_active=False),
+            SpotFactory(lot=lot, vehicle_type="van"),
+        ]
+        _random_history(rng, lot, spots, user, now)
+        for _ in range(60):
+            start = now + timedelta(minutes=15 * rng.randrange(-8, 200))
+            end = start + timedelta(minutes=15 * rng.randrange(2, 40))
+            # Leaving every spot out but a few: the lot is often full.
+            exclude = rng.sample([s.pk for s in spots], rng.choice([0, 0, 1, 3, len(spots) - 2]))
+            window = {"lot_id": lot.pk, "vehicle_type": "car", "start": start, "end": end}
+            expected = best_fit_spots(**window, now=now, exclude=exclude).first()
+            picked = hot_sql.pick_spot(
+                lot_pk=lot.pk,
+                vehicle_type="car",
+                start=start,
+                end=end,
+                now=now,
+                exclude=exclude,
+                wait=False,
+            )
+            assert (picked[0] if picked else None) == (expected.pk if expected else None)
+            if expected is None:
+                nothing += 1
+            elif expected.pk in neighbour_spot_ids(**window, now=now):
+                from_neighbours += 1
+            else:
+                fallbacks += 1
+    # Every branch was compared, many times.
+    assert min(from_neighbours, fallbacks, nothing) >= 5, (from_neighbours, fallbacks, nothing)
+
+
+@pytest.mark.postgres
+def test_the_one_statement_booking_takes_the_spot_the_orm_ranks_first():
+    rng = random.Random(99)
+    user = UserFactory()
+    now = timezone.now()
+    lot = LotFactory()
+    RateFactory(lot=lot)
+    spots = SpotFactory.create_batch(3 * hot_sql.NEIGHBOURS, lot=lot, vehicle_type="car")
+    _random_history(rng, lot, spots, user, now)
+    compared = 0
+    for _ in range(40):
+        start = now + timedelta(minutes=15 * rng.randrange(0, 200))
+        end = start + timedelta(minutes=15 * rng.randrange(2, 40))
+        window = {"lot_id": lot.pk, "vehicle_type": "car", "start": start, "end": end}
+        expected = best_fit_spots(**window, now=now).first()
+        reservation = Reservation(
+            user=user,
+            lot=lot,
+            vehicle_type="car",
+            start=start,
+            end=end,
+            occupied_until=end,
+            status=Status.PENDING_PAYMENT,
+            price_amount=100,
+            currency="usd",
+            hold_expires_at=now + timedelta(minutes=15),
+        )
+        event = ReservationEvent(to_status=Status.PENDING_PAYMENT, actor=Actor.DRIVER, at=now)
+        with transaction.atomic():
+            booked = hot_sql.book(
+                reservation=reservation,
+                event=event,
+                max_unpaid=1_000_000,
+                plate_horizon=now,
+                key=None,
+                fingerprint="",
+                now=now,
+            )
+            if booked.reservation_pk is not None:  # not a lapsed hold in the way
+                compared += 1
+                assert booked.spot[0] == expected.pk
+                row = Reservation.objects.get(pk=booked.reservation_pk)
+                assert (row.spot_id, row.start, row.end) == (expected.pk, start, end)
+            else:
+                assert (booked.spot[0] if booked.spot else None) == (
+                    expected.pk if expected else None
+                )
+            transaction.set_rollback(True)
+    assert compared >= 20
