@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('lots', '0003_lot_staff'),
-        ('reservations', '0009_settlement_open_index'),
+        ('reservations', '0010_reservation_extensions'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
