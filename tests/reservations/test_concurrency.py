@@ -255,13 +255,13 @@ def test_a_hot_lot_sells_its_last_spots_once_and_refuses_the_rest_without_queuei
     win is a row. How long refusals took is printed (run with -s), not asserted."""
     import time
 
-    spots = 8
+    spots = 6
     lot = LotFactory()
     RateFactory(lot=lot)
     SpotFactory.create_batch(spots, lot=lot)
-    # Six times as many as there are spots; fewer threads than the test pool has
-    # connections (one is the test's own), or one would wait for another's.
-    users = UserFactory.create_batch(48)
+    # Four times as many as there are spots; a connection each, few enough for
+    # a PostgreSQL server that others share (max_connections).
+    users = UserFactory.create_batch(24)
     start = timezone.now() + timedelta(hours=3)
 
     connected = threading.Barrier(len(users))
