@@ -40,7 +40,7 @@ from reservations.rules import validate_opening_hours, validate_window
 from reservations.selectors import booking_terms
 from reservations.services.placement import NoSpotAvailable, place
 from reservations.services.settlement import reservation_settlement_reopen
-from reservations.services.status import IllegalTransition
+from reservations.services.status import IllegalTransition, log_recorded_event
 from reservations.services.transitions import (
     reservation_confirm,
     reservation_expire,
@@ -203,6 +203,7 @@ def _book(
         ):
             # Limits checked already, under the locks this transaction holds.
             _book_step_by_step(reservation, user=user, key=key, fingerprint=fingerprint, now=now)
+        log_recorded_event(reservation, from_status="", actor=Actor.DRIVER, actor_user=user)
         metrics.booking_made(vehicle_type=vehicle_type)  # once it commits
     return BookingResult(reservation=reservation, created=True)
 

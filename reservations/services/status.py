@@ -60,6 +60,21 @@ def record_event(
     )
 
 
+def log_recorded_event(
+    reservation: Reservation,
+    *,
+    from_status: str,
+    actor: str,
+    actor_user: User | None = None,
+    data: dict | None = None,
+) -> None:
+    """The line record_event logs, for an event row written otherwise (a booking
+    writes its first event in its own statement)."""
+    _log_on_commit(
+        reservation, from_status=from_status, actor=actor, actor_user=actor_user, data=data
+    )
+
+
 def _log_on_commit(
     reservation: Reservation,
     *,
