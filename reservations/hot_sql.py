@@ -268,7 +268,8 @@ def pick_spot(
 
 BOOKING_RATE = """
 SELECT {locks} r.hourly_amount, r.daily_max_amount, l.id, l.slug, l.name, l.timezone,
-  l.currency, l.no_show_grace_minutes
+  l.currency, l.no_show_grace_minutes,
+  EXISTS (SELECT 1 FROM lots_openinghours h WHERE h.lot_id = l.id) AS has_hours
 FROM lots_rate r JOIN lots_lot l ON l.id = r.lot_id
 WHERE l.slug = %s AND l.is_active AND r.vehicle_type = %s
 """
@@ -282,7 +283,9 @@ def _lock_keys(*, user_pk: int, plate: str) -> list[str]:
 def booking_rate(
     *, slug: str, vehicle_type: str, lock_for: tuple[int, str] | None = None
 ) -> tuple | None:
-    """(hourly, daily max, *BOOKING_LOT_COLUMNS) of an active lot's rate, or None.
+    """(hourly, daily max, *BOOKING_LOT_COLUMNS, has opening hours) of an active
+    lot's rate, or None. A lot open around the clock (most) costs its bookings
+    no look at opening hours.
 
     With `lock_for` (driver pk, plate), on PostgreSQL, the same statement
     serialises, until the transaction ends, the bookings of that driver and of
@@ -299,7 +302,7 @@ def booking_rate(
     with connection.cursor() as cursor:
         cursor.execute(BOOKING_RATE.format(locks=locks), params)
         row = cursor.fetchone()
-    return None if row is None else row[-8:]
+    return None if row is None else row[-9:]
 
 
 # Lapsed holds included: the caller expires those it meets. Each branch is one

@@ -176,9 +176,10 @@ def _book(
             raise NoSpotAvailable(
                 f"{lot.name} has no spots for this vehicle type.", code="vehicle_type_not_offered"
             )
-        hourly, daily_max, *lot_row = rate
+        hourly, daily_max, *lot_row, has_hours = rate
         lot = Lot.from_db("default", hot_sql.BOOKING_LOT_COLUMNS, lot_row)
-        validate_opening_hours(lot_pk=lot.pk, start=start, end=end)
+        if has_hours:
+            validate_opening_hours(lot_pk=lot.pk, start=start, end=end)
         reservation = Reservation(
             user=user,
             lot=lot,

@@ -176,11 +176,12 @@ def test_booking_and_availability_cost_the_same_queries_whatever_the_lot_size(
             lot_id=lot.slug, vehicle_type="car", start=start, end=start + timedelta(hours=2)
         )
     # PostgreSQL: a savepoint (the test's transaction makes the outer atomic
-    # one), rate+lot with the driver's lock, the lot's opening hours, the booking
-    # statement, the release. SQLite: a savepoint, rate+lot, opening hours, unpaid
-    # holds, a savepoint, the best fit (no neighbour of the window is free: the
-    # first free spot next), the re-check, insert, event, 2 releases, version bump.
-    with django_assert_num_queries(5 if connection.vendor == "postgresql" else 13):
+    # one), rate+lot with the driver's lock (and whether the lot has opening
+    # hours: this one is open around the clock), the booking statement, the
+    # release. SQLite: a savepoint, rate+lot, unpaid holds, a savepoint, the best
+    # fit (no neighbour of the window is free: the first free spot next), the
+    # re-check, insert, event, 2 releases, version bump.
+    with django_assert_num_queries(4 if connection.vendor == "postgresql" else 12):
         book(driver, lot, start=start)
 
 
@@ -201,13 +202,13 @@ def test_a_booking_through_the_api_with_a_plate_costs_a_fixed_number_of_queries(
         "vehicle_plate": "AB-123",
     }
     # PostgreSQL: a savepoint, rate+lot (with its grace, for the terms) with the
-    # driver's and plate's locks, the lot's opening hours, the booking statement
-    # (limits, pick+lock, insert, event, idempotency key, version bump), the
-    # release. SQLite: a savepoint, rate+lot, opening hours, unpaid holds, plate
+    # driver's and plate's locks (and whether the lot has opening hours), the
+    # booking statement (limits, pick+lock, insert, event, idempotency key,
+    # version bump), the release. SQLite: a savepoint, rate+lot, unpaid holds, plate
     # check, a savepoint, best fit and then first free spot, re-check, insert,
     # event, release, idempotency key, version bump, release. Nothing more to
     # answer with the payment and terms.
-    expected = 5 if connection.vendor == "postgresql" else 15
+    expected = 4 if connection.vendor == "postgresql" else 14
     with django_assert_num_queries(expected):
         response = client.post(
             "/api/v1/reservations", body, format="json", HTTP_IDEMPOTENCY_KEY="once"
