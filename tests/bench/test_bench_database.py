@@ -71,3 +71,13 @@ def test_long_history_is_one_settled_booking_per_spot_per_past_day(lot):
     assert _reservation_indexes() == before  # the bulk load's indexes are back
     blocking = [r for r in history if r.status in BLOCKING_STATUSES]
     assert all(r.arrived_at == r.start for r in blocking if r.status == "completed")
+
+
+def test_seeded_history_never_repeats_a_reservation_code():
+    from bench.database import _unique_codes
+    from reservations.models import Reservation
+
+    history = [Reservation(code="AAAA-BBBB"), Reservation(code="AAAA-BBBB"), Reservation()]
+    _unique_codes(history)
+    assert len({r.code for r in history}) == 3
+    assert history[0].code == "AAAA-BBBB"
