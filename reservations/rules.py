@@ -11,6 +11,16 @@ from lots.hours import first_closed_moment, weekly_summary
 from lots.selectors import Schedule, lot_schedule
 
 
+def _check_longest(*, start: datetime, end: datetime) -> None:
+    """One rule for a booking's length, however it got there (booked or extended)."""
+    if end - start > timedelta(days=settings.BOOKING_MAX_DAYS):
+        raise InvalidInput(
+            f"A booking lasts at most {settings.BOOKING_MAX_DAYS} days.",
+            code="window_too_long",
+            field="end",
+        )
+
+
 def validate_window(*, start: datetime, end: datetime, now: datetime) -> None:
     """Raise InvalidInput (400, with a code and the field at fault) for a bad window."""
     for name, value in (("start", start), ("end", end)):
@@ -29,12 +39,7 @@ def validate_window(*, start: datetime, end: datetime, now: datetime) -> None:
             code="window_too_short",
             field="end",
         )
-    if end - start > timedelta(days=settings.BOOKING_MAX_DAYS):
-        raise InvalidInput(
-            f"A booking lasts at most {settings.BOOKING_MAX_DAYS} days.",
-            code="window_too_long",
-            field="end",
-        )
+    _check_longest(start=start, end=end)
     if start < now - timedelta(minutes=settings.BOOKING_MAX_PAST_MINUTES):
         raise InvalidInput("The start is in the past.", code="start_in_past", field="start")
     if start > now + timedelta(days=settings.BOOKING_MAX_AHEAD_DAYS):
@@ -88,9 +93,4 @@ def validate_extension(*, start: datetime, end: datetime, new_end: datetime) -> 
             code="end_not_later",
             field="end",
         )
-    if new_end - start > timedelta(days=settings.BOOKING_MAX_DAYS):
-        raise InvalidInput(
-            f"A booking lasts at most {settings.BOOKING_MAX_DAYS} days.",
-            code="window_too_long",
-            field="end",
-        )
+    _check_longest(start=start, end=new_end)
