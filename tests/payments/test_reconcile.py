@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from payments.models import Payment, PaymentAttempt
 from payments.services import PaymentDeclined, payment_authorise, payment_settle
-from reservations.services import payment_reference, reservation_complete
+from reservations.services import payment_reference, reservation_complete, reservation_extend
 from tests.reservations.helpers import book
 from tests.stripe_support import DECLINED_CARD
 
@@ -108,3 +108,18 @@ def test_reconcile_says_what_it_cannot_fix_and_fails(stripe, driver):
     assert "fixed 0, unresolved 1" in fixing.getvalue()
     payment.refresh_from_db()
     assert (payment.amount_captured, payment.amount_refunded) == (1000, 1000)
+
+
+def test_reconcile_of_a_bookings_reference_also_checks_its_extensions(stripe, lot, driver):
+    reservation = book(driver, lot, start=timezone.now() + timedelta(hours=1), hours=2)
+    reservation_complete(reservation_id=reservation.pk, payment_method_id=stripe.card())
+    reservation_extend(reservation_id=reservation.pk, end=reservation.end + timedelta(hours=1))
+    booking = payment_reference(reservation)
+    extension = Payment.objects.get(reference__startswith=f"{booking}/")
+    stripe.client.v1.payment_intents.cancel(extension.payment_intent_id)  # behind our back
+
+    report = StringIO()
+    with pytest.raises(SystemExit):
+        call_command("reconcile_payments", "--reference", booking, stdout=report)
+    assert f"{extension.reference} (extension) differs" in report.getvalue()
+    assert "checked 2, differing 1" in report.getvalue()  # the booking agrees

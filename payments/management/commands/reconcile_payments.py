@@ -12,6 +12,7 @@ from collections.abc import Callable
 from functools import partial
 
 from django.core.management.base import BaseCommand
+from django.db.models import Q
 
 from payments import gateway
 from payments.models import Payment, PaymentAttempt
@@ -35,14 +36,21 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--fix", action="store_true", help="Apply the differences found.")
-        parser.add_argument("--reference", help="Only this reference.")
+        parser.add_argument(
+            "--reference",
+            help="Only this reference and those under it (<reference>/..., e.g. a "
+            "booking's extensions).",
+        )
 
     def handle(self, *args, fix: bool, reference: str | None, **kw) -> None:
         payments = Payment.objects.exclude(payment_intent_id="").order_by("pk")
         attempts = PaymentAttempt.objects.filter(outcome__in=PaymentAttempt.FAILED).order_by("pk")
         if reference:
-            payments = payments.filter(reference=reference)
-            attempts = attempts.filter(payment__reference=reference)
+            under = f"{reference}/"
+            payments = payments.filter(Q(reference=reference) | Q(reference__startswith=under))
+            attempts = attempts.filter(
+                Q(payment__reference=reference) | Q(payment__reference__startswith=under)
+            )
         tally: Counter[str] = Counter()
         for payment in payments.iterator():
             intent_id = payment.payment_intent_id
