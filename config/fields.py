@@ -19,22 +19,30 @@ class AwareDateTimeField(serializers.DateTimeField):
 
     def to_internal_value(self, value: object) -> datetime:
         if isinstance(value, datetime):
-            parsed = value
-        elif isinstance(value, str):
-            try:
-                parsed = parse_datetime(value.strip())
-            except ValueError:
-                parsed = None
-            if parsed is None:
-                self.fail("invalid")
-        else:
+            value = value.isoformat()
+        if not isinstance(value, str):
             self.fail("invalid")
-        if parsed.tzinfo is None or parsed.utcoffset() is None:
-            self.fail("naive_datetime")
         try:
-            return parsed.astimezone(UTC)
-        except OverflowError:  # e.g. 0001-01-01T00:00+01:00
-            self.fail("invalid")
+            return parse_aware(value)
+        except ValueError as refused:
+            self.fail(str(refused))
+
+
+def parse_aware(text: str) -> datetime:
+    """An ISO 8601 time with a UTC offset, in UTC; ValueError("invalid") or
+    ValueError("naive_datetime") otherwise (AwareDateTimeField's error codes)."""
+    try:
+        parsed = parse_datetime(text.strip())
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        raise ValueError("invalid")
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise ValueError("naive_datetime")
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00+01:00
+        raise ValueError("invalid") from None
 
 
 _MONEY_SCHEMA = {

@@ -9,7 +9,6 @@ from functools import wraps
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import (
     OpenApiParameter,
     extend_schema,
@@ -24,7 +23,7 @@ from rest_framework.views import APIView
 
 from config.api import Pagination
 from config.errors import ApplicationError, InvalidInput
-from config.fields import AwareDateTimeField, MoneyField
+from config.fields import AwareDateTimeField, MoneyField, parse_aware
 from config.throttles import BookingThrottle
 from lots.authentication import GateKeyAuthentication, IsGate
 from lots.constants import VehicleType
@@ -188,11 +187,8 @@ def _aware(raw: str | None) -> datetime | None:
     if raw is None:
         return None
     try:
-        parsed = parse_datetime(raw.strip())
-        if parsed is None or parsed.utcoffset() is None:
-            return None
-        return parsed.astimezone(UTC)
-    except (ValueError, OverflowError):
+        return parse_aware(raw)
+    except ValueError:
         return None
 
 
