@@ -12,7 +12,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from parking.limits import parse_rate
+from config.limits import parse_rate
 from reservations.policy import LATE_CANCEL_POLICIES
 
 BASE_DIR = Path(__file__).resolve().parent.parent

@@ -9,10 +9,9 @@ compare the two on the same data.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 from django.db import connection, models
 from django.utils.dateparse import parse_datetime
@@ -38,7 +37,7 @@ _TAKEN = f"""
     WHERE x.spot_id = s.id AND {_HOLDS}
 """  # noqa: S608  (constants only; values are parameters)
 
-# Rate, number of spots free for the whole window, and the first moments the
+# SQLite: rate, number of spots free for the whole window, and the first moments the
 # answer may stop being true without a booking: a hold counted as taken lapses,
 # or a parked car reaches its end and, if it stays, holds its spot from then on.
 # A spot is taken as _TAKEN says, split in two so that each half has an index
@@ -70,6 +69,40 @@ FROM lots_rate r
 WHERE r.lot_id = %s AND r.vehicle_type = %s
 """  # noqa: S608  (constants only; values are parameters)
 
+# PostgreSQL counts the other way round: the lot's spots of the type, minus
+# those busy over the window, found by the bookings that overlap it
+# (reservation_lot_busy, a GiST index on the lot and the booked range: a
+# handful of rows whatever the lot's size or history, where probing each spot
+# costs an index look-up a spot) and the lot's cars overstaying now. Ids are
+# compared as bigint: psycopg sends a small int as smallint, which the GiST
+# index (btree_gist) cannot compare with its bigint column. Planned once per
+# connection: its generic plan is the plan for any values.
+AVAILABILITY_BY_RANGE = f"""
+SELECT r.hourly_amount, r.daily_max_amount,
+  (SELECT COUNT(*) FROM lots_spot s
+    WHERE s.lot_id = %(lot)s AND s.vehicle_type = %(type)s AND s.is_active)
+  - (SELECT COUNT(*) FROM (
+      SELECT x.spot_id FROM reservations_reservation x
+      WHERE x.lot_id = %(lot)s::bigint AND x.status IN ({_BLOCKING})
+        AND tstzrange(x.start, x.occupied_until, '[)') && tstzrange(%(start)s, %(end)s, '[)')
+        AND NOT (x.status = {_PENDING} AND x.hold_expires_at <= %(now)s)
+      UNION
+      SELECT x.spot_id FROM reservations_reservation x
+      WHERE x.lot_id = %(lot)s AND x.status = {_PARKED} AND x."end" <= %(now)s
+        AND x.start < %(end)s) AS busy
+    JOIN lots_spot s ON s.id = busy.spot_id
+    WHERE s.vehicle_type = %(type)s AND s.is_active) AS free,
+  (SELECT MIN(x.hold_expires_at) FROM reservations_reservation x
+    WHERE x.lot_id = %(lot)s AND x.vehicle_type = %(type)s AND x.status = {_PENDING}
+      AND x.hold_expires_at > %(now)s AND x.start < %(end)s
+      AND x.occupied_until > %(start)s) AS first_lapse,
+  (SELECT MIN(x."end") FROM reservations_reservation x
+    WHERE x.lot_id = %(lot)s AND x.vehicle_type = %(type)s AND x.status = {_PARKED}
+      AND x."end" > %(now)s) AS first_overstay
+FROM lots_rate r
+WHERE r.lot_id = %(lot)s AND r.vehicle_type = %(type)s
+"""  # noqa: S608  (constants only; values are parameters)
+
 LOT_VERSION = """
 SELECT id, availability_version, currency FROM lots_lot WHERE slug = %s AND is_active
 """
@@ -97,27 +130,6 @@ def lot_version(slug: str) -> tuple[int, int, str] | None:
         return cursor.fetchone()
 
 
-@contextmanager
-def _planned_each_time() -> Iterator[None]:
-    """Run the statement inside unprepared: planned for its own values.
-
-    Prepared, PostgreSQL switches to a generic plan after five runs, and without
-    the window's values the generic plan probes a spot's bookings by spot alone:
-    with a year of history that visited 54,000 buffers an answer (40 ms) where the
-    plan for the values visits about 1,200 (reservation_spot_until). Planning
-    each time costs far less than that."""
-    raw = connection.connection if connection.vendor == "postgresql" else None
-    if raw is None or not hasattr(raw, "prepare_threshold"):
-        yield
-        return
-    threshold = raw.prepare_threshold
-    raw.prepare_threshold = None
-    try:
-        yield
-    finally:
-        raw.prepare_threshold = threshold
-
-
 def availability(
     *, lot_pk: int, vehicle_type: str, start: datetime, end: datetime, now: datetime
 ) -> tuple[int, int, int, datetime | None] | None:
@@ -125,15 +137,21 @@ def availability(
     The first change is when the answer may stop being true though nothing was
     booked (a hold lapses, a parked car starts to overstay)."""
     s, e, n = _db_time(start), _db_time(end), _db_time(now)
-    params = [
-        *(lot_pk, vehicle_type, s, e, n, n, e),
-        *(lot_pk, vehicle_type, n, e, s),
-        *(lot_pk, vehicle_type, n),
-        *(lot_pk, vehicle_type),
-    ]
-    with connection.cursor() as cursor, _planned_each_time():
-        cursor.execute(AVAILABILITY, params)
-        row = cursor.fetchone()
+    if connection.vendor == "postgresql":
+        params = {"lot": lot_pk, "type": vehicle_type, "start": s, "end": e, "now": n}
+        with connection.cursor() as cursor:
+            cursor.execute(AVAILABILITY_BY_RANGE, params)
+            row = cursor.fetchone()
+    else:
+        params = [
+            *(lot_pk, vehicle_type, s, e, n, n, e),
+            *(lot_pk, vehicle_type, n, e, s),
+            *(lot_pk, vehicle_type, n),
+            *(lot_pk, vehicle_type),
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(AVAILABILITY, params)
+            row = cursor.fetchone()
     if row is None:
         return None
     hourly, daily_max, free, first_lapse, first_overstay = row
@@ -482,24 +500,58 @@ class Booked:
     key_taken: bool  # the Idempotency-Key was taken by a twin request: undo ours
 
 
-def _insert_values(instance: models.Model, *, prefix: str, skip: str) -> tuple[str, str, dict]:
-    """Columns, placeholders and parameters to insert `instance` as the ORM
-    would (its defaults and auto_now fields included), but for its primary key
-    and the foreign key `skip`, which the statement fills in."""
-    fields = [
+@lru_cache(maxsize=8)
+def _insert_shape(model: type[models.Model], *, prefix: str, skip: str) -> tuple:
+    """(fields, columns, placeholders) to insert a `model` row as the ORM would,
+    but for its primary key and the foreign key `skip`, which the statement
+    fills in."""
+    fields = tuple(
         field
-        for field in instance._meta.concrete_fields
+        for field in model._meta.concrete_fields
         if not field.primary_key and field.attname != skip
-    ]
-    params = {
+    )
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    values = ", ".join(f"%({prefix}{field.attname})s" for field in fields)
+    return fields, columns, values
+
+
+def _insert_params(instance: models.Model, *, prefix: str, skip: str) -> dict:
+    """The parameters to insert `instance` (see _insert_shape) as the ORM would:
+    its defaults and auto_now fields included."""
+    fields = _insert_shape(type(instance), prefix=prefix, skip=skip)[0]
+    return {
         f"{prefix}{field.attname}": field.get_db_prep_save(
             field.pre_save(instance, add=True), connection
         )
         for field in fields
     }
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
-    values = ", ".join(f"%({prefix}{field.attname})s" for field in fields)
-    return columns, values, params
+
+
+@lru_cache(maxsize=16)
+def _book_sql(*, plate: bool, overstaying: bool, key: bool) -> str:
+    """_BOOK for one shape of booking: with a plate (and its car possibly parked
+    past its end now), with an Idempotency-Key. Built once per shape, so that
+    psycopg converts it once and PostgreSQL prepares it once per connection."""
+    event_columns, event_values = _insert_shape(
+        ReservationEvent, prefix="e_", skip="reservation_id"
+    )[1:]
+    plate_busy = (
+        f"EXISTS ({_PLATE_BUSY.format(overstaying=_OVERSTAYING if overstaying else '')})"
+        if plate
+        else "FALSE"
+    )
+    columns, values = _insert_shape(Reservation, prefix="r_", skip="spot_id")[1:]
+    return _BOOK.format(
+        plate_busy=plate_busy,
+        best=_pick_sql(_PICK_BEST, exclude=[], wait=False, gate=_WITHIN_LIMITS),
+        any_free=_pick_sql(_PICK_ANY, exclude=[], wait=False, gate=_AFTER_BEST),
+        columns=columns,
+        values=values,
+        event_columns=event_columns,
+        event_values=event_values,
+        key=_KEY if key else "",
+        key_taken=_KEY_TAKEN if key else "FALSE",
+    )
 
 
 def book(
@@ -523,39 +575,17 @@ def book(
         end=end,
         now=now,
     )
-    columns, values, row = _insert_values(reservation, prefix="r_", skip="spot_id")
-    event_columns, event_values, event_row = _insert_values(
-        event, prefix="e_", skip="reservation_id"
-    )
     plate = reservation.vehicle_plate
     params.update(
-        row,
-        **event_row,
+        _insert_params(reservation, prefix="r_", skip="spot_id"),
+        **_insert_params(event, prefix="e_", skip="reservation_id"),
         user=reservation.user_id,
         plate=plate,
         max_unpaid=max_unpaid,
         key=key,
         fingerprint=fingerprint,
     )
-    plate_busy = (
-        f"EXISTS ({_plate_busy_sql(start=start, horizon=plate_horizon)})" if plate else "FALSE"
-    )
-    sql = _BOOK.format(
-        plate_busy=plate_busy,
-        best=_pick_sql(_PICK_BEST, exclude=[], wait=False, gate=_WITHIN_LIMITS),
-        any_free=_pick_sql(
-            _PICK_ANY,
-            exclude=[],
-            wait=False,
-            gate=_AFTER_BEST,
-        ),
-        columns=columns,
-        values=values,
-        event_columns=event_columns,
-        event_values=event_values,
-        key=_KEY if key else "",
-        key_taken=_KEY_TAKEN if key else "FALSE",
-    )
+    sql = _book_sql(plate=bool(plate), overstaying=start < plate_horizon, key=bool(key))
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         unpaid, busy, *spot, reservation_pk, key_taken = cursor.fetchone()

@@ -164,49 +164,88 @@ def _book(
     if len(plate) > 16:
         raise InvalidInput("That plate is too long.", code="invalid_plate", field="vehicle_plate")
     with transaction.atomic():
-        # The driver's and the plate's bookings are serialised from here on (see
-        # _check_limits), in the statement that reads the rate.
-        rate = hot_sql.booking_rate(
-            slug=lot_id, vehicle_type=vehicle_type, lock_for=(user.pk, plate)
-        )
-        if rate is None:
-            lot = active_lots(lot_id=lot_id).first()
-            if lot is None:
-                raise NotFound("There is no such lot.", code="lot_not_found")
-            raise NoSpotAvailable(
-                f"{lot.name} has no spots for this vehicle type.", code="vehicle_type_not_offered"
+        try:
+            reservation, booked = _reserve(
+                user=user,
+                lot_id=lot_id,
+                vehicle_type=vehicle_type,
+                start=start,
+                end=end,
+                plate=plate,
+                key=key,
+                fingerprint=fingerprint,
+                now=now,
             )
-        hourly, daily_max, *lot_row, has_hours = rate
-        lot = Lot.from_db("default", hot_sql.BOOKING_LOT_COLUMNS, lot_row)
-        if has_hours:
-            validate_opening_hours(lot_pk=lot.pk, start=start, end=end)
-        reservation = Reservation(
-            user=user,
-            lot=lot,
-            vehicle_type=vehicle_type,
-            vehicle_plate=plate,
-            start=start,
-            end=end,
-            occupied_until=end,
-            status=Status.PENDING_PAYMENT,
-            price_amount=window_price(start, end, hourly=hourly, daily_max=daily_max),
-            no_show_amount=no_show_charge(start, end, hourly=hourly, daily_max=daily_max),
-            hourly_amount=hourly,
-            daily_max_amount=daily_max,
-            currency=lot.currency,
-            hold_expires_at=now + timedelta(minutes=settings.HOLD_TTL_MINUTES),
-        )
-        if connection.vendor != "postgresql":
-            _check_limits(user=user, plate=plate, start=start, end=end, now=now)
-            _book_step_by_step(reservation, user=user, key=key, fingerprint=fingerprint, now=now)
-        elif not _book_in_one_statement(
-            reservation, user=user, key=key, fingerprint=fingerprint, now=now
-        ):
-            # Limits checked already, under the locks this transaction holds.
-            _book_step_by_step(reservation, user=user, key=key, fingerprint=fingerprint, now=now)
-        log_recorded_event(reservation, from_status="", actor=Actor.DRIVER, actor_user=user)
-        metrics.booking_made(vehicle_type=vehicle_type)  # once it commits
+        except ApplicationError as refused:
+            # Refused before anything was written: the transaction ends with a
+            # commit. A rollback would make psycopg forget every statement
+            # prepared on the connection (and PostgreSQL plan them all again).
+            refusal = refused
+        else:
+            refusal = None
+            if not booked:
+                # Limits checked already, under the locks this transaction holds.
+                _book_step_by_step(
+                    reservation, user=user, key=key, fingerprint=fingerprint, now=now
+                )
+            log_recorded_event(reservation, from_status="", actor=Actor.DRIVER, actor_user=user)
+            metrics.booking_made(vehicle_type=vehicle_type)  # once it commits
+    if refusal is not None:
+        raise refusal
     return BookingResult(reservation=reservation, created=True)
+
+
+def _reserve(
+    *,
+    user: User,
+    lot_id: str,
+    vehicle_type: str,
+    start: datetime,
+    end: datetime,
+    plate: str,
+    key: str | None,
+    fingerprint: str,
+    now: datetime,
+) -> tuple[Reservation, bool]:
+    """The checks and, on PostgreSQL, the booking in one statement: (the
+    reservation, whether it was booked). It writes nothing when it refuses."""
+    # The driver's and the plate's bookings are serialised from here on (see
+    # _check_limits), in the statement that reads the rate.
+    rate = hot_sql.booking_rate(slug=lot_id, vehicle_type=vehicle_type, lock_for=(user.pk, plate))
+    if rate is None:
+        lot = active_lots(lot_id=lot_id).first()
+        if lot is None:
+            raise NotFound("There is no such lot.", code="lot_not_found")
+        raise NoSpotAvailable(
+            f"{lot.name} has no spots for this vehicle type.", code="vehicle_type_not_offered"
+        )
+    hourly, daily_max, *lot_row, has_hours = rate
+    lot = Lot.from_db("default", hot_sql.BOOKING_LOT_COLUMNS, lot_row)
+    if has_hours:
+        validate_opening_hours(lot_pk=lot.pk, start=start, end=end)
+    reservation = Reservation(
+        user=user,
+        lot=lot,
+        vehicle_type=vehicle_type,
+        vehicle_plate=plate,
+        start=start,
+        end=end,
+        occupied_until=end,
+        status=Status.PENDING_PAYMENT,
+        price_amount=window_price(start, end, hourly=hourly, daily_max=daily_max),
+        no_show_amount=no_show_charge(start, end, hourly=hourly, daily_max=daily_max),
+        hourly_amount=hourly,
+        daily_max_amount=daily_max,
+        currency=lot.currency,
+        hold_expires_at=now + timedelta(minutes=settings.HOLD_TTL_MINUTES),
+    )
+    if connection.vendor != "postgresql":
+        _check_limits(user=user, plate=plate, start=start, end=end, now=now)
+        return reservation, False
+    booked = _book_in_one_statement(
+        reservation, user=user, key=key, fingerprint=fingerprint, now=now
+    )
+    return reservation, booked
 
 
 def _book_in_one_statement(

@@ -136,9 +136,10 @@ def test_a_cached_answer_costs_one_query_and_one_cache_read(api, lot, monkeypatc
 
 
 @pytest.mark.postgres
-def test_the_availability_query_is_planned_for_its_own_values_every_time(lot):
-    # A prepared statement gets a generic plan after five runs, which probes a
-    # spot's whole history: the query runs unprepared (hot_sql._planned_each_time).
+def test_the_prepared_availability_query_finds_busy_spots_by_range_in_any_plan(lot):
+    # Prepared, PostgreSQL switches to a generic plan (one for any values) after
+    # five runs: that plan must still find the busy spots by the bookings that
+    # overlap the window (a range index), never by probing each spot.
     from reservations import hot_sql
 
     start = timezone.now() + timedelta(days=1)
@@ -150,16 +151,25 @@ def test_the_availability_query_is_planned_for_its_own_values_every_time(lot):
             end=start + timedelta(hours=2),
             now=timezone.now(),
         )
-        hot_sql.lot_version(lot.slug)
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT COUNT(*) FROM pg_prepared_statements WHERE statement LIKE %s",
+            "SELECT name FROM pg_prepared_statements WHERE statement LIKE %s",
             ["%AS first_lapse%"],
         )
-        assert cursor.fetchone()[0] == 0
-        cursor.execute(
-            "SELECT COUNT(*) FROM pg_prepared_statements WHERE statement LIKE %s",
-            ["%availability_version%"],
-        )
-        assert cursor.fetchone()[0] == 1  # the lot's version still is
-    assert connection.connection.prepare_threshold == 2  # and left as it was
+        (name,) = cursor.fetchone()
+        cursor.execute("SET plan_cache_mode = force_generic_plan")
+        try:
+            # EXPLAIN takes no bound parameters: literals (ours, not input).
+            times = [start, start + timedelta(hours=2), timezone.now()]
+            cursor.execute(
+                f"EXPLAIN EXECUTE {name}({int(lot.pk)}, 'car', "
+                + ", ".join(f"'{t.isoformat()}'" for t in times)
+                + ")"
+            )
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+        finally:
+            cursor.execute("RESET plan_cache_mode")
+    range_scans = [line for line in plan.splitlines() if "Index Cond" in line and "&&" in line]
+    assert range_scans, plan  # a GiST index on booked ranges (reservation_lot_busy)
+    assert "reservation_spot_until" not in plan
+    assert "reservation_spot_start" not in plan

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from parking.limits import Rate, parse_rate
+from config.limits import Rate, parse_rate
 
 ROOT = Path(__file__).resolve().parents[2]
 
