@@ -11,6 +11,12 @@ ask for a window of a seeded lot, so that the answer comes from the cache.
 
 --stock measures what a request cost before the lean path: django-csp's own
 middleware, and an Accept header that sends availability down DRF's path.
+
+--book profiles bookings instead (POST /api/v1/reservations, a new window each
+time, 60 to 90 days ahead, with a bearer token and an Idempotency-Key), and also
+prints the queries one booking makes and the PostgreSQL backend's CPU per
+booking. It books in the bench database (made for that), past the driver's
+limits (MAX_UNPAID_HOLDS, THROTTLE_BOOKING_RATE raised for the run).
 """
 
 from __future__ import annotations
@@ -49,6 +55,90 @@ def environ_for(path: str, accept: str) -> dict:
     }
 
 
+def booking_environ(body: bytes, token: str, key: str) -> dict:
+    environ = environ_for("/api/v1/reservations", "")
+    environ.update(
+        REQUEST_METHOD="POST",
+        CONTENT_TYPE="application/json",
+        CONTENT_LENGTH=str(len(body)),
+        HTTP_AUTHORIZATION=f"Bearer {token}",
+        HTTP_IDEMPOTENCY_KEY=key,
+    )
+    environ["wsgi.input"] = io.BytesIO(body)
+    return environ
+
+
+def profile_bookings(application, n: int, top: int) -> None:
+    import json
+    import random
+    import secrets
+    from datetime import UTC, datetime, timedelta
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from lots.models import Lot
+    from parking.models import User
+    from parking.services import api_token_create
+
+    user = User.objects.filter(is_active=True).order_by("pk").first()
+    token = api_token_create(user=user).token
+    slugs = list(Lot.objects.filter(is_active=True).values_list("slug", flat=True))
+    base = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(days=60)
+    rng = random.Random(1)
+    statuses: list[str] = []
+
+    def call() -> bytes:
+        start = base + timedelta(minutes=rng.randrange(0, 30 * 24 * 60))
+        body = json.dumps(
+            {
+                "lot_id": rng.choice(slugs),
+                "vehicle_type": "car",
+                "start": start.isoformat(),
+                "end": (start + timedelta(hours=2)).isoformat(),
+            }
+        ).encode()
+        environ = booking_environ(body, token, secrets.token_hex(8))
+        return b"".join(application(environ, lambda status, *_: statuses.append(status)))
+
+    print(call()[:300].decode())
+    with CaptureQueriesContext(connection) as queries:
+        call()
+    for query in queries.captured_queries:
+        print(f"  {query['time']} s  {' '.join(query['sql'].split())[:150]}")
+
+    def backend_cpu() -> float:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            pid = cursor.fetchone()[0]
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    postgres = connection.vendor == "postgresql" and Path("/proc").exists()
+    database_began = backend_cpu() if postgres else 0.0
+    began, cpu_began = time.perf_counter(), time.process_time()
+    for _ in range(n):
+        call()
+    cpu = (time.process_time() - cpu_began) / n
+    plain = (time.perf_counter() - began) / n
+    database = (
+        f", PostgreSQL {(backend_cpu() - database_began) / n * 1e6:.0f} µs" if postgres else ""
+    )
+    profiler = cProfile.Profile(time.process_time)
+    profiler.enable()
+    for _ in range(n):
+        call()
+    profiler.disable()
+    print(
+        f"bookings: statuses {sorted(set(statuses))}; unprofiled: {cpu * 1e6:.0f} µs of CPU "
+        f"({plain * 1e6:.0f} µs wall){database} per booking; profile in CPU seconds for {n}"
+    )
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("cumulative").print_stats(top)
+    print(out.getvalue())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("path", nargs="?", default="")
@@ -56,7 +146,11 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--stock", action="store_true")
     parser.add_argument("--unique", action="store_true", help="a new window each time: misses")
+    parser.add_argument("--book", action="store_true", help="bookings instead (see above)")
     args = parser.parse_args()
+    if args.book:
+        os.environ.setdefault("MAX_UNPAID_HOLDS", "1000000")
+        os.environ.setdefault("THROTTLE_BOOKING_RATE", "1000000/min")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ.setdefault("DJANGO_DEBUG", "0")
     os.environ.setdefault("LOG_LEVEL", "ERROR")
@@ -76,6 +170,9 @@ def main() -> None:
             for m in settings.MIDDLEWARE
         ]
     application = get_wsgi_application()
+    if args.book:
+        profile_bookings(application, args.n, args.top)
+        return
     path = args.path
     if not path:
         from lots.models import Lot

@@ -27,7 +27,7 @@ from config.fields import AwareDateTimeField, MoneyField, parse_aware
 from config.throttles import BookingThrottle
 from lots.authentication import GateKeyAuthentication, IsGate
 from lots.constants import VehicleType
-from reservations import metrics
+from reservations import lean_booking, metrics
 from reservations.models import (
     Actor,
     Reservation,
@@ -476,22 +476,63 @@ class ReservationListCreateApi(ListAPIView):
     def post(self, request):
         data = ReservationCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        key = request.headers.get("Idempotency-Key") or None
-        if key is not None and not (1 <= len(key) <= 255):
-            metrics.booking_refused(reason="invalid_idempotency_key")
-            raise InvalidInput(
-                "Idempotency-Key must be 1 to 255 characters.", code="invalid_idempotency_key"
-            )
-        # Refusals from here on are counted by the service (the website's too).
-        result = reservation_create(user=request.user, idempotency_key=key, **data.validated_data)
-        # A new booking has no payment yet; a replayed one may have.
-        response = Response(
-            reservation_data(result.reservation, payment=None if result.created else _UNKNOWN),
-            status=status.HTTP_201_CREATED,
+        body, created = _book(
+            user=request.user, key=request.headers.get("Idempotency-Key"), **data.validated_data
         )
-        if not result.created:
+        response = Response(body, status=status.HTTP_201_CREATED)
+        if not created:
             response["Idempotent-Replayed"] = "true"
         return response
+
+    @classmethod
+    def as_view(cls, **initkwargs):
+        drf_view = super().as_view(**initkwargs)
+
+        @wraps(drf_view)  # keeps .cls, .initkwargs and csrf_exempt for the URLconf and schema
+        def view(request: HttpRequest) -> HttpResponse:
+            if request.method == "POST":
+                response = _book_lean(request)
+                if response is not None:
+                    return response
+            return drf_view(request)
+
+        return view
+
+
+def _book(*, user, key: str | None, **fields) -> tuple[dict, bool]:
+    """reserveSpot for a validated request: (the reservation as the API shows
+    it, whether it was made now rather than replayed)."""
+    key = key or None
+    if key is not None and not (1 <= len(key) <= 255):
+        metrics.booking_refused(reason="invalid_idempotency_key")
+        raise InvalidInput(
+            "Idempotency-Key must be 1 to 255 characters.", code="invalid_idempotency_key"
+        )
+    # Refusals from here on are counted by the service (the website's too).
+    result = reservation_create(user=user, idempotency_key=key, **fields)
+    # A new booking has no payment yet; a replayed one may have.
+    payment = None if result.created else _UNKNOWN
+    return reservation_data(result.reservation, payment=payment), result.created
+
+
+def _book_lean(request: HttpRequest) -> HttpResponse | None:
+    """reserveSpot's lean path (reservations/lean_booking.py), or None to let
+    DRF answer: nothing is counted or written before it is sure to answer."""
+    fields = lean_booking.booking_input(request)
+    if fields is None:
+        return None
+    user = lean_booking.bearer_user(request)
+    if user is None:
+        return None
+    request.user = user  # as DRF sets it, for the request's log line
+    refused = lean_booking.throttled(request)
+    if refused is not None:
+        return refused
+    try:
+        body, created = _book(user=user, key=request.headers.get("Idempotency-Key"), **fields)
+    except ApplicationError as exc:
+        return lean_booking.error(exc)
+    return lean_booking.created(body, replayed=not created)
 
 
 class ReservationDetailApi(APIView):
