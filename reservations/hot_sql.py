@@ -500,31 +500,35 @@ class Booked:
     key_taken: bool  # the Idempotency-Key was taken by a twin request: undo ours
 
 
+# Fields whose value goes to PostgreSQL as the model holds it: for these
+# get_db_prep_save hands the value back unchanged (a str, a bool, an aware
+# datetime) after a few calls a field; integers it wraps in typed values.
+_AS_IS = (models.BooleanField, models.CharField, models.DateTimeField)
+
+
 @lru_cache(maxsize=8)
 def _insert_shape(model: type[models.Model], *, prefix: str, skip: str) -> tuple:
-    """(fields, columns, placeholders) to insert a `model` row as the ORM would,
-    but for its primary key and the foreign key `skip`, which the statement
-    fills in."""
+    """(fields as (name, field, whether its value goes as is), columns,
+    placeholders) to insert a `model` row as the ORM would, but for its primary
+    key and the foreign key `skip`, which the statement fills in."""
     fields = tuple(
-        field
+        (f"{prefix}{field.attname}", field, type(field) in _AS_IS)
         for field in model._meta.concrete_fields
         if not field.primary_key and field.attname != skip
     )
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
-    values = ", ".join(f"%({prefix}{field.attname})s" for field in fields)
+    columns = ", ".join(connection.ops.quote_name(field.column) for _, field, _ in fields)
+    values = ", ".join(f"%({name})s" for name, _, _ in fields)
     return fields, columns, values
 
 
 def _insert_params(instance: models.Model, *, prefix: str, skip: str) -> dict:
     """The parameters to insert `instance` (see _insert_shape) as the ORM would:
     its defaults and auto_now fields included."""
-    fields = _insert_shape(type(instance), prefix=prefix, skip=skip)[0]
-    return {
-        f"{prefix}{field.attname}": field.get_db_prep_save(
-            field.pre_save(instance, add=True), connection
-        )
-        for field in fields
-    }
+    params = {}
+    for name, field, as_is in _insert_shape(type(instance), prefix=prefix, skip=skip)[0]:
+        value = field.pre_save(instance, add=True)
+        params[name] = value if as_is else field.get_db_prep_save(value, connection)
+    return params
 
 
 @lru_cache(maxsize=16)

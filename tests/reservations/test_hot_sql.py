@@ -8,7 +8,8 @@ import random
 from datetime import timedelta
 
 import pytest
-from django.db import transaction
+import time_machine
+from django.db import connection, transaction
 from django.db.models import Min
 from django.utils import timezone
 
@@ -231,3 +232,34 @@ def test_the_one_statement_booking_takes_the_spot_the_orm_ranks_first():
                 )
             transaction.set_rollback(True)
     assert compared >= 20
+
+
+@pytest.mark.postgres
+def test_the_booking_statement_sends_each_value_as_the_orm_would(driver, lot):
+    with time_machine.travel(timezone.now(), tick=False):
+        now = timezone.now()
+        reservation = Reservation(
+            user=driver,
+            lot=lot,
+            vehicle_type="car",
+            vehicle_plate="AB123CD",
+            start=now + timedelta(hours=1),
+            end=now + timedelta(hours=3),
+            occupied_until=now + timedelta(hours=3),
+            status=Status.PENDING_PAYMENT,
+            price_amount=600,
+            currency="usd",
+            hold_expires_at=now + timedelta(minutes=15),
+        )
+        event = ReservationEvent(
+            to_status=Status.PENDING_PAYMENT, actor=Actor.DRIVER, actor_user=driver, at=now
+        )
+        for instance, prefix, skip in ((reservation, "r_", "spot_id"), (event, "e_", "")):
+            sent = hot_sql._insert_params(instance, prefix=prefix, skip=skip or "reservation_id")
+            for field in instance._meta.concrete_fields:
+                name = f"{prefix}{field.attname}"
+                if name not in sent:
+                    continue
+                orm = field.get_db_prep_save(field.pre_save(instance, add=True), connection)
+                assert type(sent[name]) is type(orm), name
+                assert getattr(sent[name], "obj", sent[name]) == getattr(orm, "obj", orm), name
