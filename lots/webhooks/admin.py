@@ -31,6 +31,11 @@ from lots.webhooks.services import (
 
 
 class WebhookEndpointForm(forms.ModelForm):
+    url = forms.URLField(
+        max_length=500,
+        assume_scheme="https",
+        help_text=WebhookEndpoint._meta.get_field("url").help_text,
+    )
     event_types = forms.MultipleChoiceField(
         choices=EVENT_TYPE_CHOICES,
         widget=forms.CheckboxSelectMultiple,
