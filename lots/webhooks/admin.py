@@ -163,13 +163,13 @@ class WebhookDeliveryAdmin(AdminInputMixin, LotScopedAdminMixin, admin.ModelAdmi
     list_display = (
         "created_at",
         "event_type",
-        "event_id",
-        "endpoint",
         "status",
         "attempts",
-        "last_response_code",
+        "answer",
         "next_attempt_at",
         "delivered_at",
+        "endpoint_url",
+        "event_id",
     )
     list_filter = (
         "status",
@@ -177,7 +177,7 @@ class WebhookDeliveryAdmin(AdminInputMixin, LotScopedAdminMixin, admin.ModelAdmi
         ("endpoint", admin.RelatedOnlyFieldListFilter),
     )
     search_fields = ("event_id",)
-    list_select_related = ("endpoint", "endpoint__lot")
+    list_select_related = ("endpoint",)
     fields = (
         "endpoint",
         "event_id",
@@ -194,6 +194,16 @@ class WebhookDeliveryAdmin(AdminInputMixin, LotScopedAdminMixin, admin.ModelAdmi
     )
     readonly_fields = fields
     actions = ["retry_now"]
+
+    @admin.display(description="Last answer", ordering="last_response_code")
+    def answer(self, delivery: WebhookDelivery) -> str:
+        if delivery.last_response_code is not None:
+            return f"HTTP {delivery.last_response_code}"
+        return delivery.last_error[:40] or "—"
+
+    @admin.display(description="Endpoint", ordering="endpoint__url")
+    def endpoint_url(self, delivery: WebhookDelivery) -> str:
+        return delivery.endpoint.url
 
     @admin.display(description="Payload")
     def payload_json(self, delivery: WebhookDelivery) -> str:
