@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from django.db import connection
 
+from lots.webhooks.addresses import refused_address
 from lots.webhooks.signing import EVENT_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER, sign
 
 USER_AGENT = "ParkSpot-Webhooks/1"
@@ -41,6 +42,9 @@ def post(
 ) -> SendResult:
     if connection.in_atomic_block:
         raise RuntimeError("A webhook is sent outside any database transaction.")
+    refused = refused_address(url)
+    if refused:
+        return SendResult(ok=False, status_code=None, error=refused[:500])
     body = body_of(payload)
     request = urllib.request.Request(  # noqa: S310 (the URL's scheme is checked on registration)
         url,

@@ -19,6 +19,7 @@ from django.utils import timezone
 from config.errors import Conflict, InvalidInput, NotFound
 from lots.models import Lot
 from lots.webhooks import sending
+from lots.webhooks.addresses import address_allowed, is_loopback_host
 from lots.webhooks.models import EVENT_TYPES, TEST_EVENT_TYPE, WebhookDelivery, WebhookEndpoint
 from lots.webhooks.selectors import webhook_endpoints_for
 
@@ -33,15 +34,6 @@ SEND_BATCH = 20
 
 def new_secret() -> str:
     return "whsec_" + secrets.token_urlsafe(32)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def webhook_url_check(url: str) -> str:
@@ -60,9 +52,19 @@ def webhook_url_check(url: str) -> str:
             code="invalid_url",
             field="url",
         )
+    try:
+        literal = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        literal = None
+    if literal is not None and not address_allowed(str(literal)):
+        raise InvalidInput(
+            "Webhooks are sent to public addresses only.",
+            code="webhook_url_not_public",
+            field="url",
+        )
     if parts.scheme == "https":
         return url
-    if parts.scheme == "http" and settings.WEBHOOK_ALLOW_LOOPBACK_HTTP and _is_loopback(host):
+    if parts.scheme == "http" and settings.WEBHOOK_ALLOW_LOOPBACK_HTTP and is_loopback_host(host):
         return url
     raise InvalidInput(
         "Webhook endpoints must use HTTPS.", code="webhook_url_not_https", field="url"

@@ -460,6 +460,12 @@ def test_senders_running_at_once_send_each_delivery_once(receiver, settings):
         ("http://localhost/hooks", True),
         ("http://partner.example/hooks", False),
         ("http://10.0.0.5/hooks", False),
+        ("https://10.0.0.5/hooks", False),
+        ("https://169.254.169.254/latest/meta-data", False),
+        ("https://192.168.1.20/hooks", False),
+        ("https://[fd00::1]/hooks", False),
+        ("https://203.0.113.9/hooks", False),  # documentation range: not global
+        ("https://8.8.8.8/hooks", True),
         ("ftp://partner.example/hooks", False),
         ("https://user:pw@partner.example/hooks", False),
         ("https:///nohost", False),
@@ -474,11 +480,15 @@ def test_endpoints_must_be_https_except_loopback_when_allowed(url, allowed):
             webhook_url_check(url)
 
 
-def test_plain_http_to_loopback_is_refused_unless_the_setting_allows_it(settings):
+def test_loopback_is_refused_unless_the_setting_allows_it(settings):
     settings.WEBHOOK_ALLOW_LOOPBACK_HTTP = False
     with pytest.raises(InvalidInput) as refused:
-        webhook_url_check("http://127.0.0.1:9000/hooks")
+        webhook_url_check("http://localhost:9000/hooks")
     assert refused.value.code == "webhook_url_not_https"
+    for url in ("http://127.0.0.1:9000/hooks", "https://127.0.0.1/hooks", "https://[::1]/h"):
+        with pytest.raises(InvalidInput) as refused:
+            webhook_url_check(url)
+        assert refused.value.code == "webhook_url_not_public"
 
 
 def test_each_endpoint_gets_its_own_secret(lot):
@@ -487,3 +497,21 @@ def test_each_endpoint_gets_its_own_secret(lot):
     assert one.secret.startswith("whsec_")
     assert one.secret != two.secret
     assert len(one.secret) > 40
+
+
+def test_a_name_that_points_inside_our_network_is_not_sent_to(lot, driver, receiver, settings):
+    # Registered while loopback was allowed (or a public name whose address
+    # changed since): at sending time the resolved address decides.
+    endpoint = webhook_endpoint_create(
+        lot=lot, url=receiver.url.replace("127.0.0.1", "localhost"), event_types=list(EVENT_TYPES)
+    )
+    settings.WEBHOOK_ALLOW_LOOPBACK_HTTP = False
+    book(driver, lot)
+    webhook_events_dispatch()
+
+    deliveries_send_due()
+
+    assert receiver.received == []
+    [delivery] = deliveries(endpoint=endpoint)
+    assert delivery.status == "pending"
+    assert "not a public address" in delivery.last_error
