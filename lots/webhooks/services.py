@@ -264,7 +264,9 @@ def deliveries_send_due(*, limit: int = SEND_BATCH) -> int:
         [pk for pk, _ in claimed]
     )
     for pk, attempt in claimed:
-        delivery = deliveries[pk]
+        delivery = deliveries.get(pk)
+        if delivery is None:  # its endpoint was deleted meanwhile, and its log with it
+            continue
         endpoint = delivery.endpoint
         if not endpoint.is_active:
             result = sending.SendResult(ok=False, status_code=None, error="The endpoint is off.")
