@@ -366,6 +366,32 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# --- Partner webhooks (lots/webhooks/, reservations/services/webhooks.py; docs/webhooks.md) ---
+# Beat reads new reservation events this often and sends what is due (the
+# dispatch queues a send at once when it found something).
+WEBHOOK_DISPATCH_SECONDS = _int("WEBHOOK_DISPATCH_SECONDS", 5, minimum=1)
+WEBHOOK_DISPATCH_BATCH = _int("WEBHOOK_DISPATCH_BATCH", 1000, minimum=1)
+# An event id not committed yet when its neighbours were read is re-read this long.
+WEBHOOK_GAP_SECONDS = _int("WEBHOOK_GAP_SECONDS", 120, minimum=1)
+WEBHOOK_TIMEOUT_SECONDS = _int("WEBHOOK_TIMEOUT_SECONDS", 5, minimum=1)
+# Attempts before a delivery is given up (failed; staff may retry it), the first
+# retry after WEBHOOK_RETRY_BASE_SECONDS, each next one 4× later (at most 12 h).
+WEBHOOK_MAX_ATTEMPTS = _int("WEBHOOK_MAX_ATTEMPTS", 8, minimum=1)
+WEBHOOK_RETRY_BASE_SECONDS = _int("WEBHOOK_RETRY_BASE_SECONDS", 30, minimum=1)
+# Endpoints must be HTTPS; plain HTTP to a loopback address only when this is on
+# (development, tests).
+WEBHOOK_ALLOW_LOOPBACK_HTTP = env.bool("WEBHOOK_ALLOW_LOOPBACK_HTTP", default=False)
+CELERY_BEAT_SCHEDULE |= {
+    "dispatch-webhooks": {
+        "task": "reservations.tasks.dispatch_webhooks",
+        "schedule": WEBHOOK_DISPATCH_SECONDS,
+    },
+    "send-webhooks": {
+        "task": "lots.tasks.send_webhooks",
+        "schedule": WEBHOOK_DISPATCH_SECONDS,
+    },
+}
+
 # --- Payments (Stripe; localstripe in development and tests, DESIGN §5) ----------------
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
 STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="")

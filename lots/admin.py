@@ -642,3 +642,7 @@ class GateDeviceAdmin(AdminInputMixin, LotScopedAdminMixin, admin.ModelAdmin):
         else:
             self.message_user(request, f"Gate {gate.name} was revoked already.", messages.WARNING)
         return HttpResponseRedirect(reverse("admin:lots_gatedevice_change", args=[gate.pk]))
+
+
+# Partner webhooks' admin (lots/webhooks/admin.py), registered with the rest of the lots app's.
+from lots.webhooks import admin as _webhooks_admin  # noqa: E402, F401

@@ -270,3 +270,11 @@ class LotStaff(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} at {self.lot} ({self.get_role_display()})"
+
+
+# Partner webhooks (lots/webhooks/): an endpoint belongs to a lot.
+from lots.webhooks.models import (  # noqa: E402, F401
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookStream,
+)

@@ -6,7 +6,9 @@ from __future__ import annotations
 import structlog
 from celery import shared_task
 
+from lots.tasks import send_webhooks
 from reservations import emails, services
+from reservations.services.webhooks import webhook_events_dispatch
 
 log = structlog.stdlib.get_logger("parkspot.sweeps")
 
@@ -73,3 +75,12 @@ def send_reservation_displaced(*, reservation_id: int, reason: str) -> None:
 @shared_task(**_MAIL_RETRY)
 def send_reservation_extended(*, reservation_id: int, extension_id: int) -> None:
     emails.send_reservation_extended(reservation_id=reservation_id, extension_id=extension_id)
+
+
+@shared_task
+def dispatch_webhooks() -> int:
+    """New reservation events → partner webhook deliveries, sent at once."""
+    created = webhook_events_dispatch()
+    if created:
+        send_webhooks.delay()
+    return created

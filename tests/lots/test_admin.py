@@ -19,6 +19,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from config.admin_input import AdminInputMixin
 from lots.models import GateDevice, Lot, LotStaff, Rate, Spot
 from lots.services import gate_create, hash_key, rate_set, spots_add
+from lots.webhooks.services import webhook_endpoint_create, webhook_test_send
 from parking.models import ApiToken, User, Vehicle
 from parking.services import api_token_create, vehicle_add
 from payments.models import Payment, StripeCustomer, StripeEvent
@@ -99,6 +100,10 @@ def data(lot, driver, pending):
     attendant = UserFactory(email="attendant@example.com", is_staff=True)
     LotStaff.objects.create(lot=lot, user=attendant)
     TOTPDevice.objects.create(user=attendant, name="Authenticator app", confirmed=True)
+    endpoint = webhook_endpoint_create(
+        lot=lot, url="https://partner.example/hooks", event_types=["reservation.created"]
+    )
+    webhook_test_send(endpoint_id=endpoint.pk)  # a delivery in the log
     return {"lot": lot, "driver": driver, "reservation": pending}
 
 

@@ -49,6 +49,9 @@ STAFF_PERMISSIONS = [
     # Staff keep their lots' opening hours: a day they stop opening is a row deleted.
     *(f"lots.{action}_openinghours" for action in (*VIEW_ADD_CHANGE, "delete")),
     "payments.view_payment",
+    # Their lots' partner webhooks: endpoints (turned off, not deleted) and the delivery log.
+    *(f"lots.{action}_webhookendpoint" for action in VIEW_ADD_CHANGE),
+    "lots.view_webhookdelivery",
 ]
 # The one lot the demo staff user runs; in the admin they see no other.
 STAFF_LOT = "paris-opera"

@@ -1,0 +1,13 @@
+"""Celery entry points of the lots app; each only calls a service."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from lots.webhooks.services import deliveries_send_due
+
+
+@shared_task
+def send_webhooks() -> int:
+    """Send the partner webhook deliveries that are due (beat, and after a dispatch)."""
+    return deliveries_send_due()
