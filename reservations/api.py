@@ -436,7 +436,9 @@ class ReservationListCreateApi(ListAPIView):
                 "Idempotency-Key",
                 str,
                 OpenApiParameter.HEADER,
-                description="Retry-safe: the same key returns the first booking.",
+                description="Retry-safe: the same key returns the first booking. Required "
+                "(400 idempotency_key_required) where BOOKING_IDEMPOTENCY_KEY_REQUIRED is on, "
+                "as in a cluster, whose load balancer retries a failed POST on another node.",
             )
         ],
         tags=["reservations"],
@@ -449,6 +451,14 @@ class ReservationListCreateApi(ListAPIView):
             metrics.booking_refused(reason="invalid_idempotency_key")
             raise InvalidInput(
                 "Idempotency-Key must be 1 to 255 characters.", code="invalid_idempotency_key"
+            )
+        # cluster: nginx retries a failed POST on another node; only a key makes that safe.
+        if key is None and settings.BOOKING_IDEMPOTENCY_KEY_REQUIRED:
+            metrics.booking_refused(reason="idempotency_key_required")
+            raise InvalidInput(
+                "Send an Idempotency-Key header with every booking (any unique string, "
+                "the same on a retry).",
+                code="idempotency_key_required",
             )
         # Refusals from here on are counted by the service (the website's too).
         result = reservation_create(user=request.user, idempotency_key=key, **data.validated_data)

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from django.db import connection, models
 from django.utils.dateparse import parse_datetime
 
+from config.db_router import read_connection
 from reservations.models import BLOCKING_STATUSES, Reservation, ReservationEvent, Status
 
 _BLOCKING = ", ".join(f"'{s}'" for s in BLOCKING_STATUSES)
@@ -92,13 +93,14 @@ def lot_version(slug: str) -> tuple[int, int, str] | None:
     """(lot pk, availability version, currency) of an active lot, or None."""
     if "\x00" in slug:
         return None
-    with connection.cursor() as cursor:
+    # A replica's under reading_replica() (config/db_router.py), else the leader's.
+    with read_connection().cursor() as cursor:
         cursor.execute(LOT_VERSION, [slug])
         return cursor.fetchone()
 
 
 @contextmanager
-def _planned_each_time() -> Iterator[None]:
+def _planned_each_time(connection=connection) -> Iterator[None]:
     """Run the statement inside unprepared: planned for its own values.
 
     Prepared, PostgreSQL switches to a generic plan after five runs, and without
@@ -131,7 +133,8 @@ def availability(
         *(lot_pk, vehicle_type, n),
         *(lot_pk, vehicle_type),
     ]
-    with connection.cursor() as cursor, _planned_each_time():
+    reader = read_connection()  # a replica's under reading_replica() (config/db_router.py)
+    with reader.cursor() as cursor, _planned_each_time(reader):
         cursor.execute(AVAILABILITY, params)
         row = cursor.fetchone()
     if row is None:
