@@ -33,7 +33,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.utils import DatabaseError
+from django.db.utils import DatabaseError, InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 
 log = logging.getLogger(__name__)
@@ -66,38 +66,59 @@ _health: tuple[float, bool] = (0.0, False)  # (checked at, usable)
 
 def replica_lag_seconds() -> float:
     """How far the replica is behind the leader, in seconds (0: replayed all it
-    received, or not a replica at all). Raises DatabaseError when unreachable."""
+    received, or not a replica at all). Raises DatabaseError when unreachable.
+
+    On PostgreSQL a connection of its own, with a one-second connect timeout:
+    never one from the pool, whose wait (DATABASE_POOL_TIMEOUT) is far longer."""
     connection = connections[REPLICA]
     if connection.vendor != "postgresql":
         connection.ensure_connection()
         return 0.0
-    with connection.cursor() as cursor:
-        cursor.execute(_LAG_SQL)
-        return float(cursor.fetchone()[0])
+    import psycopg
+
+    params = connection.get_connection_params()
+    params.pop("prepare_threshold", None)
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    params["connect_timeout"] = 1
+    try:
+        with psycopg.connect(**params, autocommit=True) as raw, raw.cursor() as cursor:
+            cursor.execute(_LAG_SQL)
+            return float(cursor.fetchone()[0])
+    except psycopg.Error as exc:
+        raise DatabaseError(str(exc)) from exc
 
 
 def replica_usable() -> bool:
-    """Whether the replica is up and close enough behind; cached briefly per process."""
+    """Whether the replica is up and close enough behind; cached briefly per process.
+    One thread checks at a time; the others go by the last answer meanwhile."""
     global _health
     checked_at, usable = _health
-    now = time.monotonic()
-    if now - checked_at < settings.DATABASE_REPLICA_CHECK_SECONDS:
+    if time.monotonic() - checked_at < settings.DATABASE_REPLICA_CHECK_SECONDS:
         return usable
-    with _health_lock:
-        if _health[0] != checked_at:  # another thread checked meanwhile
-            return _health[1]
+    if not _health_lock.acquire(blocking=False):
+        return usable
+    try:
         try:
             lag = replica_lag_seconds()
         except DatabaseError as exc:
             log.warning("Replica unreachable, reading from the leader: %s", exc)
-            connections[REPLICA].close()
             usable = False
         else:
             usable = lag <= settings.DATABASE_REPLICA_MAX_LAG_SECONDS
             if not usable:
                 log.warning("Replica %.1f s behind, reading from the leader", lag)
         _health = (time.monotonic(), usable)
+    finally:
+        _health_lock.release()
     return usable
+
+
+def mark_replica_down() -> None:
+    """Read from the leader until the next check (a replica read just failed)."""
+    global _health
+    _health = (time.monotonic(), False)
+    connections[REPLICA].close()
 
 
 def forget_replica_health() -> None:
@@ -125,8 +146,12 @@ def reading_replica() -> Iterator[str]:
 
 
 def read_connection() -> BaseDatabaseWrapper:
-    """The connection for raw SQL that tolerates staleness (under reading_replica)."""
-    return connections[_read_alias.get() or DEFAULT_DB_ALIAS]
+    """The connection for raw SQL that tolerates staleness (under reading_replica);
+    the leader's inside a transaction on it."""
+    alias = _read_alias.get()
+    if alias is None or connections[DEFAULT_DB_ALIAS].in_atomic_block:
+        return connections[DEFAULT_DB_ALIAS]
+    return connections[alias]
 
 
 def replica_reads(view: Callable) -> Callable:
@@ -136,10 +161,32 @@ def replica_reads(view: Callable) -> Callable:
     def wrapper(request: HttpRequest, *args, **kwargs):
         if request.method not in ("GET", "HEAD"):
             return view(request, *args, **kwargs)
-        with reading_replica():
-            return view(request, *args, **kwargs)
+        with reading_replica() as alias:
+            try:
+                response = view(request, *args, **kwargs)
+            except (OperationalError, InterfaceError):
+                if alias != REPLICA:
+                    raise
+            else:
+                # DRF views answer the failure themselves (config/api.py).
+                if alias != REPLICA or not _database_unavailable(response):
+                    return response
+        # The replica died since it was last checked: a read is safe to ask
+        # again, of the leader; the replica is out until checked again.
+        log.warning("Replica failed mid-read; asking the leader")
+        mark_replica_down()
+        return view(request, *args, **kwargs)
 
     return wrapper
+
+
+def _database_unavailable(response: HttpResponse) -> bool:
+    data = getattr(response, "data", None)
+    return (
+        response.status_code == 503
+        and isinstance(data, dict)
+        and data.get("code") == "database_unavailable"
+    )
 
 
 class ReplicaRouter:

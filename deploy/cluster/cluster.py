@@ -175,6 +175,9 @@ def app_env() -> dict[str, str]:
         # Short waits on the database: a failover is answered 503 quickly, not a hang.
         "DATABASE_CONNECT_TIMEOUT": os.environ.get("DATABASE_CONNECT_TIMEOUT", "3"),
         "DATABASE_POOL_TIMEOUT": os.environ.get("DATABASE_POOL_TIMEOUT", "5"),
+        # A pooled connection is checked before use: after a failover the old
+        # leader's connections are dropped unseen instead of failing a request each.
+        "DATABASE_HEALTH_CHECKS": os.environ.get("DATABASE_HEALTH_CHECKS", "1"),
         "GUNICORN_WORKERS": os.environ.get("GUNICORN_WORKERS", "2"),
         "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}",
     }
