@@ -568,7 +568,9 @@ class ReservationExtendApi(APIView):
                 "Idempotency-Key",
                 str,
                 OpenApiParameter.HEADER,
-                description="Retry-safe: the same key returns (or finishes) the first extension.",
+                description="Retry-safe: the same key returns (or finishes) the first extension. "
+                "Required (400 idempotency_key_required) where BOOKING_IDEMPOTENCY_KEY_REQUIRED "
+                "is on.",
             ),
         ],
         tags=["reservations"],
@@ -590,6 +592,12 @@ class ReservationExtendApi(APIView):
         if key is not None and not (1 <= len(key) <= 255):
             raise InvalidInput(
                 "Idempotency-Key must be 1 to 255 characters.", code="invalid_idempotency_key"
+            )
+        if key is None and settings.BOOKING_IDEMPOTENCY_KEY_REQUIRED:  # cluster, as booking
+            raise InvalidInput(
+                "Send an Idempotency-Key header with every extension (any unique string, "
+                "the same on a retry).",
+                code="idempotency_key_required",
             )
         reservation = reservation_get_for_user(user=request.user, code=reservation_id)
         result = reservation_extend(

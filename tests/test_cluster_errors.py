@@ -97,3 +97,26 @@ def test_a_booking_without_idempotency_key_is_taken_by_default(lot, driver):
     client.force_authenticate(driver)
     made = client.post("/api/v1/reservations", {"lot_id": lot.slug, **_window()}, format="json")
     assert made.status_code == 201
+
+
+@pytest.mark.django_db
+def test_an_extension_without_idempotency_key_is_refused_when_keys_are_required(
+    lot, driver, settings
+):
+    settings.BOOKING_IDEMPOTENCY_KEY_REQUIRED = True
+    client = APIClient()
+    client.force_authenticate(driver)
+    made = client.post(
+        "/api/v1/reservations",
+        {"lot_id": lot.slug, **_window()},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="b",
+    )
+    url = f"/api/v1/reservations/{made.json()['id']}/extend"
+    later = {"end": (timezone.now() + timedelta(days=3)).isoformat()}
+    refused = client.post(url, later, format="json")
+    assert refused.status_code == 400
+    assert refused.json()["code"] == "idempotency_key_required"
+    # With a key it is judged on its merits (an unpaid hold cannot be extended).
+    judged = client.post(url, later, format="json", HTTP_IDEMPOTENCY_KEY="e1")
+    assert judged.json()["code"] != "idempotency_key_required"
