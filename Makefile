@@ -95,7 +95,9 @@ cluster: cluster-deps $(VENV)/.runtime
 cluster-drill: $(VENV)/.runtime
 	@$(BIN)/python deploy/cluster/drill.py
 
+# Removes the cluster's data (stop `make cluster` first): the next one starts afresh.
 cluster-clean:
+	@if [ -f var/cluster/pg-data-root ]; then rm -rf "$$(cat var/cluster/pg-data-root)"; fi
 	rm -rf var/cluster
 
 clean:

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from drill import PIDS, django_on_leader, make_drivers  # noqa: E402
+from drill import PIDS, django_on_leader, make_drivers, pg_data_root  # noqa: E402
 
 from bench.loadgen import Request, run_phase  # noqa: E402
 
@@ -44,7 +44,7 @@ def _cpu_by_group() -> dict[str, float]:
     groups = {int((PIDS / f"web-{p}.pid").read_text()): f"web-{p}" for p in (8001, 8002)}
     # The cluster's postmasters (not the machine's other PostgreSQL) and their children.
     postmasters = {
-        int(path.read_text().split()[0]) for path in (PIDS.parent / "pg").glob("*/postmaster.pid")
+        int(path.read_text().split()[0]) for path in pg_data_root().glob("*/postmaster.pid")
     }
     totals: dict[str, float] = {}
     for entry in Path("/proc").iterdir():

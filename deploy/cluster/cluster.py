@@ -24,6 +24,7 @@ configuration); `make cluster-clean` removes it.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import pwd
@@ -79,6 +80,23 @@ def _db_user() -> str:
             )
         return "postgres"
     return pwd.getpwuid(os.geteuid()).pw_name
+
+
+def pg_data_root() -> Path:
+    """Where the nodes keep their data: var/cluster/pg, unless the nodes' user
+    (postgres, when run as root) cannot reach it (a checkout under /root): then
+    a directory of this checkout's own under /var/lib/parkspot-cluster/."""
+    inside = VAR / "pg"
+    if os.geteuid() != 0 or all(
+        os.stat(parent).st_mode & 0o001 for parent in inside.parents if parent.exists()
+    ):
+        return inside
+    digest = hashlib.sha256(str(ROOT).encode()).hexdigest()[:12]
+    outside = Path("/var/lib/parkspot-cluster") / digest
+    outside.parent.mkdir(parents=True, exist_ok=True)
+    outside.parent.chmod(0o755)
+    (VAR / "pg-data-root").write_text(str(outside))
+    return outside
 
 
 @dataclass
@@ -233,7 +251,7 @@ class Cluster:
                 proc.signal_group(signal.SIGKILL)
         # An orphaned postmaster (its Patroni killed) would hold 5433/5434.
         for name, _rest, _pg in NODES:
-            pid_file = VAR / "pg" / name / "postmaster.pid"
+            pid_file = pg_data_root() / name / "postmaster.pid"
             if pid_file.exists():
                 with contextlib.suppress(ProcessLookupError, ValueError):
                     os.kill(int(pid_file.read_text().split()[0]), signal.SIGKILL)
@@ -288,8 +306,8 @@ class Cluster:
 
         # The nodes' own directory: Patroni renames or removes a data directory
         # (a failed bootstrap, a node that cannot rewind), so it must own its parent.
-        pg_root = VAR / "pg"
-        pg_root.mkdir(exist_ok=True)
+        pg_root = pg_data_root()
+        pg_root.mkdir(parents=True, exist_ok=True)
         os.chown(pg_root, record.pw_uid, record.pw_gid)
         for name, rest, pg in NODES:
             data = pg_root / name

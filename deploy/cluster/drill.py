@@ -96,6 +96,12 @@ def healthy_cluster() -> bool:
     )
 
 
+def pg_data_root() -> Path:
+    """As deploy/cluster/cluster.py chose it."""
+    moved = VAR / "pg-data-root"
+    return Path(moved.read_text()) if moved.exists() else VAR / "pg"
+
+
 def pid_of(name: str) -> int:
     return int((PIDS / f"{name}.pid").read_text())
 
@@ -270,7 +276,7 @@ def kill_leader() -> str:
     if name is None:
         raise SystemExit("No Patroni leader to kill.")
     patroni = pid_of(f"patroni-{name}")
-    postmaster = int((VAR / "pg" / name / "postmaster.pid").read_text().split()[0])
+    postmaster = int((pg_data_root() / name / "postmaster.pid").read_text().split()[0])
     os.kill(patroni, signal.SIGKILL)
     os.kill(postmaster, signal.SIGKILL)
     say(f"killed the leader {name}: Patroni {patroni} and PostgreSQL {postmaster} (SIGKILL)")
