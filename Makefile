@@ -86,7 +86,8 @@ cluster-deps:
 	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq \
 	    --no-install-recommends $(CLUSTER_PACKAGES) >/dev/null; fi
 
-cluster: cluster-deps $(VENV)/.runtime
+# The dev requirements too: localstripe (as `make run`).
+cluster: cluster-deps $(VENV)/.dev
 	@exec $(BIN)/python deploy/cluster/cluster.py
 
 # Against a running `make cluster` (another terminal): kill web node 8001, then
