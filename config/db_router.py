@@ -48,7 +48,8 @@ _pinned: ContextVar[bool] = ContextVar("pinned_to_leader", default=False)
 
 
 def replica_configured() -> bool:
-    return REPLICA in settings.DATABASES or REPLICA in connections.settings
+    # connections.settings is settings.DATABASES, read once (one dict lookup per call).
+    return REPLICA in connections.settings
 
 
 # --- replica health -------------------------------------------------------------------------

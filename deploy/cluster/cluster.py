@@ -277,7 +277,6 @@ class Cluster:
         user = _db_user()
         record = pwd.getpwnam(user)
         VAR.chmod(0o755)
-        (VAR / "logs").chmod(0o777)
 
         self.add(
             Proc(
