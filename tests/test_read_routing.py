@@ -15,12 +15,14 @@ import pytest
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from config import db_router
 from lots.models import Lot
 from parking.services import api_token_create
+from tests.factories import UserFactory
 
 REPLICA = db_router.REPLICA
 
@@ -205,3 +207,14 @@ def test_reads_inside_a_transaction_and_all_writes_stay_on_the_leader(replica, l
             assert router.db_for_read(Lot) == DEFAULT_DB_ALIAS
     assert router.db_for_read(Lot) == DEFAULT_DB_ALIAS  # outside reading_replica()
     assert router.allow_migrate(REPLICA, "lots") is False
+
+
+@routing_db
+def test_the_occupancy_report_is_read_from_the_replica(replica, lot):
+    admin = UserFactory(is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(admin)
+    with CaptureQueriesContext(connections[REPLICA]) as on_replica:
+        response = client.get(reverse("admin:lots_lot_occupancy", args=[lot.pk]))
+    assert response.status_code == 200
+    assert len(on_replica) >= 1
