@@ -11,17 +11,30 @@ the pool throws broken connections away and the next request connects afresh.
 from __future__ import annotations
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
+from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
 DETAIL = "The database is unavailable for a moment (a failover?); try again shortly."
 
 
+# SQLSTATE 25006: a write reached a server still in recovery. For the moment of a
+# failover when HAProxy already sends to the new leader and it is still finishing
+# its promotion; the same statement a moment later goes through.
+READ_ONLY_SQL_TRANSACTION = "25006"
+
+
 def is_database_unavailable(exc: BaseException | None) -> bool:
     """OperationalError or InterfaceError from the database (Django's, or psycopg's
-    pool timeout, which Django wraps): a connection that failed, not a bad query."""
-    return isinstance(exc, OperationalError | InterfaceError)
+    pool timeout, which Django wraps): a connection that failed, not a bad query;
+    or a write refused by a server still being promoted."""
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    cause = getattr(exc, "__cause__", None)
+    return (
+        isinstance(exc, DatabaseError)
+        and getattr(cause, "sqlstate", None) == READ_ONLY_SQL_TRANSACTION
+    )
 
 
 def database_unavailable(request: HttpRequest) -> HttpResponse:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import psycopg
 import pytest
-from django.db import DEFAULT_DB_ALIAS, OperationalError, connection
+from django.db import DEFAULT_DB_ALIAS, InternalError, OperationalError, connection
 from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -61,6 +62,30 @@ def test_the_api_answers_503_with_retry_after_while_the_database_is_unreachable(
         response = client.get(url, params)
     assert response.status_code == 503
     assert response["Retry-After"] == str(settings.DATABASE_RETRY_AFTER_SECONDS)
+    assert response.json()["code"] == "database_unavailable"
+
+
+def _new_leader_still_promoting(execute, sql, params, many, context):
+    try:
+        raise psycopg.errors.ReadOnlySqlTransaction(
+            "cannot execute UPDATE in a read-only transaction"
+        )
+    except psycopg.Error as exc:
+        raise InternalError(str(exc)) from exc
+
+
+@pytest.mark.django_db
+def test_a_write_refused_by_a_leader_still_being_promoted_is_a_503_not_a_500(lot, driver, settings):
+    client = APIClient(raise_request_exception=False)
+    client.force_authenticate(driver)
+    with connection.execute_wrapper(_new_leader_still_promoting):
+        response = client.post(
+            "/api/v1/reservations",
+            {"lot_id": lot.slug, **_window()},
+            format="json",
+            HTTP_IDEMPOTENCY_KEY="p",
+        )
+    assert response.status_code == 503
     assert response.json()["code"] == "database_unavailable"
 
 
