@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 LOCALSTRIPE_PORT ?= 8420
 
-.PHONY: run dev test lint bench setup venv clean
+.PHONY: run dev test lint bench setup venv clean cluster cluster-drill cluster-clean cluster-deps
 
 # A virtualenv with the pinned runtime; re-installed when requirements change.
 $(BIN)/python:
@@ -72,6 +72,34 @@ lint: $(VENV)/.dev
 
 bench: $(VENV)/.dev
 	$(BIN)/python bench/run.py
+
+# --- Cluster (docs/scaling.md): etcd, two Patroni nodes, HAProxy, Redis, two web
+# nodes with their workers and beats, nginx; on one machine, in the foreground
+# (Ctrl-C stops it all). Never part of `make test` or CI.
+CLUSTER_PACKAGES := patroni etcd-server haproxy nginx-light redis-server postgresql-15
+cluster-deps:
+	@missing=""; for tool in patroni etcd haproxy nginx redis-server /usr/lib/postgresql/15/bin/postgres; do \
+	  command -v $$tool >/dev/null 2>&1 || missing=1; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing the cluster's Debian packages: $(CLUSTER_PACKAGES)"; \
+	  if [ "$$(id -u)" = 0 ]; then sudo=""; else sudo=sudo; fi; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq \
+	    --no-install-recommends $(CLUSTER_PACKAGES) >/dev/null; fi
+
+# The dev requirements too: localstripe (as `make run`).
+cluster: cluster-deps $(VENV)/.dev
+	@exec $(BIN)/python deploy/cluster/cluster.py
+
+# Against a running `make cluster` (another terminal): kill web node 8001, then
+# the database leader, under load; fails unless nothing was lost or double-booked
+# and writes resumed within 45 s.
+cluster-drill: $(VENV)/.runtime
+	@$(BIN)/python deploy/cluster/drill.py
+
+# Removes the cluster's data (stop `make cluster` first): the next one starts afresh.
+cluster-clean:
+	@if [ -f var/cluster/pg-data-root ]; then rm -rf "$$(cat var/cluster/pg-data-root)"; fi
+	rm -rf var/cluster
 
 clean:
 	rm -rf $(VENV) var staticfiles .pytest_cache

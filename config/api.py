@@ -8,6 +8,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied, ValidationError
 from django.http import Http404
 from rest_framework import exceptions, status
@@ -17,6 +18,8 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.utils.json import strict_constant
 
+from config.db_errors import DETAIL as DB_UNAVAILABLE
+from config.db_errors import is_database_unavailable
 from config.errors import ApplicationError, InvalidInput
 
 # DRF's built-in exceptions, by class, with the code our clients see.
@@ -77,6 +80,12 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
 
 
 def _error_response(exc: Exception, context: dict) -> Response | None:
+    if is_database_unavailable(exc):  # a failover: try again shortly (config/db_errors.py)
+        return Response(
+            error_body("database_unavailable", DB_UNAVAILABLE),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(settings.DATABASE_RETRY_AFTER_SECONDS)},
+        )
     if isinstance(exc, ApplicationError):
         fields = {exc.field: [{"code": exc.code, "detail": exc.detail}]} if exc.field else None
         return Response(error_body(exc.code, exc.detail, fields), status=exc.status)

@@ -561,3 +561,46 @@ THROTTLE_PASSWORD_RESET_RATE = _rate("THROTTLE_PASSWORD_RESET_RATE", "20/hour")
 BENCH_CEILING = env.bool("BENCH_CEILING", default=False)
 if BENCH_CEILING:
     INSTALLED_APPS += ["bench.ceiling"]
+
+
+# --- Cluster (deploy/cluster, docs/scaling.md) ------------------------------------------
+# A failover answers 503 database_unavailable with this Retry-After (config/db_errors.py).
+DATABASE_RETRY_AFTER_SECONDS = _int("DATABASE_RETRY_AFTER_SECONDS", 5, minimum=1)
+# Seconds to wait for a new database connection (unset: libpq's default, no limit):
+# a cluster sets it short so that a dead leader is a quick 503, never a hang.
+if _db["ENGINE"] != "config.db.sqlite3" and env.str("DATABASE_CONNECT_TIMEOUT", default=""):
+    _timeout = _int("DATABASE_CONNECT_TIMEOUT", 3, minimum=1)
+    _db.setdefault("OPTIONS", {})["connect_timeout"] = _timeout
+# Check a pooled connection before handing it out (one round trip): after a
+# failover, the old leader's connections are thrown away unseen, not met by a request.
+if env.bool("DATABASE_HEALTH_CHECKS", default=False):
+    _db["CONN_HEALTH_CHECKS"] = True
+# Refuse a booking POST without an Idempotency-Key (400 idempotency_key_required):
+# on in a cluster, where nginx retries a failed POST on another web node.
+BOOKING_IDEMPOTENCY_KEY_REQUIRED = env.bool("BOOKING_IDEMPOTENCY_KEY_REQUIRED", default=False)
+# Read routing (config/db_router.py): only with a replica address (HAProxy's read
+# port); without one there is no `replica` alias, no router, no middleware.
+DATABASE_REPLICA_URL = env.str("DATABASE_REPLICA_URL", default="")
+# A replica further behind than this is not read from (the leader is).
+DATABASE_REPLICA_MAX_LAG_SECONDS = float(env.str("DATABASE_REPLICA_MAX_LAG_SECONDS", default="5"))
+# How often each process looks at the replica's health and lag.
+DATABASE_REPLICA_CHECK_SECONDS = float(env.str("DATABASE_REPLICA_CHECK_SECONDS", default="2"))
+# After a write, a client's reads go to the leader for this long (read your writes).
+READ_YOUR_WRITES_SECONDS = _int("READ_YOUR_WRITES_SECONDS", 5, minimum=1)
+if DATABASE_REPLICA_URL:
+    _replica = env.db_url_config(DATABASE_REPLICA_URL)
+    _replica.update(
+        ENGINE=_db["ENGINE"],
+        OPTIONS=dict(_db.get("OPTIONS", {})),
+        ATOMIC_REQUESTS=False,
+        CONN_MAX_AGE=_db.get("CONN_MAX_AGE", 0),
+        CONN_HEALTH_CHECKS=_db.get("CONN_HEALTH_CHECKS", False),
+        # Tests: the same test database under a second name.
+        TEST={"MIRROR": "default"},
+    )
+    DATABASES["replica"] = _replica
+    DATABASE_ROUTERS = ["config.db_router.ReplicaRouter"]
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("django.contrib.sessions.middleware.SessionMiddleware"),
+        "config.db_router.PinAfterWriteMiddleware",
+    )

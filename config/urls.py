@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView
 
 from config import health, metrics, views
 from config.csp import allow_api_docs
+from config.db_router import replica_reads
 from config.two_factor import TwoFactorAdminSite
 from config.two_factor_views import two_factor_setup
 from lots import api as lots_api
@@ -18,11 +19,12 @@ admin.site.__class__ = TwoFactorAdminSite
 api_v1 = [
     path("auth/register", parking_api.RegisterApi.as_view(), name="register"),
     path("auth/token", parking_api.TokenApi.as_view(), name="token"),
-    path("lots", lots_api.LotListApi.as_view(), name="lot-list"),
-    path("lots/<str:lot_id>", lots_api.LotDetailApi.as_view(), name="lot-detail"),
+    # Reads that may be a little stale: from a replica in a cluster (config/db_router.py).
+    path("lots", replica_reads(lots_api.LotListApi.as_view()), name="lot-list"),
+    path("lots/<str:lot_id>", replica_reads(lots_api.LotDetailApi.as_view()), name="lot-detail"),
     path(
         "lots/<str:lot_id>/availability",
-        reservations_api.AvailabilityApi.as_view(),
+        replica_reads(reservations_api.AvailabilityApi.as_view()),
         name="lot-availability",
     ),
     path(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -11,6 +13,7 @@ from django.views.decorators.cache import never_cache
 from drf_spectacular.views import SpectacularSwaggerView
 
 from config.api import error_body
+from config.db_errors import database_unavailable, is_database_unavailable
 
 
 @never_cache
@@ -58,6 +61,9 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
+    # Django calls this inside its except block: the exception is at hand.
+    if is_database_unavailable(sys.exc_info()[1]):
+        return database_unavailable(request)
     if _is_api(request):
         return JsonResponse(
             error_body("server_error", "Something went wrong on our side; it has been logged."),

@@ -13,6 +13,7 @@ from django.db.models import Count, FloatField, Prefetch, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils.dateparse import parse_time
 
+from config.db_router import read_connection
 from config.errors import InvalidInput, NotFound
 from lots.constants import VehicleType
 from lots.hours import Hours
@@ -169,7 +170,8 @@ def _time(value) -> time:
 
 def lot_schedule(*, lot_pk: int) -> Schedule | None:
     """The lot's name, zone and opening hours (None: no such lot), in one query."""
-    with connection.cursor() as cursor:
+    # A replica's under reading_replica() (config/db_router.py), else the leader's.
+    with read_connection().cursor() as cursor:
         cursor.execute(_SCHEDULE, [lot_pk])
         rows = cursor.fetchall()
     if not rows:

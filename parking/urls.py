@@ -3,13 +3,14 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
+from config.db_router import replica_reads
 from parking import views
 
 urlpatterns = [
-    path("", views.home, name="home"),
-    path("search/", views.search, name="search"),
-    path("lots/<str:lot_id>/", views.lot_detail, name="lot_detail"),
-    path("lots/<str:lot_id>/quote/", views.lot_quote, name="lot_quote"),
+    path("", replica_reads(views.home), name="home"),
+    path("search/", replica_reads(views.search), name="search"),
+    path("lots/<str:lot_id>/", replica_reads(views.lot_detail), name="lot_detail"),
+    path("lots/<str:lot_id>/quote/", replica_reads(views.lot_quote), name="lot_quote"),
     path("lots/<str:lot_id>/reserve/", views.reserve, name="reserve"),
     path("reservations/", views.reservation_list, name="reservation_list"),
     path("reservations/<str:code>/", views.reservation_detail, name="reservation_detail"),

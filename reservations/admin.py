@@ -42,6 +42,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from config.admin_input import AdminInputMixin
+from config.db_router import reading_replica
 from config.errors import ApplicationError
 from config.money import minor_unit_digits, to_minor_units
 from config.plates import normalize_plate
@@ -821,7 +822,14 @@ def staff_payments(request: HttpRequest, queryset: QuerySet[Payment]) -> QuerySe
     return queryset.filter(reference__in=Subquery(references))
 
 
-lots_admin.LotAdmin.view_hooks.append(("occupancy", occupancy_view, "lots_lot_occupancy"))
+def _occupancy_report(lot_admin, request: HttpRequest, object_id: str) -> HttpResponse:
+    # A report: from a replica in a cluster, unless this staff member just wrote
+    # (config/db_router.py).
+    with reading_replica():
+        return occupancy_view(lot_admin, request, object_id)
+
+
+lots_admin.LotAdmin.view_hooks.append(("occupancy", _occupancy_report, "lots_lot_occupancy"))
 lots_admin.LotAdmin.link_hooks.append(lot_links)
 lots_admin.SpotAdmin.action_hooks.extend([take_out_moving, take_out_if_free])
 lots_admin.SpotAdmin.column_hooks.append((reservations_to_come, _annotate_to_come))

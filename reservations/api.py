@@ -468,7 +468,9 @@ class ReservationListCreateApi(ListAPIView):
                 "Idempotency-Key",
                 str,
                 OpenApiParameter.HEADER,
-                description="Retry-safe: the same key returns the first booking.",
+                description="Retry-safe: the same key returns the first booking. Required "
+                "(400 idempotency_key_required) where BOOKING_IDEMPOTENCY_KEY_REQUIRED is on, "
+                "as in a cluster, whose load balancer retries a failed POST on another node.",
             )
         ],
         tags=["reservations"],
@@ -507,6 +509,14 @@ def _book(*, user, key: str | None, **fields) -> tuple[dict, bool]:
         metrics.booking_refused(reason="invalid_idempotency_key")
         raise InvalidInput(
             "Idempotency-Key must be 1 to 255 characters.", code="invalid_idempotency_key"
+        )
+    # cluster: nginx retries a failed POST on another node; only a key makes that safe.
+    if key is None and settings.BOOKING_IDEMPOTENCY_KEY_REQUIRED:
+        metrics.booking_refused(reason="idempotency_key_required")
+        raise InvalidInput(
+            "Send an Idempotency-Key header with every booking (any unique string, "
+            "the same on a retry).",
+            code="idempotency_key_required",
         )
     # Refusals from here on are counted by the service (the website's too).
     result = reservation_create(user=user, idempotency_key=key, **fields)
@@ -631,7 +641,9 @@ class ReservationExtendApi(APIView):
                 "Idempotency-Key",
                 str,
                 OpenApiParameter.HEADER,
-                description="Retry-safe: the same key returns (or finishes) the first extension.",
+                description="Retry-safe: the same key returns (or finishes) the first extension. "
+                "Required (400 idempotency_key_required) where BOOKING_IDEMPOTENCY_KEY_REQUIRED "
+                "is on.",
             ),
         ],
         tags=["reservations"],
@@ -653,6 +665,12 @@ class ReservationExtendApi(APIView):
         if key is not None and not (1 <= len(key) <= 255):
             raise InvalidInput(
                 "Idempotency-Key must be 1 to 255 characters.", code="invalid_idempotency_key"
+            )
+        if key is None and settings.BOOKING_IDEMPOTENCY_KEY_REQUIRED:  # cluster, as booking
+            raise InvalidInput(
+                "Send an Idempotency-Key header with every extension (any unique string, "
+                "the same on a retry).",
+                code="idempotency_key_required",
             )
         reservation = reservation_get_for_user(user=request.user, code=reservation_id)
         result = reservation_extend(

@@ -16,6 +16,7 @@ from functools import lru_cache
 from django.db import connection, models
 from django.utils.dateparse import parse_datetime
 
+from config.db_router import read_connection
 from reservations.models import BLOCKING_STATUSES, Reservation, ReservationEvent, Status
 
 _BLOCKING = ", ".join(f"'{s}'" for s in BLOCKING_STATUSES)
@@ -125,7 +126,8 @@ def lot_version(slug: str) -> tuple[int, int, str] | None:
     """(lot pk, availability version, currency) of an active lot, or None."""
     if "\x00" in slug:
         return None
-    with connection.cursor() as cursor:
+    # A replica's under reading_replica() (config/db_router.py), else the leader's.
+    with read_connection().cursor() as cursor:
         cursor.execute(LOT_VERSION, [slug])
         return cursor.fetchone()
 
@@ -137,9 +139,10 @@ def availability(
     The first change is when the answer may stop being true though nothing was
     booked (a hold lapses, a parked car starts to overstay)."""
     s, e, n = _db_time(start), _db_time(end), _db_time(now)
-    if connection.vendor == "postgresql":
+    reader = read_connection()  # a replica's under reading_replica() (config/db_router.py)
+    if reader.vendor == "postgresql":
         params = {"lot": lot_pk, "type": vehicle_type, "start": s, "end": e, "now": n}
-        with connection.cursor() as cursor:
+        with reader.cursor() as cursor:
             cursor.execute(AVAILABILITY_BY_RANGE, params)
             row = cursor.fetchone()
     else:
@@ -149,7 +152,7 @@ def availability(
             *(lot_pk, vehicle_type, n),
             *(lot_pk, vehicle_type),
         ]
-        with connection.cursor() as cursor:
+        with reader.cursor() as cursor:
             cursor.execute(AVAILABILITY, params)
             row = cursor.fetchone()
     if row is None:
