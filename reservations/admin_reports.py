@@ -164,6 +164,12 @@ def attention_view(lot_admin, request: HttpRequest, object_id: str) -> HttpRespo
         _act(reservation_admin, request, lot)
         return HttpResponseRedirect(reverse("admin:lots_lot_attention", args=[lot.pk]))
     attention = lot_attention(lot=lot)
+    for reservation in attention.settlements:
+        reservation.owed = (
+            "—"
+            if reservation.amount_due is None
+            else admin_money(reservation.amount_due, reservation.currency)
+        )
     context = {
         **lot_admin.admin_site.each_context(request),
         "opts": lot_admin.model._meta,

@@ -547,9 +547,13 @@ _CELL_W, _CELL_H, _LEFT, _TOP = 26, 20, 44, 22
 
 
 def occupancy_heatmap_svg(report: LotReport, *, title: str) -> SafeString:
-    """Weekday × hour of day, each cell shaded by the share of spot-time in use."""
+    """Weekday × hour of day, each cell shaded by its share of spot-time in use,
+    on a scale from 0 to the busiest cell (so that a quiet lot's pattern shows
+    too); every cell's title and the legend give the real percentages."""
     width = _LEFT + 24 * _CELL_W + 8
     height = _TOP + 7 * _CELL_H + 34
+    shares = [[report.occupancy(day, hour) for hour in range(24)] for day in range(7)]
+    busiest = max((s for row in shares for s in row if s is not None), default=0.0) or 1.0
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="report-chart heatmap" role="img" '
         f'width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
@@ -563,9 +567,9 @@ def occupancy_heatmap_svg(report: LotReport, *, title: str) -> SafeString:
         y = _TOP + day * _CELL_H
         out.append(f'<text class="label" x="4" y="{y + 14}">{WEEKDAYS[day]}</text>')
         for hour in range(24):
-            share = report.occupancy(day, hour)
-            level = "none" if share is None else str(min(int(share * 10), 9))
-            words = "no spot-time" if share is None else f"{share * 100:.0f}% in use"
+            share = shares[day][hour]
+            level = "none" if share is None else str(min(int(share / busiest * 10), 9))
+            words = "no spot-time" if share is None else f"{share * 100:.1f}% in use"
             out.append(
                 f'<rect class="heat-{level}" x="{_LEFT + hour * _CELL_W}" y="{y}" '
                 f'width="{_CELL_W - 2}" height="{_CELL_H - 2}">'
@@ -577,8 +581,13 @@ def occupancy_heatmap_svg(report: LotReport, *, title: str) -> SafeString:
         x = _LEFT + level * 40
         out.append(
             f'<rect class="heat-{level}" x="{x}" y="{legend_y}" width="38" height="12"/>'
-            f'<text class="axis" x="{x + 2}" y="{legend_y + 23}">{level * 10}%</text>'
+            f'<text class="axis" x="{x + 2}" y="{legend_y + 23}">'
+            f"{busiest * level * 10:.{0 if busiest >= 0.2 else 1}f}%</text>"
         )
+    out.append(
+        f'<text class="axis" x="{_LEFT + 10 * 40 + 4}" y="{legend_y + 11}">'
+        f"busiest hour: {busiest * 100:.0f}%</text>"
+    )
     out.append("</svg>")
     return mark_safe("".join(out))  # noqa: S308  (every value above is escaped or a number)
 
