@@ -486,11 +486,16 @@ def _percent(value: float | None) -> str:
     return "" if value is None else f"{value * 100:.1f}"
 
 
+def _cell(text: str) -> str:
+    """Text a spreadsheet would not run as a formula (a lot's name is typed by staff)."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
 def _csv_row(report: LotReport, period: Period) -> list:
     stay, lead = report.average_stay, report.lead_time
     return [
         report.lot.slug if report.lot else "TOTAL",
-        report.lot.name if report.lot else f"All lots ({report.currency.upper()})",
+        _cell(report.lot.name) if report.lot else f"All lots ({report.currency.upper()})",
         report.currency,
         period.first.isoformat(),
         period.last.isoformat(),

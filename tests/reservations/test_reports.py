@@ -512,3 +512,11 @@ def test_reports_are_linked_from_the_lot_page_and_the_lot_list(two_lots):
     assert reverse("admin:lots_lot_report", args=[paris.pk]) in page
     listing = staff.get(reverse("admin:lots_lot_changelist")).content.decode()
     assert reverse("admin:lots_lot_reports") in listing
+
+
+def test_a_lot_name_never_reaches_a_spreadsheet_as_a_formula(paris, known_week):
+    Lot.objects.filter(pk=paris.pk).update(name='=HYPERLINK("http://evil")')
+    paris.refresh_from_db()
+    report = lots_report(lots=[paris], period=WEEK, now=NOW)
+    row = list(csv.reader(io.StringIO(report_csv(report, with_totals=False))))[1]
+    assert row[1] == '\'=HYPERLINK("http://evil")'
