@@ -316,9 +316,17 @@ class LotAdmin(AdminInputMixin, OfferChangesMixin, LotScopedAdminMixin, admin.Mo
     # object_id), URL name) and lot -> [(url, label)].
     view_hooks: ClassVar[list[tuple[str, Callable, str]]] = []
     link_hooks: ClassVar[list[Callable[[Lot], list[tuple[str, str]]]]] = []
+    # Views over all the user's lots (route, view(admin, request), URL name),
+    # and links that only a lot's own page shows (they may cost a query).
+    list_view_hooks: ClassVar[list[tuple[str, Callable, str]]] = []
+    page_link_hooks: ClassVar[list[Callable[[HttpRequest, Lot], list[tuple[str, str]]]]] = []
 
     def get_urls(self):
         own = [
+            *(
+                path(f"{route}/", self.admin_site.admin_view(partial(view, self)), name=name)
+                for route, view, name in self.list_view_hooks
+            ),
             path(
                 "<path:object_id>/add-spots/",
                 self.admin_site.admin_view(self.add_spots_view),
@@ -338,6 +346,8 @@ class LotAdmin(AdminInputMixin, OfferChangesMixin, LotScopedAdminMixin, admin.Mo
     # Links to what staff do with a lot, on its row and its page.
     def lot_links(self, request: HttpRequest | None, lot: Lot) -> list[tuple[str, str]]:
         links = [link for hook in self.link_hooks for link in hook(lot)]
+        if request is not None:
+            links += [link for hook in self.page_link_hooks for link in hook(request, lot)]
         links += [
             (reverse("admin:lots_spot_changelist") + f"?lot__id__exact={lot.pk}", "Spots"),
             (reverse("admin:lots_lot_add_spots", args=[lot.pk]), "Add spots"),

@@ -56,6 +56,7 @@ from lots.admin import (
 from lots.models import Lot, Spot
 from payments import admin as payments_admin
 from payments.models import Payment
+from reservations import admin_reports
 from reservations.models import (
     BLOCKING_STATUSES,
     EXTENSION_REFERENCE_SEPARATOR,
@@ -731,7 +732,7 @@ def lot_links(lot: Lot) -> list[tuple[str, str]]:
         (
             reverse("admin:reservations_reservation_changelist")
             + f"?lot__id__exact={lot.pk}&attention=any",
-            "Needs attention",
+            "Reservations needing attention",
         ),
     ]
 
@@ -831,6 +832,18 @@ def _occupancy_report(lot_admin, request: HttpRequest, object_id: str) -> HttpRe
 
 lots_admin.LotAdmin.view_hooks.append(("occupancy", _occupancy_report, "lots_lot_occupancy"))
 lots_admin.LotAdmin.link_hooks.append(lot_links)
+# Reports and what needs attention (reservations/admin_reports.py).
+lots_admin.LotAdmin.view_hooks.extend(
+    [
+        ("report", admin_reports.report_view, "lots_lot_report"),
+        ("attention", admin_reports.attention_view, "lots_lot_attention"),
+    ]
+)
+lots_admin.LotAdmin.list_view_hooks.append(
+    ("reports", admin_reports.reports_all_view, "lots_lot_reports")
+)
+lots_admin.LotAdmin.link_hooks.append(admin_reports.lot_links)
+lots_admin.LotAdmin.page_link_hooks.append(admin_reports.page_links)
 lots_admin.SpotAdmin.action_hooks.extend([take_out_moving, take_out_if_free])
 lots_admin.SpotAdmin.column_hooks.append((reservations_to_come, _annotate_to_come))
 payments_admin.PaymentAdmin.scope_hook = staff_payments

@@ -15,6 +15,7 @@ from decimal import Decimal
 
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.utils import timezone
 
 from lots.constants import VehicleType
 from lots.hours import Hours
@@ -29,6 +30,7 @@ from lots.services import (
     spots_add,
 )
 from parking.services import group_ensure, user_ensure
+from reservations.services.demo import demo_bookings_ensure, demo_drivers_ensure
 
 SITE_URL = "http://127.0.0.1:8000"
 # Demo logins only: they are printed on start. Set DEMO_PASSWORD to change them.
@@ -150,7 +152,17 @@ class Command(BaseCommand):
             user_ensure(
                 email=ADMIN_EMAIL, password=password, full_name="Demo Admin", is_superuser=True
             )
+            # A past week and a coming week of bookings, for the occupancy view,
+            # the reports and the needs-attention page to show something.
+            drivers = demo_drivers_ensure()
+            now = timezone.now()
+            booked = {
+                lot.slug: demo_bookings_ensure(lot=lot, drivers=drivers, now=now) for lot in lots
+            }
         self._print_summary(lots, password, staff_lot=staff_lot, new_keys=new_keys)
+        if any(booked.values()):
+            made = ", ".join(f"{slug} {n}" for slug, n in booked.items() if n)
+            self.stdout.write(f"Demo bookings (a past and a coming week): {made}.")
 
     def _ensure_gate(self, lot: Lot) -> str | None:
         """A gate for the lot; its key if it was made now (keys exist only then)."""
