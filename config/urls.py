@@ -18,6 +18,12 @@ admin.site.__class__ = TwoFactorAdminSite
 api_v1 = [
     path("auth/register", parking_api.RegisterApi.as_view(), name="register"),
     path("auth/token", parking_api.TokenApi.as_view(), name="token"),
+    path("me/payment-methods", parking_api.SavedCardListApi.as_view(), name="saved-card-list"),
+    path(
+        "me/payment-methods/<str:payment_method_id>",
+        parking_api.SavedCardApi.as_view(),
+        name="saved-card",
+    ),
     path("lots", lots_api.LotListApi.as_view(), name="lot-list"),
     path("lots/<str:lot_id>", lots_api.LotDetailApi.as_view(), name="lot-detail"),
     path(

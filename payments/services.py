@@ -149,6 +149,48 @@ def payment_customer_ensure(*, user) -> str:
     return customer_id
 
 
+def payment_cards_list(*, user) -> list[gateway.SavedCard]:
+    """The cards saved on the user's Stripe Customer, to pay with in one tap.
+    A user who never paid has none (and Stripe is not asked)."""
+    customer_id = (
+        StripeCustomer.objects.filter(user=user).values_list("customer_id", flat=True).first()
+    )
+    if not customer_id:
+        return []
+    try:
+        return gateway.payment_methods_list(customer_id=customer_id)
+    except gateway.GatewayError as exc:
+        raise PaymentUnavailable("Your saved cards cannot be read right now; try again.") from exc
+
+
+class SavedCardNotFound(NotFound):
+    code = "payment_method_not_found"
+
+
+def payment_card_remove(*, user, payment_method_id: str) -> None:
+    """Take a saved card off the user's Customer: it is no longer offered nor
+    chargeable. Another user's card, or an unknown one, is not found."""
+    customer_id = (
+        StripeCustomer.objects.filter(user=user).values_list("customer_id", flat=True).first()
+    )
+    if not customer_id or not payment_method_id.startswith("pm_"):
+        raise SavedCardNotFound("You have no such saved card.")
+    try:
+        owner = gateway.payment_method_customer(payment_method_id=payment_method_id)
+    except gateway.GatewayError as exc:
+        if exc.code == "resource_missing":
+            raise SavedCardNotFound("You have no such saved card.") from exc
+        raise PaymentUnavailable("The card cannot be removed right now; try again.") from exc
+    if owner != customer_id:
+        raise SavedCardNotFound("You have no such saved card.")
+    try:
+        gateway.payment_method_detach(
+            payment_method_id=payment_method_id, idempotency_key=f"{payment_method_id}:detach"
+        )
+    except gateway.GatewayError as exc:
+        raise PaymentUnavailable("The card cannot be removed right now; try again.") from exc
+
+
 def _payment_get_or_create(*, reference: str, user, amount: int, currency: str) -> Payment:
     with transaction.atomic():
         payment, _ = Payment.objects.get_or_create(
@@ -498,6 +540,15 @@ def payment_authorise(
         _finish_failed(claim, exc, intent_id=exc.intent_id)
         raise PaymentDeclined(exc.message) from exc
     except gateway.GatewayError as exc:
+        if exc.code == "payment_method_not_yours":
+            # Another driver's saved card: refused before any charge; the
+            # payment waits for a card as it did.
+            _finish(claim, error=exc)
+            raise InvalidInput(
+                "This card is not one of yours: pay with a card of your own.",
+                code="payment_method_not_yours",
+                field="payment_token",
+            ) from exc
         _finish(claim, error=exc, status=Status.FAILED)
         if exc.code == "resource_missing":
             raise InvalidInput(
