@@ -8,6 +8,7 @@ field it is about, or as a message, never as an error page.
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 import zoneinfo
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ from parking.models import Vehicle
 from parking.selectors import api_tokens_active
 from parking.services import (
     api_token_revoke,
+    saved_card_remove,
     signup_pending,
     user_signup,
     user_signup_confirm,
@@ -55,6 +57,7 @@ from parking.services import (
 )
 from parking.templatetags.parkspot import late_cancel_rule, lot_time_tz, site_time
 from payments.models import Payment
+from payments.services import payment_cards_list
 from reservations.models import Actor, Reservation, Status
 from reservations.selectors import (
     ReservationRow,
@@ -80,6 +83,8 @@ from reservations.services import (
     reservation_payment_setup,
 )
 from reservations.services.extension import EXTENDABLE
+
+log = logging.getLogger(__name__)
 
 LOGIN_URL = "login"
 SEARCH_RESULTS_LIMIT = 100
@@ -534,7 +539,20 @@ def _pay_context(reservation: Reservation, payment: Payment | None) -> dict:
         "charges": (charges := reservation_terms_once_paid(reservation, now=now)),
         "capture_later": not charges.charged_at_once,
         "again_url": _again_url(reservation),
+        "saved_cards": _saved_cards(reservation.user),
     }
+
+
+def _saved_cards(user) -> list:
+    """The driver's saved cards (asked of Stripe only if they ever paid); none
+    when Stripe does not answer: a new card still works."""
+    if not settings.STRIPE_PUBLISHABLE_KEY:
+        return []
+    try:
+        return payment_cards_list(user=user)
+    except ApplicationError as exc:
+        log.warning("Could not list the saved cards of user %s: %s", user.pk, exc.code)
+        return []
 
 
 @allow_stripe_js
@@ -552,7 +570,10 @@ def reservation_pay(request: HttpRequest, code: str) -> HttpResponse:
 
     error_key = f"pay_error:{reservation.code}"
     if request.method == "POST":
-        form = forms.PayForm(request.POST)
+        data = request.POST.copy()
+        if not data.get("payment_method") and data.get("card_choice", "").startswith("pm_"):
+            data["payment_method"] = data["card_choice"]  # a saved card, posted without script
+        form = forms.PayForm(data)
         if form.is_valid():
             try:
                 reservation_complete(
@@ -1010,8 +1031,34 @@ def account(request: HttpRequest) -> HttpResponse:
         "vehicles": _user_vehicles(request),
         "tokens": api_tokens_active(user=request.user),
         "token_days": settings.API_TOKEN_LIFETIME_DAYS,
+        **_account_cards(request.user),
     }
     return render(request, "parking/account.html", context, status=status)
+
+
+def _account_cards(user) -> dict:
+    """The saved cards for the account page, or why they cannot be shown now."""
+    if not settings.STRIPE_PUBLISHABLE_KEY:
+        return {"cards": [], "cards_problem": ""}
+    try:
+        return {"cards": payment_cards_list(user=user), "cards_problem": ""}
+    except ApplicationError as exc:
+        return {"cards": [], "cards_problem": exc.detail}
+
+
+@require_POST
+@_login_required
+def saved_card_remove_view(request: HttpRequest, payment_method_id: str) -> HttpResponse:
+    """Remove one of the driver's saved cards (another driver's is not found)."""
+    try:
+        saved_card_remove(user=request.user, payment_method_id=payment_method_id)
+    except NotFound as exc:
+        raise Http404(exc.detail) from exc
+    except ApplicationError as exc:
+        messages.error(request, exc.detail)
+    else:
+        messages.success(request, "The card is removed from your account.")
+    return redirect(reverse("account") + "#cards-title")
 
 
 @require_POST
