@@ -10,6 +10,7 @@ from config.two_factor_views import two_factor_setup
 from lots import api as lots_api
 from parking import api as parking_api
 from reservations import api as reservations_api
+from reservations import api_receipts as reservations_api_receipts
 
 # Every app registers its admin on Django's site; this one asks for a second
 # factor when ADMIN_REQUIRE_2FA is on (django-otp's documented way to swap it).
@@ -48,6 +49,11 @@ api_v1 = [
         "reservations/<str:reservation_id>/cancel",
         reservations_api.ReservationCancelApi.as_view(),
         name="reservation-cancel",
+    ),
+    path(
+        "reservations/<str:reservation_id>/receipt",
+        reservations_api_receipts.ReservationReceiptApi.as_view(),
+        name="reservation-receipt",
     ),
     path(
         "reservations/<str:reservation_id>/extend",

@@ -20,6 +20,16 @@ urlpatterns = [
         name="reservation_pay_setup",
     ),
     path(
+        "reservations/<str:code>/receipt/",
+        views.reservation_receipt_view,
+        name="reservation_receipt",
+    ),
+    path(
+        "reservations/<str:code>/calendar.ics",
+        views.reservation_calendar,
+        name="reservation_calendar",
+    ),
+    path(
         "reservations/<str:code>/cancel/",
         views.reservation_cancel_view,
         name="reservation_cancel",

@@ -43,6 +43,7 @@ from lots.constants import VehicleType
 from lots.models import Lot
 from lots.selectors import NEAR_DEFAULT_RADIUS_M, lot_get, lot_list, spot_counts
 from parking import forms, limits
+from parking.calendar import reservation_ics
 from parking.models import Vehicle
 from parking.selectors import api_tokens_active
 from parking.services import (
@@ -58,7 +59,7 @@ from parking.services import (
 from parking.templatetags.parkspot import late_cancel_rule, lot_time_tz, site_time
 from payments.models import Payment
 from payments.services import payment_cards_list
-from reservations.models import Actor, Reservation, Status
+from reservations.models import Actor, Reservation, ReservationExtension, Status
 from reservations.selectors import (
     ReservationRow,
     Terms,
@@ -66,6 +67,7 @@ from reservations.selectors import (
     lot_availability,
     lot_cities,
     lot_search,
+    receipt_for_user,
     reservation_extension_applied,
     reservation_extension_quote,
     reservation_overview_for_user,
@@ -732,6 +734,43 @@ def reservation_detail(request: HttpRequest, code: str) -> HttpResponse:
         "can_extend": can_extend(reservation),
     }
     return render(request, "parking/reservation_detail.html", context)
+
+
+@require_GET
+@_login_required
+def reservation_receipt_view(request: HttpRequest, code: str) -> HttpResponse:
+    """The receipt of a settled reservation: each charge and refund as the
+    payments recorded them (anyone else's, or one not settled yet: 404)."""
+    try:
+        receipt = receipt_for_user(user=request.user, code=code)
+    except NotFound as exc:
+        raise Http404(exc.detail) from exc
+    reservation = receipt.reservation
+    if reservation.code != code:
+        return redirect("reservation_receipt", code=reservation.code)
+    return render(
+        request,
+        "parking/reservation_receipt.html",
+        {"receipt": receipt, "reservation": reservation},
+    )
+
+
+@require_GET
+@_login_required
+def reservation_calendar(request: HttpRequest, code: str) -> HttpResponse:
+    """The reservation as an iCalendar file, for "Add to calendar" on the pass."""
+    reservation = _row_or_404(request, code).reservation
+    site = settings.SITE_URL.rstrip("/")
+    body = reservation_ics(
+        reservation,
+        site_url=site,
+        pass_url=site + reverse("reservation_detail", args=[reservation.code]),
+        arrive_from=reservation_terms(reservation).early_entry_from,
+        sequence=reservation.extensions.filter(state=ReservationExtension.State.APPLIED).count(),
+    )
+    response = HttpResponse(body, content_type="text/calendar; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="parkspot-{reservation.code}.ics"'
+    return response
 
 
 @require_http_methods(["GET", "POST"])
