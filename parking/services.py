@@ -22,7 +22,7 @@ from lots.constants import VehicleType
 from parking import limits, notifications
 from parking.models import ApiToken, SignupRequest, User, Vehicle, hash_token
 from payments.models import Payment
-from payments.services import payment_card_remove
+from payments.services import payment_card_check_id, payment_card_remove
 from reservations.models import Reservation, Settlement, Status, reservation_code_of
 
 
@@ -307,6 +307,7 @@ def saved_card_remove(*, user: User, payment_method_id: str) -> None:
     """Remove one of the driver's saved cards, unless a booking still needs it
     (an overstay or an extension is charged to the card the booking was paid
     with, until the booking is settled)."""
+    payment_card_check_id(payment_method_id)
     references = Payment.objects.filter(
         user=user, payment_method_id=payment_method_id, kind=Payment.Kind.BOOKING
     ).values_list("reference", flat=True)[:200]

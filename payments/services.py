@@ -36,6 +36,8 @@ from __future__ import annotations
 
 import copy
 import logging
+import re
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -167,13 +169,24 @@ class SavedCardNotFound(NotFound):
     code = "payment_method_not_found"
 
 
+# A Stripe PaymentMethod id, as our columns hold it.
+PAYMENT_METHOD_ID = re.compile(r"pm_[A-Za-z0-9_]{1,250}")
+
+
+def payment_card_check_id(payment_method_id: str) -> None:
+    """Anything that cannot be a card's id is no saved card (and never reaches a query)."""
+    if not PAYMENT_METHOD_ID.fullmatch(payment_method_id):
+        raise SavedCardNotFound("You have no such saved card.")
+
+
 def payment_card_remove(*, user, payment_method_id: str) -> None:
     """Take a saved card off the user's Customer: it is no longer offered nor
     chargeable. Another user's card, or an unknown one, is not found."""
     customer_id = (
         StripeCustomer.objects.filter(user=user).values_list("customer_id", flat=True).first()
     )
-    if not customer_id or not payment_method_id.startswith("pm_"):
+    payment_card_check_id(payment_method_id)
+    if not customer_id:
         raise SavedCardNotFound("You have no such saved card.")
     try:
         owner = gateway.payment_method_customer(payment_method_id=payment_method_id)
@@ -184,8 +197,11 @@ def payment_card_remove(*, user, payment_method_id: str) -> None:
     if owner != customer_id:
         raise SavedCardNotFound("You have no such saved card.")
     try:
+        # Detaching twice is harmless; a key per request (not per card) lets a
+        # card saved again later be removed again.
         gateway.payment_method_detach(
-            payment_method_id=payment_method_id, idempotency_key=f"{payment_method_id}:detach"
+            payment_method_id=payment_method_id,
+            idempotency_key=f"{payment_method_id}:detach:{uuid.uuid4()}",
         )
     except gateway.GatewayError as exc:
         raise PaymentUnavailable("The card cannot be removed right now; try again.") from exc
@@ -542,8 +558,8 @@ def payment_authorise(
     except gateway.GatewayError as exc:
         if exc.code == "payment_method_not_yours":
             # Another driver's saved card: refused before any charge; the
-            # payment waits for a card as it did.
-            _finish(claim, error=exc)
+            # payment waits for a card as it did, and keeps no trace of that one.
+            _finish(claim, error=exc, payment_method_id="")
             raise InvalidInput(
                 "This card is not one of yours: pay with a card of your own.",
                 code="payment_method_not_yours",

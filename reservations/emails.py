@@ -52,7 +52,6 @@ def _context(reservation: Reservation, **extra: object) -> dict:
         "pass_url": site + reverse("reservation_detail", args=[reservation.code]),
         "reservations_url": site + reverse("reservation_list"),
         "receipt_url": site + reverse("reservation_receipt", args=[reservation.code]),
-        "calendar_url": site + reverse("reservation_calendar", args=[reservation.code]),
         "site_url": site,
         **extra,
     }

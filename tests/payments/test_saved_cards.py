@@ -75,6 +75,7 @@ def test_another_drivers_saved_card_is_refused_with_a_code_and_nothing_is_charge
     payment = Payment.objects.get(reference=f"reservation:{theirs['id']}")
     assert payment.status == Payment.Status.REQUIRES_PAYMENT_METHOD
     assert payment.amount_authorised == 0
+    assert payment.payment_method_id == ""  # no trace of the other driver's card
     assert Reservation.objects.get(code=theirs["id"]).status == Status.PENDING_PAYMENT
     # and the thief can still pay with a card of their own
     assert _complete(thief, theirs, stripe.card()).status_code == 200
@@ -111,7 +112,7 @@ def test_another_drivers_card_cannot_be_removed(stripe, driver_api, lot):
     other.force_authenticate(UserFactory())
     _pay_once(other, lot, stripe)
 
-    for target in (card, "pm_nonexistent", "not-a-card"):
+    for target in (card, "pm_nonexistent", "not-a-card", "pm_%00", "pm_" + "x" * 300):
         response = other.delete(f"/api/v1/me/payment-methods/{target}")
         assert response.status_code == 404, target
         assert response.json()["code"] == "payment_method_not_found"
