@@ -541,20 +541,27 @@ def _pay_context(reservation: Reservation, payment: Payment | None) -> dict:
         "charges": (charges := reservation_terms_once_paid(reservation, now=now)),
         "capture_later": not charges.charged_at_once,
         "again_url": _again_url(reservation),
-        "saved_cards": _saved_cards(reservation.user),
+        "saved_cards": _saved_cards(reservation.user, payment),
     }
 
 
-def _saved_cards(user) -> list:
-    """The driver's saved cards (asked of Stripe only if they ever paid); none
-    when Stripe does not answer: a new card still works."""
+def _saved_cards(user, payment: Payment | None) -> list:
+    """The driver's saved cards (asked of Stripe only if they ever paid), but
+    the one just declined for this booking; none when Stripe does not answer:
+    a new card still works."""
     if not settings.STRIPE_PUBLISHABLE_KEY:
         return []
     try:
-        return payment_cards_list(user=user)
+        cards = payment_cards_list(user=user)
     except ApplicationError as exc:
         log.warning("Could not list the saved cards of user %s: %s", user.pk, exc.code)
         return []
+    declined = (
+        payment.payment_method_id
+        if isinstance(payment, Payment) and payment.status == Payment.Status.FAILED
+        else ""
+    )
+    return [card for card in cards if card.id != declined]
 
 
 @allow_stripe_js
@@ -601,6 +608,8 @@ def reservation_pay(request: HttpRequest, code: str) -> HttpResponse:
         return _see_other(reverse("reservation_pay", args=[reservation.code]))
     context = _pay_context(reservation, row.payment)
     context["error"] = request.session.pop(error_key, "")
+    # After a refusal the card form is open: the driver is likely to try another card.
+    context["choose_new"] = bool(context["error"])
     return render(request, "parking/pay.html", context)
 
 

@@ -14,6 +14,7 @@ from reservations.services import payment_reference, reservation_arrive, reserva
 from tests.factories import UserFactory
 from tests.parking.test_website_payments import _pay
 from tests.reservations.helpers import book
+from tests.stripe_support import DECLINED_CARD
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -52,6 +53,24 @@ def test_a_first_time_driver_sees_only_the_card_form(signed_in, reservation, str
     html = signed_in.get(f"/reservations/{reservation.code}/pay/").content.decode()
     assert "card_choice" not in html
     assert 'id="new-card"' in html
+    assert 'id="new-card" hidden' not in html
+
+
+def test_a_card_just_declined_is_not_offered_again_and_after_a_refusal_the_form_is_open(
+    signed_in, reservation, driver, lot, stripe
+):
+    _pay(signed_in, reservation, stripe)  # a good card, saved
+    second = _second_booking(driver, lot)
+    declined = stripe.card(DECLINED_CARD)
+
+    response = signed_in.post(f"/reservations/{second.code}/pay/", {"payment_method": declined})
+    html = signed_in.get(response["Location"]).content.decode()
+
+    assert "Your card was declined" in html
+    assert declined not in html  # saved by the attempt, but no use for this booking
+    good = payment_of_booking(reservation).payment_method_id
+    assert f'name="card_choice" value="{good}">' in html  # offered, not chosen
+    assert 'name="card_choice" value="new" checked' in html
     assert 'id="new-card" hidden' not in html
 
 
