@@ -317,6 +317,8 @@ OVERSTAY_LOOKAHEAD_MINUTES = _int("OVERSTAY_LOOKAHEAD_MINUTES", 60, minimum=1)
 UNREPORTED_EXIT_CAPTURE_MINUTES = _int("UNREPORTED_EXIT_CAPTURE_MINUTES", 120, minimum=1)
 # Settlements that Stripe cannot finish yet are retried, backing off to this.
 SETTLEMENT_RETRY_MAX_MINUTES = _int("SETTLEMENT_RETRY_MAX_MINUTES", 60, minimum=1)
+# Drivers are e-mailed a reminder this long before a confirmed booking starts.
+REMINDER_LEAD_MINUTES = _int("REMINDER_LEAD_MINUTES", 60, minimum=1)
 
 # --- Celery (worker + exactly one beat) ------------------------------------------------------
 # Unset: kombu's file-system transport under var/, so `make run` needs no broker.
@@ -358,6 +360,10 @@ CELERY_BEAT_SCHEDULE = {
     },
     "settle-payments": {
         "task": "reservations.tasks.settle_payments",
+        "schedule": SWEEP_INTERVAL_SECONDS,
+    },
+    "send-reminders": {
+        "task": "reservations.tasks.send_reminders",
         "schedule": SWEEP_INTERVAL_SECONDS,
     },
     "retry-payment-operations": {

@@ -11,6 +11,7 @@ from config.two_factor_views import two_factor_setup
 from lots import api as lots_api
 from parking import api as parking_api
 from reservations import api as reservations_api
+from reservations import api_receipts as reservations_api_receipts
 
 # Every app registers its admin on Django's site; this one asks for a second
 # factor when ADMIN_REQUIRE_2FA is on (django-otp's documented way to swap it).
@@ -19,6 +20,12 @@ admin.site.__class__ = TwoFactorAdminSite
 api_v1 = [
     path("auth/register", parking_api.RegisterApi.as_view(), name="register"),
     path("auth/token", parking_api.TokenApi.as_view(), name="token"),
+    path("me/payment-methods", parking_api.SavedCardListApi.as_view(), name="saved-card-list"),
+    path(
+        "me/payment-methods/<str:payment_method_id>",
+        parking_api.SavedCardApi.as_view(),
+        name="saved-card",
+    ),
     # Reads that may be a little stale: from a replica in a cluster (config/db_router.py).
     path("lots", replica_reads(lots_api.LotListApi.as_view()), name="lot-list"),
     path("lots/<str:lot_id>", replica_reads(lots_api.LotDetailApi.as_view()), name="lot-detail"),
@@ -44,6 +51,11 @@ api_v1 = [
         "reservations/<str:reservation_id>/cancel",
         reservations_api.ReservationCancelApi.as_view(),
         name="reservation-cancel",
+    ),
+    path(
+        "reservations/<str:reservation_id>/receipt",
+        reservations_api_receipts.ReservationReceiptApi.as_view(),
+        name="reservation-receipt",
     ),
     path(
         "reservations/<str:reservation_id>/extend",

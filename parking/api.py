@@ -1,4 +1,4 @@
-"""Account API: sign up, get a bearer token, and revoke it."""
+"""Account API: sign up, get a bearer token, and revoke it; the driver's saved cards."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from rest_framework.views import APIView
 from config.net import client_ip
 from parking import limits
 from parking.authentication import BearerTokenAuthentication, password_authenticate
-from parking.services import api_token_create, api_token_revoke, user_signup
+from parking.services import api_token_create, api_token_revoke, saved_card_remove, user_signup
+from payments.services import payment_cards_list
 
 # The error format of every API answer that is not a success (config/api.py).
 ERROR = inline_serializer(
@@ -152,4 +153,65 @@ class TokenApi(_AuthApi):
     )
     def delete(self, request):
         api_token_revoke(user=request.user, token_id=request.auth.pk)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class SavedCardSerializer(serializers.Serializer):
+    id = serializers.CharField(
+        help_text="The PaymentMethod id: pass it to complete as payment_token."
+    )
+    brand = serializers.CharField(help_text="visa, mastercard, amex…")
+    last4 = serializers.CharField()
+    exp_month = serializers.IntegerField()
+    exp_year = serializers.IntegerField()
+
+
+def saved_card_data(card) -> dict:
+    return {
+        "id": card.id,
+        "brand": card.brand,
+        "last4": card.last4,
+        "exp_month": card.exp_month,
+        "exp_year": card.exp_year,
+    }
+
+
+class SavedCardListApi(APIView):
+    @extend_schema(
+        responses={
+            200: SavedCardSerializer(many=True),
+            503: OpenApiResponse(
+                ERROR, description="`payment_provider_unavailable`: Stripe did not answer."
+            ),
+        },
+        tags=["account"],
+        description="The cards saved on the driver's account (every card a booking was paid "
+        "with is saved, so that an overstay or an extension can be charged to it). Pay a "
+        "new booking in one tap by passing a card's `id` to `complete` as `payment_token`.",
+    )
+    def get(self, request):
+        return Response([saved_card_data(card) for card in payment_cards_list(user=request.user)])
+
+
+class SavedCardApi(APIView):
+    @extend_schema(
+        request=None,
+        responses={
+            204: OpenApiResponse(description="The card is removed: no longer offered or charged."),
+            404: OpenApiResponse(
+                ERROR, description="`payment_method_not_found`: no such card of yours."
+            ),
+            409: OpenApiResponse(
+                ERROR,
+                description="`card_in_use`: a booking not settled yet is paid with this card.",
+            ),
+            503: OpenApiResponse(
+                ERROR, description="`payment_provider_unavailable`: Stripe did not answer."
+            ),
+        },
+        tags=["account"],
+        description="Remove a saved card (Stripe: detach it from the driver's Customer).",
+    )
+    def delete(self, request, payment_method_id: str):
+        saved_card_remove(user=request.user, payment_method_id=payment_method_id)
         return Response(status=status.HTTP_204_NO_CONTENT)

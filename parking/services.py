@@ -13,7 +13,7 @@ from django.contrib.auth.models import Group, Permission
 from django.contrib.auth.password_validation import validate_password
 from django.core import signing
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from config.errors import Conflict, InvalidInput, NotFound
@@ -21,6 +21,9 @@ from config.plates import normalize_plate
 from lots.constants import VehicleType
 from parking import limits, notifications
 from parking.models import ApiToken, SignupRequest, User, Vehicle, hash_token
+from payments.models import Payment
+from payments.services import payment_card_check_id, payment_card_remove
+from reservations.models import Reservation, Settlement, Status, reservation_code_of
 
 
 def _normalize_email(email: str) -> str:
@@ -291,3 +294,35 @@ def vehicle_update(
 def vehicle_remove(*, owner: User, vehicle_id: int) -> None:
     """Forget one of a driver's vehicles. Reservations keep the plate they were made with."""
     _vehicle_of(owner=owner, vehicle_id=vehicle_id).delete()
+
+
+# --- saved cards ------------------------------------------------------------------------------
+
+
+class CardInUse(Conflict):
+    code = "card_in_use"
+
+
+def saved_card_remove(*, user: User, payment_method_id: str) -> None:
+    """Remove one of the driver's saved cards, unless a booking still needs it
+    (an overstay or an extension is charged to the card the booking was paid
+    with, until the booking is settled)."""
+    payment_card_check_id(payment_method_id)
+    references = Payment.objects.filter(
+        user=user, payment_method_id=payment_method_id, kind=Payment.Kind.BOOKING
+    ).values_list("reference", flat=True)[:200]
+    codes = {reservation_code_of(reference) for reference in references} - {None}
+    if (
+        codes
+        and Reservation.objects.filter(user=user, code__in=codes)
+        .filter(
+            models.Q(status__in=(Status.PENDING_PAYMENT, Status.CONFIRMED, Status.PARKED))
+            | models.Q(settlement__in=(Settlement.PENDING, Settlement.ATTENTION))
+        )
+        .exists()
+    ):
+        raise CardInUse(
+            "A booking that is not finished yet is paid with this card: it can be removed "
+            "once that booking is settled.",
+        )
+    payment_card_remove(user=user, payment_method_id=payment_method_id)

@@ -21,6 +21,16 @@ urlpatterns = [
         name="reservation_pay_setup",
     ),
     path(
+        "reservations/<str:code>/receipt/",
+        views.reservation_receipt_view,
+        name="reservation_receipt",
+    ),
+    path(
+        "reservations/<str:code>/calendar.ics",
+        views.reservation_calendar,
+        name="reservation_calendar",
+    ),
+    path(
         "reservations/<str:code>/cancel/",
         views.reservation_cancel_view,
         name="reservation_cancel",
@@ -35,6 +45,11 @@ urlpatterns = [
     path("account/vehicles/<int:vehicle_id>/remove/", views.vehicle_delete, name="vehicle_delete"),
     path("account/password/", views.PasswordChangeView.as_view(), name="password_change"),
     path("account/tokens/<int:token_id>/revoke/", views.token_revoke, name="token_revoke"),
+    path(
+        "account/cards/<str:payment_method_id>/remove/",
+        views.saved_card_remove_view,
+        name="saved_card_remove",
+    ),
     # Accounts: Django's auth views with our templates.
     path("accounts/signup/", views.signup, name="signup"),
     path("accounts/signup/sent/", views.signup_sent, name="signup_sent"),

@@ -8,6 +8,7 @@ field it is about, or as a message, never as an error page.
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 import zoneinfo
 from dataclasses import dataclass
@@ -42,10 +43,12 @@ from lots.constants import VehicleType
 from lots.models import Lot
 from lots.selectors import NEAR_DEFAULT_RADIUS_M, lot_get, lot_list, spot_counts
 from parking import forms, limits
+from parking.calendar import reservation_ics
 from parking.models import Vehicle
 from parking.selectors import api_tokens_active
 from parking.services import (
     api_token_revoke,
+    saved_card_remove,
     signup_pending,
     user_signup,
     user_signup_confirm,
@@ -55,7 +58,8 @@ from parking.services import (
 )
 from parking.templatetags.parkspot import late_cancel_rule, lot_time_tz, site_time
 from payments.models import Payment
-from reservations.models import Actor, Reservation, Status
+from payments.services import payment_cards_list
+from reservations.models import Actor, Reservation, ReservationExtension, Status
 from reservations.selectors import (
     ReservationRow,
     Terms,
@@ -63,6 +67,7 @@ from reservations.selectors import (
     lot_availability,
     lot_cities,
     lot_search,
+    receipt_for_user,
     reservation_extension_applied,
     reservation_extension_quote,
     reservation_overview_for_user,
@@ -80,6 +85,8 @@ from reservations.services import (
     reservation_payment_setup,
 )
 from reservations.services.extension import EXTENDABLE
+
+log = logging.getLogger(__name__)
 
 LOGIN_URL = "login"
 SEARCH_RESULTS_LIMIT = 100
@@ -534,7 +541,27 @@ def _pay_context(reservation: Reservation, payment: Payment | None) -> dict:
         "charges": (charges := reservation_terms_once_paid(reservation, now=now)),
         "capture_later": not charges.charged_at_once,
         "again_url": _again_url(reservation),
+        "saved_cards": _saved_cards(reservation.user, payment),
     }
+
+
+def _saved_cards(user, payment: Payment | None) -> list:
+    """The driver's saved cards (asked of Stripe only if they ever paid), but
+    the one just declined for this booking; none when Stripe does not answer:
+    a new card still works."""
+    if not settings.STRIPE_PUBLISHABLE_KEY:
+        return []
+    try:
+        cards = payment_cards_list(user=user)
+    except ApplicationError as exc:
+        log.warning("Could not list the saved cards of user %s: %s", user.pk, exc.code)
+        return []
+    declined = (
+        payment.payment_method_id
+        if isinstance(payment, Payment) and payment.status == Payment.Status.FAILED
+        else ""
+    )
+    return [card for card in cards if card.id != declined]
 
 
 @allow_stripe_js
@@ -552,7 +579,10 @@ def reservation_pay(request: HttpRequest, code: str) -> HttpResponse:
 
     error_key = f"pay_error:{reservation.code}"
     if request.method == "POST":
-        form = forms.PayForm(request.POST)
+        data = request.POST.copy()
+        if not data.get("payment_method") and data.get("card_choice", "").startswith("pm_"):
+            data["payment_method"] = data["card_choice"]  # a saved card, posted without script
+        form = forms.PayForm(data)
         if form.is_valid():
             try:
                 reservation_complete(
@@ -578,6 +608,8 @@ def reservation_pay(request: HttpRequest, code: str) -> HttpResponse:
         return _see_other(reverse("reservation_pay", args=[reservation.code]))
     context = _pay_context(reservation, row.payment)
     context["error"] = request.session.pop(error_key, "")
+    # After a refusal the card form is open: the driver is likely to try another card.
+    context["choose_new"] = bool(context["error"])
     return render(request, "parking/pay.html", context)
 
 
@@ -711,6 +743,43 @@ def reservation_detail(request: HttpRequest, code: str) -> HttpResponse:
         "can_extend": can_extend(reservation),
     }
     return render(request, "parking/reservation_detail.html", context)
+
+
+@require_GET
+@_login_required
+def reservation_receipt_view(request: HttpRequest, code: str) -> HttpResponse:
+    """The receipt of a settled reservation: each charge and refund as the
+    payments recorded them (anyone else's, or one not settled yet: 404)."""
+    try:
+        receipt = receipt_for_user(user=request.user, code=code)
+    except NotFound as exc:
+        raise Http404(exc.detail) from exc
+    reservation = receipt.reservation
+    if reservation.code != code:
+        return redirect("reservation_receipt", code=reservation.code)
+    return render(
+        request,
+        "parking/reservation_receipt.html",
+        {"receipt": receipt, "reservation": reservation},
+    )
+
+
+@require_GET
+@_login_required
+def reservation_calendar(request: HttpRequest, code: str) -> HttpResponse:
+    """The reservation as an iCalendar file, for "Add to calendar" on the pass."""
+    reservation = _row_or_404(request, code).reservation
+    site = settings.SITE_URL.rstrip("/")
+    body = reservation_ics(
+        reservation,
+        site_url=site,
+        pass_url=site + reverse("reservation_detail", args=[reservation.code]),
+        arrive_from=reservation_terms(reservation).early_entry_from,
+        sequence=reservation.extensions.filter(state=ReservationExtension.State.APPLIED).count(),
+    )
+    response = HttpResponse(body, content_type="text/calendar; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="parkspot-{reservation.code}.ics"'
+    return response
 
 
 @require_http_methods(["GET", "POST"])
@@ -1010,8 +1079,34 @@ def account(request: HttpRequest) -> HttpResponse:
         "vehicles": _user_vehicles(request),
         "tokens": api_tokens_active(user=request.user),
         "token_days": settings.API_TOKEN_LIFETIME_DAYS,
+        **_account_cards(request.user),
     }
     return render(request, "parking/account.html", context, status=status)
+
+
+def _account_cards(user) -> dict:
+    """The saved cards for the account page, or why they cannot be shown now."""
+    if not settings.STRIPE_PUBLISHABLE_KEY:
+        return {"cards": [], "cards_problem": ""}
+    try:
+        return {"cards": payment_cards_list(user=user), "cards_problem": ""}
+    except ApplicationError as exc:
+        return {"cards": [], "cards_problem": exc.detail}
+
+
+@require_POST
+@_login_required
+def saved_card_remove_view(request: HttpRequest, payment_method_id: str) -> HttpResponse:
+    """Remove one of the driver's saved cards (another driver's is not found)."""
+    try:
+        saved_card_remove(user=request.user, payment_method_id=payment_method_id)
+    except NotFound as exc:
+        raise Http404(exc.detail) from exc
+    except ApplicationError as exc:
+        messages.error(request, exc.detail)
+    else:
+        messages.success(request, "The card is removed from your account.")
+    return redirect(reverse("account") + "#cards-title")
 
 
 @require_POST

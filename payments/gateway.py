@@ -197,6 +197,56 @@ def payment_method_attach(
     )
 
 
+@dataclass(frozen=True)
+class SavedCard:
+    """A card saved on a Customer, as a driver recognises it."""
+
+    id: str
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+
+
+def _saved_card(method: dict) -> SavedCard:
+    card = method.get("card") or {}
+    return SavedCard(
+        id=method["id"],
+        brand=str(card.get("brand") or "card"),
+        last4=str(card.get("last4") or ""),
+        exp_month=int(card.get("exp_month") or 0),
+        exp_year=int(card.get("exp_year") or 0),
+    )
+
+
+def payment_methods_list(*, customer_id: str, limit: int = 20) -> list[SavedCard]:
+    """The cards saved on a Customer (Stripe's newest first)."""
+    methods = _call(
+        "list payment methods",
+        _client().v1.payment_methods.list,
+        params={"customer": customer_id, "type": "card", "limit": limit},
+    )
+    return [_saved_card(method.to_dict()) for method in methods.data]
+
+
+def payment_method_customer(*, payment_method_id: str) -> str | None:
+    """The Customer a card is saved on (None: on none)."""
+    method = _call(
+        "retrieve payment method", _client().v1.payment_methods.retrieve, payment_method_id
+    )
+    return method["customer"] or None
+
+
+def payment_method_detach(*, payment_method_id: str, idempotency_key: str) -> None:
+    """Remove a card from its Customer: it can no longer be charged."""
+    _call(
+        "detach payment method",
+        _client().v1.payment_methods.detach,
+        payment_method_id,
+        options=_opts(idempotency_key),
+    )
+
+
 def payment_intent_create(
     *,
     amount: int,

@@ -36,6 +36,8 @@ from __future__ import annotations
 
 import copy
 import logging
+import re
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -147,6 +149,62 @@ def payment_customer_ensure(*, user) -> str:
     except IntegrityError:  # a concurrent request saved one first: use it
         return StripeCustomer.objects.get(user=user).customer_id
     return customer_id
+
+
+def payment_cards_list(*, user) -> list[gateway.SavedCard]:
+    """The cards saved on the user's Stripe Customer, to pay with in one tap.
+    A user who never paid has none (and Stripe is not asked)."""
+    customer_id = (
+        StripeCustomer.objects.filter(user=user).values_list("customer_id", flat=True).first()
+    )
+    if not customer_id:
+        return []
+    try:
+        return gateway.payment_methods_list(customer_id=customer_id)
+    except gateway.GatewayError as exc:
+        raise PaymentUnavailable("Your saved cards cannot be read right now; try again.") from exc
+
+
+class SavedCardNotFound(NotFound):
+    code = "payment_method_not_found"
+
+
+# A Stripe PaymentMethod id, as our columns hold it.
+PAYMENT_METHOD_ID = re.compile(r"pm_[A-Za-z0-9_]{1,250}")
+
+
+def payment_card_check_id(payment_method_id: str) -> None:
+    """Anything that cannot be a card's id is no saved card (and never reaches a query)."""
+    if not PAYMENT_METHOD_ID.fullmatch(payment_method_id):
+        raise SavedCardNotFound("You have no such saved card.")
+
+
+def payment_card_remove(*, user, payment_method_id: str) -> None:
+    """Take a saved card off the user's Customer: it is no longer offered nor
+    chargeable. Another user's card, or an unknown one, is not found."""
+    customer_id = (
+        StripeCustomer.objects.filter(user=user).values_list("customer_id", flat=True).first()
+    )
+    payment_card_check_id(payment_method_id)
+    if not customer_id:
+        raise SavedCardNotFound("You have no such saved card.")
+    try:
+        owner = gateway.payment_method_customer(payment_method_id=payment_method_id)
+    except gateway.GatewayError as exc:
+        if exc.code == "resource_missing":
+            raise SavedCardNotFound("You have no such saved card.") from exc
+        raise PaymentUnavailable("The card cannot be removed right now; try again.") from exc
+    if owner != customer_id:
+        raise SavedCardNotFound("You have no such saved card.")
+    try:
+        # Detaching twice is harmless; a key per request (not per card) lets a
+        # card saved again later be removed again.
+        gateway.payment_method_detach(
+            payment_method_id=payment_method_id,
+            idempotency_key=f"{payment_method_id}:detach:{uuid.uuid4()}",
+        )
+    except gateway.GatewayError as exc:
+        raise PaymentUnavailable("The card cannot be removed right now; try again.") from exc
 
 
 def _payment_get_or_create(*, reference: str, user, amount: int, currency: str) -> Payment:
@@ -498,6 +556,15 @@ def payment_authorise(
         _finish_failed(claim, exc, intent_id=exc.intent_id)
         raise PaymentDeclined(exc.message) from exc
     except gateway.GatewayError as exc:
+        if exc.code == "payment_method_not_yours":
+            # Another driver's saved card: refused before any charge; the
+            # payment waits for a card as it did, and keeps no trace of that one.
+            _finish(claim, error=exc, payment_method_id="")
+            raise InvalidInput(
+                "This card is not one of yours: pay with a card of your own.",
+                code="payment_method_not_yours",
+                field="payment_token",
+            ) from exc
         _finish(claim, error=exc, status=Status.FAILED)
         if exc.code == "resource_missing":
             raise InvalidInput(

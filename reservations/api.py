@@ -585,6 +585,8 @@ class ReservationCompleteApi(APIView):
         description="Authorises the price on the card (`payment_token`: a PaymentMethod "
         "id, e.g. from Stripe.js or Stripe's API); a booking that ends more than "
         "CARD_HOLD_MAX_DAYS ahead is charged at once instead (`terms.charged_at_once`). "
+        "A card saved on the driver's account (GET /me/payment-methods) pays in one tap; "
+        "another driver's card is 400 `payment_method_not_yours`. "
         "402 when the card is declined (the spot stays held: try another card); 409 "
         "hold_expired or reservation_cancelled when there is nothing left to pay for.",
     )

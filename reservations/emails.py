@@ -1,5 +1,7 @@
 """E-mails about reservations: the pass, sent once a reservation is confirmed; a
-new spot when a reservation had to move; a cancellation we had to make."""
+new spot when a reservation had to move; a cancellation we had to make; the
+driver's own cancellation, an extension, a refund; the receipt once settled;
+a reminder before the start."""
 
 from __future__ import annotations
 
@@ -13,8 +15,10 @@ from django.urls import reverse
 
 from config.errors import NotFound
 from config.qr import qr_code
-from reservations.models import Reservation, ReservationExtension, Status
-from reservations.selectors import reservation_terms
+from payments.models import Payment
+from payments.selectors import payment_for
+from reservations.models import Reservation, ReservationExtension, Status, payment_reference
+from reservations.selectors import reservation_receipt, reservation_terms
 
 # The QR code travels as an inline image, referred to from the HTML by Content-ID.
 QR_CONTENT_ID = "pass-qr"
@@ -47,6 +51,7 @@ def _context(reservation: Reservation, **extra: object) -> dict:
         "terms": reservation_terms(reservation),
         "pass_url": site + reverse("reservation_detail", args=[reservation.code]),
         "reservations_url": site + reverse("reservation_list"),
+        "receipt_url": site + reverse("reservation_receipt", args=[reservation.code]),
         "site_url": site,
         **extra,
     }
@@ -120,3 +125,62 @@ def send_reservation_pass(*, reservation_id: int) -> None:
     )
     message.attach(image)
     message.send()
+
+
+def send_reservation_cancelled(*, reservation_id: int) -> None:
+    """The driver's cancellation: what it cost, and what of the price is given
+    back (a hold released, or a charge made when booking refunded)."""
+    reservation = _reservation(reservation_id)
+    if reservation.status != Status.CANCELLED:
+        return
+    booking = payment_for(reference=payment_reference(reservation))
+    paid = booking is not None and booking.status in (
+        Payment.Status.AUTHORISED,
+        Payment.Status.CAPTURED,
+    )
+    charge = reservation.amount_due or 0
+    context = _context(
+        reservation,
+        paid=paid,
+        charge=charge,
+        given_back=max(reservation.price_amount - charge, 0) if paid else 0,
+        charged_when_booked=paid and booking.capture_mode == Payment.CaptureMode.IMMEDIATE,
+    )
+    _send_text(reservation, "cancelled", context)
+
+
+def send_reservation_refunded(*, reservation_id: int, amount: int) -> None:
+    """Money given back by the lot's staff."""
+    reservation = _reservation(reservation_id)
+    _send_text(reservation, "refunded", _context(reservation, amount=amount))
+
+
+def send_reservation_receipt(*, reservation_id: int) -> None:
+    """The receipt of a settled reservation: each charge and refund, as the
+    payments recorded them. None for one that moved no money (a free
+    cancellation, a lapsed hold: their own e-mail said so)."""
+    reservation = _reservation(reservation_id)
+    receipt = reservation_receipt(reservation)
+    if receipt is None or not receipt.lines:
+        return
+    context = _context(reservation, receipt=receipt)
+    subject = render_to_string("reservations/email/receipt_subject.txt", context).strip()
+    message = EmailMultiAlternatives(
+        subject=" ".join(subject.split()),
+        body=render_to_string("reservations/email/receipt.txt", context),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[reservation.user.email],
+    )
+    message.attach_alternative(
+        render_to_string("reservations/email/receipt.html", context), "text/html"
+    )
+    message.send()
+
+
+def send_reservation_reminder(*, reservation_id: int) -> None:
+    """A reminder before the start, with the pass's code and where to go; none
+    for a booking cancelled or started meanwhile."""
+    reservation = _reservation(reservation_id)
+    if reservation.status != Status.CONFIRMED:
+        return
+    _send_text(reservation, "reminder", _context(reservation))

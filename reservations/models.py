@@ -370,3 +370,25 @@ class SweepRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} at {self.last_run_at:%Y-%m-%d %H:%M:%S}"
+
+
+class ReservationNotice(models.Model):
+    """An e-mail a reservation gets once (its receipt, the reminder before its
+    start): the row is claimed, by its uniqueness, before the e-mail is queued,
+    so that two sweeps, or one run twice, never send it twice."""
+
+    class Kind(models.TextChoices):
+        RECEIPT = "receipt", "Receipt"
+        REMINDER = "reminder", "Reminder before the start"
+
+    reservation = models.ForeignKey(Reservation, on_delete=models.CASCADE, related_name="notices")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["reservation", "kind"], name="reservation_notice_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reservation_id} {self.kind}"

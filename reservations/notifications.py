@@ -19,6 +19,10 @@ SEND_PASS = "reservations.tasks.send_reservation_pass"  # noqa: S105  (a task na
 SEND_MOVED = "reservations.tasks.send_reservation_moved"
 SEND_DISPLACED = "reservations.tasks.send_reservation_displaced"
 SEND_EXTENDED = "reservations.tasks.send_reservation_extended"
+SEND_CANCELLED = "reservations.tasks.send_reservation_cancelled"
+SEND_REFUNDED = "reservations.tasks.send_reservation_refunded"
+SEND_RECEIPT = "reservations.tasks.send_reservation_receipt"
+SEND_REMINDER = "reservations.tasks.send_reservation_reminder"
 
 
 def _queue(task_name: str, **kwargs: object) -> None:
@@ -52,3 +56,23 @@ def displaced_queue(*, reservation_id: int, reason: str) -> None:
 def extended_queue(*, reservation_id: int, extension_id: int) -> None:
     """The new end and what the extra time costs, once an extension is applied."""
     _queue(SEND_EXTENDED, reservation_id=reservation_id, extension_id=extension_id)
+
+
+def cancelled_queue(*, reservation_id: int) -> None:
+    """The driver's cancellation: what it cost, and what is given back."""
+    _queue(SEND_CANCELLED, reservation_id=reservation_id)
+
+
+def refunded_queue(*, reservation_id: int, amount: int) -> None:
+    """Money given back by the lot's staff."""
+    _queue(SEND_REFUNDED, reservation_id=reservation_id, amount=amount)
+
+
+def receipt_queue(*, reservation_id: int) -> None:
+    """The receipt, once a reservation is settled (queued once: services/notices.py)."""
+    _queue(SEND_RECEIPT, reservation_id=reservation_id)
+
+
+def reminder_queue(*, reservation_id: int) -> None:
+    """A reminder before the start (queued once: services/notices.py)."""
+    _queue(SEND_REMINDER, reservation_id=reservation_id)

@@ -29,6 +29,7 @@ from reservations.allocation import live_blocking_q, overlapping_q
 from reservations.models import (
     Reservation,
     ReservationExtension,
+    Settlement,
     Status,
     extension_payment_reference,
     normalize_code,
@@ -711,3 +712,93 @@ def reservation_row_for_user(*, user, code: str) -> ReservationRow:
     else's is 'not found')."""
     reservation = reservation_get_for_user(user=user, code=code)
     return ReservationRow(reservation, payments_by_reservation([reservation]).get(reservation.pk))
+
+
+# --- receipts ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReceiptLine:
+    """One movement of money on a receipt: a charge (positive) or a refund (negative)."""
+
+    kind: str  # parking, extension, overstay, no_show, cancellation, refund
+    label: str
+    amount: int
+
+
+@dataclass(frozen=True)
+class Receipt:
+    reservation: Reservation
+    lines: list[ReceiptLine]
+    currency: str
+    settled_at: datetime
+
+    @property
+    def charged(self) -> int:
+        return sum(line.amount for line in self.lines if line.amount > 0)
+
+    @property
+    def refunded(self) -> int:
+        return -sum(line.amount for line in self.lines if line.amount < 0)
+
+    @property
+    def total(self) -> int:
+        return self.charged - self.refunded
+
+
+# What the booking's own payment paid for, by how the reservation ended.
+_BOOKING_CHARGE = {
+    Status.NO_SHOW: ("no_show", "No-show charge (first 24 hours)"),
+    Status.CANCELLED: ("cancellation", "Late cancellation"),
+}
+
+
+def reservation_receipt(reservation: Reservation) -> Receipt | None:
+    """What a settled reservation cost, from the amounts its payments recorded
+    (captured, refunded), never recomputed: one line per charge and per refund.
+    None until the reservation is settled. Three queries."""
+    if reservation.settlement != Settlement.SETTLED or reservation.settled_at is None:
+        return None
+    reference = payment_reference(reservation)
+    extensions = {
+        extension_payment_reference(reservation, e.number): e
+        for e in reservation.extensions.all().order_by("number")
+    }
+    payments = Payment.objects.filter(reference__in=[reference, *extensions]).order_by("pk")
+    kinds = {Payment.Kind.BOOKING: 0, Payment.Kind.EXTENSION: 1, Payment.Kind.OVERSTAY: 2}
+    lines: list[ReceiptLine] = []
+    for payment in sorted(payments, key=lambda p: (kinds.get(p.kind, 9), p.reference)):
+        if payment.kind == Payment.Kind.EXTENSION:
+            extension = extensions.get(payment.reference)
+            kind, label = "extension", f"Extension {extension.number if extension else ''}".strip()
+        elif payment.kind == Payment.Kind.OVERSTAY:
+            kind, label = "overstay", "Overstay"
+        elif payment.capture_mode == Payment.CaptureMode.IMMEDIATE:
+            # Charged in full when booked; what was not owed is a refund below.
+            kind, label = "parking", "Parking (charged when booked)"
+        else:
+            kind, label = _BOOKING_CHARGE.get(reservation.status, ("parking", "Parking"))
+        if payment.amount_captured:
+            lines.append(ReceiptLine(kind=kind, label=label, amount=payment.amount_captured))
+        if payment.amount_refunded:
+            lines.append(
+                ReceiptLine(
+                    kind="refund", label=f"Refund: {label.lower()}", amount=-payment.amount_refunded
+                )
+            )
+    return Receipt(
+        reservation=reservation,
+        lines=lines,
+        currency=reservation.currency,
+        settled_at=reservation.settled_at,
+    )
+
+
+def receipt_for_user(*, user, code: str) -> Receipt:
+    """A driver's receipt for one of their reservations (anyone else's, or one
+    not settled yet, is 'not found')."""
+    reservation = reservation_get_for_user(user=user, code=code)
+    receipt = reservation_receipt(reservation)
+    if receipt is None:
+        raise NotFound("This reservation has no receipt yet.", code="receipt_not_ready")
+    return receipt

@@ -47,6 +47,11 @@ def settle_payments() -> int:
     return _sweep("settle_payments", services.reservations_settle_pending)
 
 
+@shared_task
+def send_reminders() -> int:
+    return _sweep("send_reminders", services.reminders_queue)
+
+
 _MAIL_RETRY = {
     "autoretry_for": (OSError,),  # SMTP trouble: try again later
     "retry_backoff": 30,
@@ -84,3 +89,23 @@ def dispatch_webhooks() -> int:
     if created:
         send_webhooks.delay()
     return created
+
+
+@shared_task(**_MAIL_RETRY)
+def send_reservation_cancelled(*, reservation_id: int) -> None:
+    emails.send_reservation_cancelled(reservation_id=reservation_id)
+
+
+@shared_task(**_MAIL_RETRY)
+def send_reservation_refunded(*, reservation_id: int, amount: int) -> None:
+    emails.send_reservation_refunded(reservation_id=reservation_id, amount=amount)
+
+
+@shared_task(**_MAIL_RETRY)
+def send_reservation_receipt(*, reservation_id: int) -> None:
+    emails.send_reservation_receipt(reservation_id=reservation_id)
+
+
+@shared_task(**_MAIL_RETRY)
+def send_reservation_reminder(*, reservation_id: int) -> None:
+    emails.send_reservation_reminder(reservation_id=reservation_id)

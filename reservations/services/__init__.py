@@ -6,6 +6,7 @@
 - status.py       the one primitive every status write goes through (lock, check, apply, record)
 - placement.py    the best free spot for a window; moving a reservation to another spot
 - settlement.py   bringing a finished reservation's payments to what is owed
+- notices.py      e-mails sent once: the receipt once settled, the reminder before the start
 - sweeps.py       the scheduler's jobs: lapsed holds, no-shows, overstays, unreported exits
 - staff.py        the lot staff's actions: spots out of service, refunds
 
@@ -24,6 +25,11 @@ from reservations.services.booking import (
 from reservations.services.extension import (
     ExtensionResult,
     reservation_extend,
+)
+from reservations.services.notices import (
+    notice_claim,
+    reminders_queue,
+    reservation_receipt_queue,
 )
 from reservations.services.placement import NoSpotAvailable
 from reservations.services.settlement import (
@@ -73,8 +79,10 @@ __all__ = [
     "VehicleAlreadyBooked",
     "holds_expire_lapsed",
     "no_shows_declare",
+    "notice_claim",
     "overstays_hold_spots",
     "payment_reference",
+    "reminders_queue",
     "reservation_arrive",
     "reservation_cancel",
     "reservation_complete",
@@ -85,6 +93,7 @@ __all__ = [
     "reservation_extend",
     "reservation_mark_no_show",
     "reservation_payment_setup",
+    "reservation_receipt_queue",
     "reservation_refund",
     "reservation_settle",
     "reservation_settlement_reopen",

@@ -34,6 +34,7 @@ from reservations.models import (
     extension_payment_reference,
     payment_reference,
 )
+from reservations.services.notices import reservation_receipt_queue
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,9 @@ def reservation_settle(*, reservation_id: int, now: datetime | None = None) -> s
         log.info("Settlement of %s not finished yet: %s", reservation.code, error)
         pending.update(settlement_error=error[:500])
         return Settlement.PENDING
-    pending.update(settlement=Settlement.SETTLED, settled_at=now, settlement_error="")
+    if pending.update(settlement=Settlement.SETTLED, settled_at=now, settlement_error=""):
+        # The receipt, once ever (a settlement reopened and finished again sends none).
+        reservation_receipt_queue(reservation_id=reservation.pk, now=now)
     return Settlement.SETTLED
 
 

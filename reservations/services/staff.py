@@ -196,6 +196,7 @@ def reservation_refund(
         _refund_record(reservation_id, actor, actor_user, at, {**data, "outcome": "pending"})
         raise
     _refund_record(reservation_id, actor, actor_user, at, data)
+    notifications.refunded_queue(reservation_id=reservation_id, amount=amount)
     return payment
 
 

@@ -72,8 +72,9 @@ def reservation_cancel(
     at: datetime | None = None,
     reason: str = "",
 ) -> TransitionResult:
-    """pending_payment or confirmed → cancelled; the spot is free again, and the
-    payment is brought to what the policy says cancelling now costs."""
+    """pending_payment or confirmed → cancelled; the spot is free again, the
+    payment is brought to what the policy says cancelling now costs, and the
+    driver is e-mailed what it cost (by the worker, after the commit)."""
     at = at or timezone.now()
 
     def apply(reservation: Reservation) -> dict:
@@ -83,6 +84,7 @@ def reservation_cancel(
             paid=reservation.status == Status.CONFIRMED,
             late_policy=settings.LATE_CANCEL_POLICY,
         )
+        notifications.cancelled_queue(reservation_id=reservation.pk)  # once committed
         return {"charge": reservation.amount_due}
 
     return transition(

@@ -3,7 +3,8 @@
  * Nothing is asked of Stripe before the driver presses Pay. Then the page asks
  * the server for a SetupIntent, stripe.confirmCardSetup() saves the card on it
  * and gives a PaymentMethod id, which the form posts; the server authorises the
- * payment and confirms the reservation. Works with Stripe's own Stripe.js and
+ * payment and confirms the reservation. A card saved on the driver's account
+ * (offered as a choice) is posted as it is: one tap. Works with Stripe's own Stripe.js and
  * with localstripe's stand-in (development and tests).
  */
 (function () {
@@ -76,12 +77,33 @@
     if (notice) notice.hidden = false;
   });
 
+  // Pay in one tap: a saved card needs no card form; "A new card" shows it.
+  var newCard = document.getElementById("new-card");
+  function savedChoice() {
+    var checked = form.querySelector("input[name=card_choice]:checked");
+    return checked && checked.value !== "new" ? checked.value : "";
+  }
+  form.querySelectorAll("input[name=card_choice]").forEach(function (radio) {
+    radio.addEventListener("change", function () {
+      newCard.hidden = savedChoice() !== "";
+      showError("");
+    });
+  });
+
   var busy = false;
   form.addEventListener("submit", function (event) {
     event.preventDefault();
     if (busy || holdOver) return;
     busy = true;
     button.disabled = true;
+    var saved = savedChoice();
+    if (saved) {
+      button.textContent = "Paying…";
+      form.setAttribute("aria-busy", "true");
+      form.querySelector("input[name=payment_method]").value = saved;
+      form.submit();
+      return;
+    }
     button.textContent = "Checking your card…";
     form.setAttribute("aria-busy", "true");
     showError("");
