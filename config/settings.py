@@ -387,6 +387,8 @@ WEBHOOK_RETRY_BASE_SECONDS = _int("WEBHOOK_RETRY_BASE_SECONDS", 30, minimum=1)
 # Endpoints must be HTTPS; plain HTTP to a loopback address only when this is on
 # (development, tests).
 WEBHOOK_ALLOW_LOOPBACK_HTTP = env.bool("WEBHOOK_ALLOW_LOOPBACK_HTTP", default=False)
+# The delivery log keeps finished deliveries this many days (pruned hourly).
+WEBHOOK_LOG_DAYS = _int("WEBHOOK_LOG_DAYS", 30, minimum=1)
 CELERY_BEAT_SCHEDULE |= {
     "dispatch-webhooks": {
         "task": "reservations.tasks.dispatch_webhooks",
@@ -396,6 +398,7 @@ CELERY_BEAT_SCHEDULE |= {
         "task": "lots.tasks.send_webhooks",
         "schedule": WEBHOOK_DISPATCH_SECONDS,
     },
+    "prune-webhook-log": {"task": "lots.tasks.prune_webhook_log", "schedule": 3600},
 }
 
 # --- Payments (Stripe; localstripe in development and tests, DESIGN §5) ----------------

@@ -315,6 +315,32 @@ def _finish(
     )
 
 
+def deliveries_prune(*, now: datetime | None = None, batch: int = 1000) -> int:
+    """Forget the log of deliveries finished more than WEBHOOK_LOG_DAYS ago (sent or
+    given up); pending ones are kept whatever their age. Endpoint by endpoint, in
+    batches, through the log's (endpoint, created_at) index: no other index is
+    written on every delivery just to be pruned. Returns how many were deleted."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.WEBHOOK_LOG_DAYS)
+    deleted = 0
+    for endpoint_id in WebhookEndpoint.objects.order_by("pk").values_list("pk", flat=True):
+        while True:
+            with transaction.atomic():
+                old = list(
+                    WebhookDelivery.objects.filter(endpoint_id=endpoint_id, created_at__lt=cutoff)
+                    .exclude(status=WebhookDelivery.State.PENDING)
+                    .order_by("created_at")
+                    .values_list("pk", flat=True)[:batch]
+                )
+                if old:
+                    WebhookDelivery.objects.filter(pk__in=old).delete()
+            deleted += len(old)
+            if len(old) < batch:
+                break
+    if deleted:
+        log.info("webhook.log_pruned", deleted=deleted, before=cutoff.isoformat())
+    return deleted
+
+
 @transaction.atomic
 def delivery_retry(*, delivery_id: int) -> bool:
     """Send a delivery again at once (staff, from the log): a failed one gets one

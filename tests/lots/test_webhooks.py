@@ -19,6 +19,7 @@ from config.errors import InvalidInput
 from lots.webhooks import signing
 from lots.webhooks.models import EVENT_TYPES, WebhookDelivery, WebhookEndpoint, WebhookStream
 from lots.webhooks.services import (
+    deliveries_prune,
     deliveries_send_due,
     delivery_retry,
     retry_delay,
@@ -270,6 +271,28 @@ def test_a_delivery_is_given_up_after_the_last_attempt_and_staff_can_send_it_aga
     assert (delivery.status, delivery.attempts) == ("delivered", 4)
     assert len(receiver.received) == 4
     assert not delivery_retry(delivery_id=delivery.pk)  # delivered: nothing to do
+
+
+def test_the_log_forgets_finished_deliveries_after_its_days_but_keeps_pending_ones(
+    lot, driver, endpoint, receiver, settings
+):
+    settings.WEBHOOK_LOG_DAYS = 30
+    receiver.answers = [200, 503]
+    with time_machine.travel(NOW, tick=False) as clock:
+        book(driver, lot)
+        book(driver, lot, start=NOW + timedelta(days=2))
+        webhook_events_dispatch()
+        assert deliveries_send_due() == 2  # one delivered, one to retry
+        clock.shift(timedelta(days=29))
+        assert deliveries_prune() == 0
+        clock.shift(timedelta(days=2))
+        newer = book(driver, lot, start=NOW + timedelta(days=40))
+        webhook_events_dispatch()
+        assert deliveries_prune(batch=1) == 1
+
+    kept = deliveries()
+    assert [d.status for d in kept] == ["pending", "pending"]  # the old retry and the new one
+    assert kept[1].payload["data"]["reservation"]["id"] == newer.code
 
 
 def test_a_redirect_is_a_failed_attempt_not_followed(lot, driver, endpoint, receiver):
