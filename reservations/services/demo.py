@@ -4,7 +4,8 @@ Written in bulk (a few thousand rows in a second or two), with what the state
 machine and the payment services would have written: each reservation's final
 status with its times and amounts, its last event, and its Payment rows with
 the amounts and ids Stripe would have given (`pi_demo_…`: no call to Stripe,
-which is not running when `make run` seeds). Finished bookings are settled;
+which is not running when `make run` seeds; payments/gateway.py settles such
+intents as bookkeeping when their time comes). Finished bookings are settled;
 bookings still to come hold an authorisation. A few are left for staff to
 follow up: a settlement that failed, cars still in after their end, a booking
 cancelled because an overstaying car kept its spot.
@@ -27,6 +28,7 @@ from lots.models import Lot, Spot
 from lots.pricing import no_show_charge, window_price
 from lots.services import lot_availability_changed
 from parking.models import User
+from payments.gateway import DEMO_INTENT_PREFIX
 from payments.models import Payment
 from reservations.models import (
     Actor,
@@ -176,7 +178,7 @@ def _stable_seed(slug: str) -> int:
 
 
 def _intent(code: str, kind: str) -> str:
-    return "pi_demo_" + hashlib.sha256(f"{code}:{kind}".encode()).hexdigest()[:20]
+    return DEMO_INTENT_PREFIX + hashlib.sha256(f"{code}:{kind}".encode()).hexdigest()[:20]
 
 
 def _book(
