@@ -180,13 +180,14 @@ def setup_intent_create(*, customer_id: str, idempotency_key: str) -> tuple[str,
 
 def payment_method_attach(
     *, payment_method_id: str, customer_id: str, idempotency_key: str
-) -> None:
-    """Save the card on the customer (needed to charge it later off-session)."""
+) -> bool:
+    """Save the card on the customer (needed to charge it later off-session).
+    True when this call saved it; False when it was saved there already."""
     method = _call(
         "retrieve payment method", _client().v1.payment_methods.retrieve, payment_method_id
     )
     if method["customer"] == customer_id:
-        return
+        return False
     if method["customer"]:
         raise GatewayError("This card belongs to someone else.", code="payment_method_not_yours")
     _call(
@@ -196,6 +197,7 @@ def payment_method_attach(
         params={"customer": customer_id},
         options=_opts(idempotency_key),
     )
+    return True
 
 
 @dataclass(frozen=True)

@@ -532,8 +532,9 @@ def payment_authorise(
     if claim is None:  # settled between our read and the claim
         payment.refresh_from_db()
         return payment
+    newly_saved = False
     try:
-        gateway.payment_method_attach(
+        newly_saved = gateway.payment_method_attach(
             payment_method_id=payment_method_id,
             customer_id=customer_id,
             idempotency_key=f"{claim.key}:attach",
@@ -554,6 +555,8 @@ def payment_authorise(
         raise PaymentUnavailable("The payment service did not answer; try again shortly.") from exc
     except gateway.CardDeclined as exc:
         _finish_failed(claim, exc, intent_id=exc.intent_id)
+        if newly_saved:
+            _forget_card(payment_method_id)
         raise PaymentDeclined(exc.message) from exc
     except gateway.GatewayError as exc:
         if exc.code == "payment_method_not_yours":
@@ -583,7 +586,21 @@ def payment_authorise(
         code="authentication_required",
     )
     _finish_failed(claim, error, intent_id=state.id, outcome=_failed_outcome(state))
+    if newly_saved:
+        _forget_card(payment_method_id)
     raise PaymentDeclined(error.message, code=error.code)
+
+
+def _forget_card(payment_method_id: str) -> None:
+    """A card saved only for a payment it failed is not kept (nor offered next time):
+    best effort, after the failure is recorded; the driver can remove it if this fails."""
+    try:
+        gateway.payment_method_detach(
+            payment_method_id=payment_method_id,
+            idempotency_key=f"{payment_method_id}:detach:{uuid.uuid4()}",
+        )
+    except gateway.GatewayError as exc:
+        log.warning("Could not forget declined card %s: %s", payment_method_id, exc)
 
 
 def payment_settle(*, reference: str, amount: int, kind: str = Payment.Kind.BOOKING) -> Payment:

@@ -14,6 +14,7 @@ from reservations.models import Reservation, Status
 from reservations.services import reservation_arrive, reservation_depart
 from tests.factories import UserFactory
 from tests.payments.test_paying import _complete, _reserve
+from tests.stripe_support import DECLINED_CARD
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -58,6 +59,19 @@ def test_the_next_booking_pays_in_one_tap_with_a_saved_card(stripe, driver_api, 
     payment = Payment.objects.get(reference=f"reservation:{second['id']}")
     assert payment.payment_method_id == card
     assert payment.status == Payment.Status.AUTHORISED
+
+
+def test_a_new_card_that_was_declined_is_not_kept_for_next_time(stripe, driver_api, lot):
+    reserved = _reserve(driver_api, lot, hours_ahead=1, hours=2)
+    declined = stripe.card(DECLINED_CARD)
+    assert _complete(driver_api, reserved, declined).status_code == 402
+
+    paid = _complete(driver_api, reserved, stripe.card())
+
+    assert paid.status_code == 200
+    listed = [card["last4"] for card in driver_api.get("/api/v1/me/payment-methods").json()]
+    assert listed == ["4242"]
+    assert stripe.client.v1.payment_methods.retrieve(declined)["customer"] is None
 
 
 def test_another_drivers_saved_card_is_refused_with_a_code_and_nothing_is_charged(
