@@ -270,6 +270,8 @@ def _analyze() -> None:
 
 
 _HISTORY_HOURS = (1, 2, 2, 3, 4, 8, 10, 24, 48)
+# Share of the coming bookings seeded as holds still waiting for payment.
+_PENDING_SHARE = 0.03
 
 
 def _unique_codes(reservations: list) -> None:
@@ -310,10 +312,16 @@ def _history(
             offset = rng.randrange(0, segment_hours - hours)
             start = origin + timedelta(hours=k * segment_hours + offset)
             end = start + timedelta(hours=hours)
+            hold_expires_at = None
             if end <= now:
                 status = "completed"
             elif start <= now:
                 status = "parked"
+            elif rng.random() < _PENDING_SHARE:
+                # Booked in the last minutes, not paid yet, as a live system
+                # always has some: the planner's statistics then know them.
+                status = "pending_payment"
+                hold_expires_at = now + timedelta(minutes=rng.randrange(1, 15))
             else:
                 status = "confirmed"
             rows.append(
@@ -328,7 +336,8 @@ def _history(
                     status=status,
                     price_amount=window_price(start, end, hourly=hourly, daily_max=daily_max),
                     currency=currency[lot_pk],
-                    arrived_at=start if status != "confirmed" else None,
+                    hold_expires_at=hold_expires_at,
+                    arrived_at=start if status in ("completed", "parked") else None,
                     departed_at=end if status == "completed" else None,
                 )
             )

@@ -13,10 +13,15 @@ ask for a window of a seeded lot, so that the answer comes from the cache.
 middleware, and an Accept header that sends availability down DRF's path.
 
 --book profiles bookings instead (POST /api/v1/reservations, a new window each
-time, 60 to 90 days ahead, with a bearer token and an Idempotency-Key), and also
-prints the queries one booking makes and the PostgreSQL backend's CPU per
-booking. It books in the bench database (made for that), past the driver's
-limits (MAX_UNPAID_HOLDS, THROTTLE_BOOKING_RATE raised for the run).
+time, 60 to 90 days ahead, each by a new driver with a bearer token and an
+Idempotency-Key), and also prints the queries one booking makes and the
+PostgreSQL backend's CPU per booking. It books in the bench database (made for
+that), past the drivers' limits (MAX_UNPAID_HOLDS, THROTTLE_BOOKING_RATE raised).
+
+--book --explain prints instead the shared buffers (pages) each statement of a
+booking reads, from PostgreSQL's own plans (auto_explain): unlike times, they do
+not depend on what else the machine runs, so a short and a long history
+(BENCH_HISTORY_DAYS) can be compared on a busy machine.
 """
 
 from __future__ import annotations
@@ -68,7 +73,52 @@ def booking_environ(body: bytes, token: str, key: str) -> dict:
     return environ
 
 
-def profile_bookings(application, n: int, top: int) -> None:
+def explain_bookings(call, *, n: int) -> None:
+    """What each statement of a booking reads, from PostgreSQL's own plans
+    (auto_explain, sent back as notices): shared buffers hit and read per
+    execution, which unlike times do not depend on what else the machine runs;
+    a booking as flat as history grows reads the same number of pages."""
+    import json
+    from collections import defaultdict
+
+    from django.db import connection
+
+    plans: list[dict] = []
+
+    def on_notice(diagnostic) -> None:
+        text = diagnostic.message_primary or ""
+        start = text.find("{")
+        if "duration:" in text and start >= 0:
+            plans.append(json.loads(text[start:]))
+
+    with connection.cursor() as cursor:
+        for statement in (
+            "LOAD 'auto_explain'",
+            "SET auto_explain.log_min_duration = 0",
+            "SET auto_explain.log_analyze = on",
+            "SET auto_explain.log_buffers = on",
+            "SET auto_explain.log_timing = off",
+            "SET auto_explain.log_format = json",
+            "SET auto_explain.log_level = notice",
+            "SET client_min_messages = notice",
+        ):
+            cursor.execute(statement)
+    connection.connection.add_notice_handler(on_notice)
+    for _ in range(n):
+        call()
+    connection.connection.remove_notice_handler(on_notice)
+    by_statement: dict[str, list[dict]] = defaultdict(list)
+    for plan in plans:
+        by_statement[" ".join(plan["Query Text"].split())[:90]].append(plan["Plan"])
+    print(f"statements of {n} bookings: mean shared buffers per execution (hit + read)")
+    for text, nodes in sorted(by_statement.items(), key=lambda item: -len(item[1])):
+        hit = sum(node.get("Shared Hit Blocks", 0) for node in nodes) / len(nodes)
+        read = sum(node.get("Shared Read Blocks", 0) for node in nodes) / len(nodes)
+        rows = sum(node.get("Actual Rows", 0) for node in nodes) / len(nodes)
+        print(f"  {len(nodes):4d}×  hit {hit:7.1f}  read {read:6.1f}  rows {rows:5.1f}  {text}")
+
+
+def profile_bookings(application, n: int, top: int, *, explain: bool = False) -> None:
     import json
     import random
     import secrets
@@ -81,8 +131,15 @@ def profile_bookings(application, n: int, top: int) -> None:
     from parking.models import User
     from parking.services import api_token_create
 
-    user = User.objects.filter(is_active=True).order_by("pk").first()
-    token = api_token_create(user=user).token
+    # A new driver for every booking, as in real traffic (a driver rarely holds
+    # more than one unpaid booking): one driver's holds would otherwise pile up
+    # over the runs, and with them what the limits check counts.
+    run = secrets.token_hex(4)
+    drivers = User.objects.bulk_create(
+        User(email=f"profile-{run}-{i}@bench.parkspot.test", password="!")  # noqa: S106  (unusable)
+        for i in range(3 * n + 2)
+    )
+    tokens = iter([api_token_create(user=driver).token for driver in drivers])
     slugs = list(Lot.objects.filter(is_active=True).values_list("slug", flat=True))
     base = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(days=60)
     rng = random.Random(1)
@@ -98,7 +155,7 @@ def profile_bookings(application, n: int, top: int) -> None:
                 "end": (start + timedelta(hours=2)).isoformat(),
             }
         ).encode()
-        environ = booking_environ(body, token, secrets.token_hex(8))
+        environ = booking_environ(body, next(tokens), secrets.token_hex(8))
         return b"".join(application(environ, lambda status, *_: statuses.append(status)))
 
     print(call()[:300].decode())
@@ -106,6 +163,9 @@ def profile_bookings(application, n: int, top: int) -> None:
         call()
     for query in queries.captured_queries:
         print(f"  {query['time']} s  {' '.join(query['sql'].split())[:150]}")
+    if explain and connection.vendor == "postgresql":
+        explain_bookings(call, n=min(n, 200))
+        return
 
     def backend_cpu() -> float:
         with connection.cursor() as cursor:
@@ -147,6 +207,9 @@ def main() -> None:
     parser.add_argument("--stock", action="store_true")
     parser.add_argument("--unique", action="store_true", help="a new window each time: misses")
     parser.add_argument("--book", action="store_true", help="bookings instead (see above)")
+    parser.add_argument(
+        "--explain", action="store_true", help="with --book: pages each statement reads"
+    )
     args = parser.parse_args()
     if args.book:
         os.environ.setdefault("MAX_UNPAID_HOLDS", "1000000")
@@ -171,7 +234,7 @@ def main() -> None:
         ]
     application = get_wsgi_application()
     if args.book:
-        profile_bookings(application, args.n, args.top)
+        profile_bookings(application, args.n, args.top, explain=args.explain)
         return
     path = args.path
     if not path:

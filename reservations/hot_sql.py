@@ -358,16 +358,22 @@ def overlapping_on_spot(
         return [(pk, status, _py_time(held)) for pk, status, held in cursor.fetchall()]
 
 
+# Counted up to the limit only: what the check needs, whatever else the driver
+# holds (a driver's unpaid holds could pile up while the limit was higher).
 _UNPAID_HOLDS = f"""
-SELECT COUNT(*) FROM reservations_reservation u
-WHERE u.user_id = %(user)s AND u.status = {_PENDING} AND u.hold_expires_at > %(now)s
+SELECT COUNT(*) FROM (SELECT 1 FROM reservations_reservation u
+  WHERE u.user_id = %(user)s AND u.status = {_PENDING} AND u.hold_expires_at > %(now)s
+  LIMIT %(max_unpaid)s) AS held
 """  # noqa: S608  (constants only)
 
 
-def unpaid_holds(*, user_pk: int, now: datetime) -> int:
-    """How many of the driver's bookings hold a spot unpaid right now."""
+def unpaid_holds(*, user_pk: int, now: datetime, at_most: int) -> int:
+    """How many of the driver's bookings hold a spot unpaid right now, counted
+    up to `at_most`."""
     with connection.cursor() as cursor:
-        cursor.execute(_UNPAID_HOLDS, {"user": user_pk, "now": _db_time(now)})
+        cursor.execute(
+            _UNPAID_HOLDS, {"user": user_pk, "now": _db_time(now), "max_unpaid": at_most}
+        )
         return cursor.fetchone()[0]
 
 

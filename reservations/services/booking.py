@@ -338,7 +338,7 @@ def _check_limits(*, user: User, plate: str, start: datetime, end: datetime, now
     is in one place at a time, in any lot. The driver's and the plate's bookings
     are serialised first (booking_rate took the locks), so racing requests
     cannot both pass a check."""
-    unpaid = hot_sql.unpaid_holds(user_pk=user.pk, now=now)
+    unpaid = hot_sql.unpaid_holds(user_pk=user.pk, now=now, at_most=settings.MAX_UNPAID_HOLDS)
     busy = (
         unpaid < settings.MAX_UNPAID_HOLDS
         and bool(plate)

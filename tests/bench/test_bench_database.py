@@ -81,3 +81,33 @@ def test_seeded_history_never_repeats_a_reservation_code():
     _unique_codes(history)
     assert len({r.code for r in history}) == 3
     assert history[0].code == "AAAA-BBBB"
+
+
+def test_the_short_history_holds_a_live_share_of_unpaid_holds(lot):
+    # A live database always has bookings waiting for payment; the planner's
+    # statistics taken after seeding must know them, or it plans the drivers'
+    # unpaid-holds check as if there were none (reservations 0015).
+    spots = [(spot.pk, lot.pk, spot.vehicle_type) for spot in lot.spots.all()] * 60
+    now = timezone.now()
+    rows = database._history(
+        spots,
+        {lot.pk: lot.currency},
+        {(lot.pk, "car"): (250, 2000)},
+        [UserFactory().pk],
+        3,
+        now=now,
+        rng=random.Random(5),
+    )
+    pending = [r for r in rows if r.status == Status.PENDING_PAYMENT]
+    assert 0 < len(pending) < len(rows) * 0.1
+    assert all(now < r.hold_expires_at <= now + timedelta(minutes=15) for r in pending)
+    assert all(r.start > now and r.arrived_at is None for r in pending)
+
+
+@pytest.mark.postgres
+def test_reservations_are_analyzed_after_every_ten_thousand_changed_rows():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = 'reservations_reservation'")
+        (options,) = cursor.fetchone()
+    assert "autovacuum_analyze_scale_factor=0" in options
+    assert "autovacuum_analyze_threshold=10000" in options

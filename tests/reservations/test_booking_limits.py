@@ -10,6 +10,7 @@ import time_machine
 from django.test import Client
 from rest_framework.test import APIClient
 
+from reservations import hot_sql
 from reservations.models import Reservation, Status
 from reservations.services import reservation_cancel, reservation_confirm
 from tests.factories import LotFactory, RateFactory, SpotFactory, UserFactory
@@ -52,6 +53,25 @@ def test_a_fourth_unpaid_hold_is_refused_with_a_reason(capped, big_lot, driver_a
     assert refused.json()["code"] == "too_many_unpaid_holds"
     assert "3 bookings waiting for payment" in refused.json()["detail"]
     assert Reservation.objects.count() == 3
+
+
+def test_holds_piled_up_under_a_higher_limit_are_counted_only_up_to_the_new_one(
+    settings, big_lot, driver, driver_api
+):
+    settings.MAX_UNPAID_HOLDS = 6
+    for n in range(6):
+        assert _post(driver_api, big_lot, n).status_code == 201
+    settings.MAX_UNPAID_HOLDS = 3
+
+    refused = _post(driver_api, big_lot, 6)
+
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "too_many_unpaid_holds"
+    assert "3 bookings waiting for payment" in refused.json()["detail"]
+    now = datetime.now(UTC)
+    # What the check reads is bounded by the limit, not by what the driver holds.
+    assert hot_sql.unpaid_holds(user_pk=driver.pk, now=now, at_most=3) == 3
+    assert hot_sql.unpaid_holds(user_pk=driver.pk, now=now, at_most=10) == 6
 
 
 def test_paying_cancelling_or_a_lapse_frees_a_place(capped, big_lot, driver, driver_api):
