@@ -92,7 +92,7 @@ SELECT r.hourly_amount, r.daily_max_amount,
       WHERE x.lot_id = %(lot)s AND x.status = {_PARKED} AND x."end" <= %(now)s
         AND x.start < %(end)s) AS busy
     JOIN lots_spot s ON s.id = busy.spot_id
-    WHERE s.vehicle_type = %(type)s AND s.is_active) AS free,
+    WHERE s.lot_id = %(lot)s AND s.vehicle_type = %(type)s AND s.is_active) AS free,
   (SELECT MIN(x.hold_expires_at) FROM reservations_reservation x
     WHERE x.lot_id = %(lot)s AND x.vehicle_type = %(type)s AND x.status = {_PENDING}
       AND x.hold_expires_at > %(now)s AND x.start < %(end)s

@@ -179,6 +179,13 @@ class Reservation(models.Model):
                 condition=models.Q(status=Status.PENDING_PAYMENT),
                 name="reservation_pending_holds",
             ),
+            # Availability: when the first hold of the lot and type counted as
+            # taken lapses (the cached answer's end), from that lot's holds only.
+            models.Index(
+                fields=["lot", "vehicle_type", "hold_expires_at"],
+                condition=models.Q(status=Status.PENDING_PAYMENT),
+                name="reservation_lot_open_holds",
+            ),
             models.Index(
                 fields=["start"],
                 condition=models.Q(status=Status.CONFIRMED),

@@ -173,3 +173,6 @@ def test_the_prepared_availability_query_finds_busy_spots_by_range_in_any_plan(l
     assert range_scans, plan  # a GiST index on booked ranges (reservation_lot_busy)
     assert "reservation_spot_until" not in plan
     assert "reservation_spot_start" not in plan
+    # When the first hold lapses: from the lot's own open holds, not every lot's.
+    assert "reservation_lot_open_holds" in plan, plan
+    assert "reservation_pending_holds" not in plan
