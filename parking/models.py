@@ -49,6 +49,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     )
     is_active = models.BooleanField(default=True)
     date_joined = models.DateTimeField(default=timezone.now)
+    # The language of the website they last used (signing up, booking, the
+    # switcher): their e-mails are written in it, by the worker, which has no request.
+    language = models.CharField(max_length=8, choices=settings.LANGUAGES, default="en")
 
     objects = UserManager()
 
@@ -143,6 +146,8 @@ class SignupRequest(models.Model):
     next_path = models.CharField(
         max_length=500, blank=True, help_text="Where the driver was going when they signed up."
     )
+    # The website's language when they signed up: the link's e-mail and the account use it.
+    language = models.CharField(max_length=8, choices=settings.LANGUAGES, default="en")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     def __str__(self) -> str:
