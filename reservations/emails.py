@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import io
+import re
 from collections.abc import Callable
 from email.mime.image import MIMEImage
 
@@ -28,6 +29,11 @@ QR_CONTENT_ID = "pass-qr"
 
 # States in which the pass gets a driver through the gate.
 PASS_STATUSES = (Status.CONFIRMED, Status.PARKED)
+
+
+def _one_line(subject: str) -> str:
+    """A subject on one line; French's no-break spaces (before ":", in "12,50 €") kept."""
+    return re.sub(r"[ \t\r\n]+", " ", subject).strip()
 
 
 def in_drivers_language(send: Callable[..., None]) -> Callable[..., None]:
@@ -80,7 +86,7 @@ def _context(reservation: Reservation, **extra: object) -> dict:
 def _send_text(reservation: Reservation, template: str, context: dict) -> None:
     subject = render_to_string(f"reservations/email/{template}_subject.txt", context).strip()
     EmailMultiAlternatives(
-        subject=" ".join(subject.split()),
+        subject=_one_line(subject),
         body=render_to_string(f"reservations/email/{template}.txt", context),
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[reservation.user.email],
@@ -132,7 +138,7 @@ def send_reservation_pass(*, reservation_id: int) -> None:
     context = _context(reservation, qr_cid=QR_CONTENT_ID)
     subject = render_to_string("reservations/email/pass_subject.txt", context).strip()
     message = EmailMultiAlternatives(
-        subject=" ".join(subject.split()),
+        subject=_one_line(subject),
         body=render_to_string("reservations/email/pass.txt", context),
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[reservation.user.email],
@@ -193,7 +199,7 @@ def send_reservation_receipt(*, reservation_id: int) -> None:
     context = _context(reservation, receipt=receipt)
     subject = render_to_string("reservations/email/receipt_subject.txt", context).strip()
     message = EmailMultiAlternatives(
-        subject=" ".join(subject.split()),
+        subject=_one_line(subject),
         body=render_to_string("reservations/email/receipt.txt", context),
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[reservation.user.email],
