@@ -116,7 +116,9 @@ def test_a_french_driver_searches_books_pays_and_sees_the_pass_in_french(
     expect(
         page.get_by_role("img", name=f"QR code de la réservation {reservation.code}")
     ).to_be_visible()
-    arrive = page.locator(".pass dt", has_text="Arrivée dès").locator("xpath=following-sibling::dd[1]")
+    arrive = page.locator(".pass dt", has_text="Arrivée dès").locator(
+        "xpath=following-sibling::dd[1]"
+    )
     expect(arrive).to_have_text(french_date(lot, 10))
     check_accessibility(page, f"french pass ({kind})")
     screenshot(page, f"french-pass-{kind}")
