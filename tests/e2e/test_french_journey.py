@@ -58,7 +58,10 @@ def french_date(lot, hour: int) -> str:
 
 
 def test_a_french_driver_searches_books_pays_and_sees_the_pass_in_french(
-    live_server, lot, payments, french_device  # noqa: F811
+    live_server,
+    lot,
+    payments,
+    french_device,  # noqa: F811
 ):
     kind, page = french_device
     driver = UserFactory(email=f"camille-{kind}@example.com", full_name="Camille Martin")
