@@ -16,7 +16,7 @@ from playwright.sync_api import Page, expect
 
 from reservations.models import Reservation, Status
 from tests.e2e.conftest import screenshot
-from tests.e2e.test_website_journeys import PASSWORD, check_accessibility, payments  # noqa: F401
+from tests.e2e.test_website_journeys import PASSWORD, check_accessibility
 from tests.factories import UserFactory
 from tests.stripe_support import GOOD_CARD
 
@@ -31,6 +31,13 @@ VIEWPORTS = {
         "has_touch": True,
     },
 }
+
+
+@pytest.fixture
+def payments(stripe, settings, localstripe_url):
+    """Payments on, through localstripe, whose Stripe.js stand-in the pay page loads."""
+    settings.STRIPE_JS_URL = f"{localstripe_url}/js.stripe.com/v3/"
+    return stripe
 
 
 @pytest.fixture(params=["desktop", "phone"])
@@ -61,7 +68,7 @@ def test_a_french_driver_searches_books_pays_and_sees_the_pass_in_french(
     live_server,
     lot,
     payments,
-    french_device,  # noqa: F811
+    french_device,
 ):
     kind, page = french_device
     driver = UserFactory(email=f"camille-{kind}@example.com", full_name="Camille Martin")
