@@ -541,7 +541,7 @@ def lot_search(
             schedule = Schedule(lot.name, lot.tz, opening_hours_of(lot))
             check_opening_hours(schedule=schedule, start=start, end=end)
         except OutsideOpeningHours:
-            problems[lot.pk] = ("Closed for part of these times", OutsideOpeningHours.code)
+            problems[lot.pk] = (gettext("Closed for part of these times"), OutsideOpeningHours.code)
             continue
         windows[lot.pk] = (start, end)
 
@@ -591,15 +591,18 @@ def _whole(metres: float | None) -> int | None:
 
 
 def _search_problem(exc: InvalidInput, lot: Lot) -> str:
+    # In the active language: the website's search is its only reader.
     if exc.code == "start_in_past":
-        return f"These times have already passed in {lot.city}."
+        return gettext("These times have already passed in %(city)s.") % {"city": lot.city}
     if exc.code == "nonexistent_local_time":
-        return f"That time does not exist in {lot.city} on that day (the clocks go forward)."
+        return gettext(
+            "That time does not exist in %(city)s on that day (the clocks go forward)."
+        ) % {"city": lot.city}
     if exc.code == AmbiguousLocalTime.code:
-        return (
-            f"That time happens twice in {lot.city} that night (the clocks go back): "
+        return gettext(
+            "That time happens twice in %(city)s that night (the clocks go back): "
             "choose it on the car park's page, which asks which one you mean."
-        )
+        ) % {"city": lot.city}
     return exc.detail
 
 
