@@ -305,3 +305,16 @@ def test_signing_up_in_french_sends_the_link_in_french_and_keeps_the_language(
     open_account("camille@example.com")
     assert User.objects.get(email="camille@example.com").language == "fr"
     assert not Reservation.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_calendar_file_is_in_the_pages_language(client, driver, lot, frozen_now):
+    reservation = reservation_confirm(reservation_id=book(driver, lot, start=START).pk).reservation
+    client.force_login(driver)
+    ics = client.get(f"/reservations/{reservation.code}/calendar.ics", **FR).content.decode()
+    lines = ics.replace("\r\n ", "").split("\r\n")
+    summary = next(line for line in lines if line.startswith("SUMMARY:"))
+    assert summary == f"SUMMARY:Stationnement à {lot.name} ({reservation.code})", repr(summary)
+    description = next(line for line in lines if line.startswith("DESCRIPTION:"))
+    assert f"Code de réservation {reservation.code}\\, place C-001." in description
+    assert f"Entrée dès 09:45 (Europe/Paris){NBSP}: à la barrière" in description
