@@ -98,3 +98,49 @@ def test_the_compiled_catalog_is_the_po_file():
     header = re.sub(r"POT-Creation-Date: .*\n", "", expected.pop(""))
     assert re.sub(r"POT-Creation-Date: .*\n", "", catalog.pop("")) == header
     assert catalog == expected
+
+
+_GETTEXT_NAMES = {"_", "gettext", "gettext_lazy", "ngettext", "ngettext_lazy"}
+_TRANSLATE_TAG = re.compile(r"""\{%\s*translate\s+"([^"]*)"|\{%\s*translate\s+'([^']*)'""")
+# Where the driver-facing strings live (the admin, the API and the bench stay English).
+_SOURCES = ("parking", "lots", "reservations", "payments", "config")
+_TEMPLATES = ("templates/parking", "templates/registration", "templates/reservations")
+
+
+def _marked_in_python() -> set[str]:
+    found: set[str] = set()
+    base = Path(settings.BASE_DIR)
+    for package in _SOURCES:
+        for path in (base / package).rglob("*.py"):
+            if "migrations" in path.parts:
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Name)
+                    and node.func.id in _GETTEXT_NAMES
+                    and node.args
+                    and isinstance(node.args[0], ast.Constant)
+                    and isinstance(node.args[0].value, str)
+                ):
+                    found.add(node.args[0].value)
+    return found
+
+
+def _marked_in_templates() -> set[str]:
+    base = Path(settings.BASE_DIR)
+    paths = [p for folder in _TEMPLATES for p in (base / folder).rglob("*") if p.is_file()]
+    paths += [base / "templates" / name for name in ("base.html", "404.html", "500.html")]
+    found: set[str] = set()
+    for path in paths:
+        for double, single in _TRANSLATE_TAG.findall(path.read_text(encoding="utf-8")):
+            found.add(double or single)
+    return found
+
+
+def test_every_string_marked_in_the_code_is_in_the_catalog():
+    """A string marked for translation but missing from django.po shows in English
+    on French pages: run makemessages (README, Languages) and translate it."""
+    known = {e["msgid"] for e in po_entries()}
+    missing = sorted((_marked_in_python() | _marked_in_templates()) - known)
+    assert missing == []
