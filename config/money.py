@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.utils.translation import get_language
+
 # Currencies counted in whole units (Stripe's zero-decimal list) ...
 ZERO_DECIMAL = frozenset(
     {
@@ -48,6 +50,17 @@ SYMBOLS = {
     "sgd": "S$",
     "usd": "$",
 }
+# Written after the amount in French; the dollars say whose (CLDR's French names).
+FRENCH_SYMBOLS = {
+    **{code: symbol.strip() for code, symbol in SYMBOLS.items()},
+    "aud": "$\u00a0AU",
+    "cad": "$\u00a0CA",
+    "hkd": "$\u00a0HK",
+    "mxn": "$\u00a0MX",
+    "nzd": "$\u00a0NZ",
+    "sgd": "$\u00a0SG",
+    "usd": "$\u00a0US",
+}
 MINUS = "\u2212"
 
 
@@ -57,20 +70,33 @@ def minor_unit_digits(currency: str) -> int:
     return 0 if code in ZERO_DECIMAL else 3 if code in THREE_DECIMAL else 2
 
 
-def format_money(amount: int | None, currency: str, *, symbol: bool = True) -> str:
+NBSP = "\u00a0"
+NARROW_NBSP = "\u202f"  # French groups thousands with it: 1 200 ¥
+
+
+def format_money(
+    amount: int | None, currency: str, *, symbol: bool = True, language: str | None = None
+) -> str:
     """`1250, "eur"` → `€12.50` (or `12.50 EUR` without the symbol); `1200, "jpy"`
-    → `¥1,200`. An unknown amount is an empty string."""
+    → `¥1,200`. In French (the active language unless `language` says otherwise)
+    `12,50 €`, `1 200 ¥`, `12,50 EUR`. An unknown amount is an empty string."""
     if amount is None or amount == "":
         return ""
     amount = int(amount)
     code = (currency or "").lower()
     digits = minor_unit_digits(code)
     whole, fraction = divmod(abs(amount), 10**digits)
-    number = f"{whole:,}" + (f".{fraction:0{digits}d}" if digits else "")
     sign = MINUS if amount < 0 else ""
+    if (language or get_language() or "en").startswith("fr"):
+        number = f"{whole:,}".replace(",", NARROW_NBSP) + (
+            f",{fraction:0{digits}d}" if digits else ""
+        )
+        unit = FRENCH_SYMBOLS.get(code, "") if symbol else ""
+        return f"{sign}{number}{NBSP if symbol else ' '}{unit or code.upper()}"
+    number = f"{whole:,}" + (f".{fraction:0{digits}d}" if digits else "")
     if symbol and code in SYMBOLS:
         return f"{sign}{SYMBOLS[code]}{number}"
-    return f"{sign}{number}{chr(0xA0) if symbol else ' '}{code.upper()}"
+    return f"{sign}{number}{NBSP if symbol else ' '}{code.upper()}"
 
 
 def to_minor_units(amount: Decimal, currency: str) -> int:

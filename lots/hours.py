@@ -13,10 +13,16 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from django.utils.translation import gettext, gettext_lazy
+
 Hours = tuple[int, time, time]  # weekday (Monday 0), opens, closes (00:00: midnight)
 
 DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-_SHORT = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+# For people, in the active language (lun.–ven. in French).
+_SHORT = (
+    gettext_lazy("Mon"), gettext_lazy("Tue"), gettext_lazy("Wed"), gettext_lazy("Thu"),
+    gettext_lazy("Fri"), gettext_lazy("Sat"), gettext_lazy("Sun"),
+)  # fmt: skip
 MIDNIGHT = time(0)
 
 
@@ -71,10 +77,10 @@ def weekly_summary(hours: Iterable[Hours]) -> list[tuple[str, str]]:
 
     def text(day: int) -> str:
         if day not in by_day:
-            return "Closed"
+            return gettext("Closed")
         opens, closes = by_day[day]
         if opens == MIDNIGHT and closes == MIDNIGHT:
-            return "Open all day"
+            return gettext("Open all day")
         return f"{opens:%H:%M}–{'24:00' if closes == MIDNIGHT else f'{closes:%H:%M}'}"
 
     groups: list[tuple[int, int, str]] = []
@@ -83,4 +89,6 @@ def weekly_summary(hours: Iterable[Hours]) -> list[tuple[str, str]]:
             groups[-1] = (groups[-1][0], day, groups[-1][2])
         else:
             groups.append((day, day, text(day)))
-    return [(_SHORT[a] if a == b else f"{_SHORT[a]}–{_SHORT[b]}", label) for a, b, label in groups]
+    return [
+        (str(_SHORT[a]) if a == b else f"{_SHORT[a]}–{_SHORT[b]}", label) for a, b, label in groups
+    ]

@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+from django.utils.translation import gettext
+
 from reservations.models import Reservation, Status
 
 _CANCELLED = (Status.CANCELLED, Status.EXPIRED)
@@ -51,13 +53,31 @@ def reservation_ics(
     change (an extension) so that calendars take the newer one."""
     lot = reservation.lot
     host = urlsplit(site_url).hostname or "parkspot"
+    # In the active language (the page's the driver downloaded it from).
+    words = {
+        "code": reservation.code,
+        "spot": reservation.spot.label,
+        "plate": reservation.vehicle_plate,
+        "entry": f"{arrive_from.astimezone(lot.tz):%H:%M}",
+        "zone": lot.timezone,
+        "url": pass_url,
+        "lot": lot.name,
+    }
     description = (
-        f"Reservation code {reservation.code}, spot {reservation.spot.label}"
-        + (f", vehicle {reservation.vehicle_plate}" if reservation.vehicle_plate else "")
-        + f".\nEntry from {arrive_from.astimezone(lot.tz):%H:%M} ({lot.timezone}): at the gate, "
-        "show your pass's QR code or say the code.\n"
-        f"Your pass: {pass_url}"
-    )
+        (
+            gettext("Reservation code %(code)s, spot %(spot)s, vehicle %(plate)s.")
+            if reservation.vehicle_plate
+            else gettext("Reservation code %(code)s, spot %(spot)s.")
+        )
+        + "\n"
+        + gettext(
+            "Entry from %(entry)s (%(zone)s): at the gate, show your pass's QR code "
+            "or say the code."
+        )
+        + "\n"
+        + gettext("Your pass: %(url)s")
+    ) % words
+    summary = gettext("Parking at %(lot)s (%(code)s)") % words
     lines = [
         "BEGIN:VCALENDAR",
         "VERSION:2.0",
@@ -70,7 +90,7 @@ def reservation_ics(
         f"SEQUENCE:{sequence}",
         f"DTSTART:{_utc(reservation.start)}",
         f"DTEND:{_utc(reservation.end)}",
-        f"SUMMARY:{_text(f'Parking at {lot.name} ({reservation.code})')}",
+        f"SUMMARY:{_text(summary)}",
         f"LOCATION:{_text(f'{lot.name}, {lot.address}, {lot.city}')}",
         f"DESCRIPTION:{_text(description)}",
         f"URL:{pass_url}",

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.mail import EmailMessage
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import translation
 
 from parking.models import SignupRequest, User
 from parking.services import signup_token
@@ -40,14 +41,16 @@ def send_signup_link(*, signup_id: int) -> None:
         "confirm_url": settings.SITE_URL.rstrip("/") + path,
         "hours": settings.SIGNUP_CONFIRM_HOURS,
     }
-    _send("signup_link", signup.email, context)
+    with translation.override(signup.language):
+        _send("signup_link", signup.email, context)
 
 
 def send_signup_existing(*, user_id: int) -> None:
     user = User.objects.filter(pk=user_id).first()
     if user is None:
         return
-    _send("signup_existing", user.email, {"user": user})
+    with translation.override(user.language):
+        _send("signup_existing", user.email, {"user": user})
 
 
 def send_written(*, subject: str, body: str, to: str) -> None:

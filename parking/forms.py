@@ -22,6 +22,7 @@ from django.contrib.auth.forms import (
 from django.core.exceptions import ValidationError
 from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from config.errors import ApplicationError, InvalidInput
 from config.plates import normalize_plate
@@ -37,8 +38,8 @@ from reservations.selectors import local_time_folds, local_to_utc
 
 # Words for the website where a rule's own message speaks API (offsets, ISO 8601).
 _WINDOW_MESSAGES = {
-    "start_in_past": "This time has already passed at the lot.",
-    "end_before_start": "Departure must be after arrival.",
+    "start_in_past": _("This time has already passed at the lot."),
+    "end_before_start": _("Departure must be after arrival."),
 }
 
 
@@ -79,7 +80,7 @@ class LocalDateTimeField(forms.DateTimeField):
     """A wall-clock time, without a time zone (the lot's is applied later)."""
 
     widget = DateTimeLocalInput
-    default_error_messages = {"invalid": "Enter a date and time, e.g. 2026-05-01 09:30."}
+    default_error_messages = {"invalid": _("Enter a date and time, e.g. 2026-05-01 09:30.")}
 
     def to_python(self, value):
         if value in self.empty_values:
@@ -105,7 +106,7 @@ def check_window_shape(form: forms.Form, start: datetime | None, end: datetime |
     if start is None or end is None:
         return
     if end <= start:
-        form.add_error("end", "Departure must be after arrival.")
+        form.add_error("end", _("Departure must be after arrival."))
     elif end - start < timedelta(minutes=settings.BOOKING_MIN_MINUTES):
         form.add_error("end", f"A booking lasts at least {settings.BOOKING_MIN_MINUTES} minutes.")
     elif end - start > timedelta(days=settings.BOOKING_MAX_DAYS):
@@ -114,23 +115,23 @@ def check_window_shape(form: forms.Form, start: datetime | None, end: datetime |
 
 class SearchForm(AccessibleFormMixin, forms.Form):
     q = forms.CharField(
-        label="Address or place",
+        label=_("Address or place"),
         required=False,
         max_length=120,
-        help_text="A street, area, city or car park name.",
+        help_text=_("A street, area, city or car park name."),
     )
     # "lat,lng" from the browser's position (the Near me button); never typed.
     near = forms.CharField(required=False, widget=forms.HiddenInput, max_length=64)
-    city = forms.ChoiceField(label="City", required=False)
+    city = forms.ChoiceField(label=_("City"), required=False)
     vehicle_type = forms.ChoiceField(
-        label="Vehicle", choices=VehicleType.choices, initial=VehicleType.CAR
+        label=_("Vehicle"), choices=VehicleType.choices, initial=VehicleType.CAR
     )
-    start = LocalDateTimeField(label="Arrival", help_text="Local time at the lot.")
-    end = LocalDateTimeField(label="Departure", help_text="Local time at the lot.")
+    start = LocalDateTimeField(label=_("Arrival"), help_text=_("Local time at the lot."))
+    end = LocalDateTimeField(label=_("Departure"), help_text=_("Local time at the lot."))
 
     def __init__(self, *args, cities: list[str], **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["city"].choices = [("", "All cities"), *((c, c) for c in cities)]
+        self.fields["city"].choices = [("", _("All cities")), *((c, c) for c in cities)]
 
     def clean_near(self) -> tuple[float, float] | None:
         text = self.cleaned_data.get("near") or ""
@@ -140,7 +141,7 @@ class SearchForm(AccessibleFormMixin, forms.Form):
             return parse_near(text)
         except InvalidInput:
             raise ValidationError(
-                "Your position could not be read. Press Near me again, or search by address.",
+                _("Your position could not be read. Press Near me again, or search by address."),
                 code="invalid_near",
             ) from None
 
@@ -164,9 +165,9 @@ class FoldQuestion:
 class WindowForm(AccessibleFormMixin, forms.Form):
     """A window at one lot: what its live quote and its Reserve button take."""
 
-    vehicle_type = forms.ChoiceField(label="Vehicle", choices=VehicleType.choices)
-    start = LocalDateTimeField(label="Arrival")
-    end = LocalDateTimeField(label="Departure")
+    vehicle_type = forms.ChoiceField(label=_("Vehicle"), choices=VehicleType.choices)
+    start = LocalDateTimeField(label=_("Arrival"))
+    end = LocalDateTimeField(label=_("Departure"))
     # Which of a repeated hour's two readings is meant (0: the first, 1: an hour
     # later); asked only when the clocks go back (fold_questions), never guessed.
     start_fold = forms.TypedChoiceField(
@@ -194,7 +195,10 @@ class WindowForm(AccessibleFormMixin, forms.Form):
         ]
         zone = lot.tz.key.replace("_", " ")
         for name in ("start", "end"):
-            self.fields[name].help_text = f"Local time in {lot.city} ({zone})."
+            self.fields[name].help_text = _("Local time in %(city)s (%(zone)s).") % {
+                "city": lot.city,
+                "zone": zone,
+            }
         self.describe_fields()
 
     def clean(self):
@@ -232,7 +236,7 @@ class WindowForm(AccessibleFormMixin, forms.Form):
 
 class ReserveForm(WindowForm):
     vehicle = forms.TypedChoiceField(
-        label="Your vehicle", required=False, coerce=int, empty_value=None
+        label=_("Your vehicle"), required=False, coerce=int, empty_value=None
     )
     # One per rendering of the form: pressing Reserve twice books once.
     idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=64, required=False)
@@ -241,10 +245,10 @@ class ReserveForm(WindowForm):
         super().__init__(*args, **kwargs)
         self.vehicles = {vehicle.pk: vehicle for vehicle in vehicles}
         self.fields["vehicle"].choices = [
-            ("", "Not now"),
+            ("", _("Not now")),
             *((vehicle.pk, _vehicle_label(vehicle)) for vehicle in vehicles),
         ]
-        self.fields["vehicle"].help_text = "Its plate goes on your pass."
+        self.fields["vehicle"].help_text = _("Its plate goes on your pass.")
         if not self.is_bound:
             self.initial.setdefault("idempotency_key", uuid.uuid4().hex)
 
@@ -266,7 +270,7 @@ class ReserveForm(WindowForm):
 class ExtendForm(AccessibleFormMixin, forms.Form):
     """A later departure for a booking, on the lot's wall clock."""
 
-    end = LocalDateTimeField(label="New departure")
+    end = LocalDateTimeField(label=_("New departure"))
     # Set when the price is shown: confirming twice (a double click, a reload)
     # extends once.
     key = forms.CharField(widget=forms.HiddenInput, required=False, max_length=64)
@@ -278,7 +282,10 @@ class ExtendForm(AccessibleFormMixin, forms.Form):
         self.reservation = reservation
         lot = reservation.lot
         zone = lot.tz.key.replace("_", " ")
-        self.fields["end"].help_text = f"Local time in {lot.city} ({zone})."
+        self.fields["end"].help_text = _("Local time in %(city)s (%(zone)s).") % {
+            "city": lot.city,
+            "zone": zone,
+        }
         self._bound_fields_cache.clear()  # bound fields copy the help text when made
         self.describe_fields()
 
@@ -298,7 +305,7 @@ class ExtendForm(AccessibleFormMixin, forms.Form):
 
 
 _EXTEND_MESSAGES = {
-    "end_not_later": "Choose a departure later than the one you have booked.",
+    "end_not_later": _("Choose a departure later than the one you have booked."),
 }
 
 
@@ -316,66 +323,66 @@ class PayForm(forms.Form):
     def clean_payment_method(self) -> str:
         value = self.cleaned_data["payment_method"].strip()
         if not _PAYMENT_METHOD.match(value):
-            raise ValidationError("The card could not be read; enter it again.", code="invalid")
+            raise ValidationError(_("The card could not be read; enter it again."), code="invalid")
         return value
 
 
 class VehicleForm(AccessibleFormMixin, forms.Form):
     plate = forms.CharField(
-        label="Number plate",
+        label=_("Number plate"),
         max_length=30,
-        help_text="As it is on the plate; spaces and dashes do not matter.",
+        help_text=_("As it is on the plate; spaces and dashes do not matter."),
         widget=forms.TextInput(attrs={"autocapitalize": "characters", "autocomplete": "off"}),
     )
     vehicle_type = forms.ChoiceField(
-        label="Type", choices=VehicleType.choices, initial=VehicleType.CAR
+        label=_("Type"), choices=VehicleType.choices, initial=VehicleType.CAR
     )
     nickname = forms.CharField(
-        label="Nickname (optional)",
+        label=_("Nickname (optional)"),
         max_length=60,
         required=False,
-        help_text="e.g. “Work van”.",
+        help_text=_("e.g. “Work van”."),
     )
 
     def clean_plate(self) -> str:
         plate = normalize_plate(self.cleaned_data["plate"])
         if not plate:
-            raise ValidationError("Enter the number plate.", code="required")
+            raise ValidationError(_("Enter the number plate."), code="required")
         if len(plate) > Vehicle._meta.get_field("plate").max_length:
-            raise ValidationError("That plate is too long.", code="max_length")
+            raise ValidationError(_("That plate is too long."), code="max_length")
         return plate
 
 
 class SignUpForm(AccessibleFormMixin, forms.Form):
     full_name = forms.CharField(
-        label="Your name (optional)",
+        label=_("Your name (optional)"),
         max_length=150,
         required=False,
         widget=forms.TextInput(attrs={"autocomplete": "name"}),
     )
     email = forms.EmailField(
-        label="E-mail address",
+        label=_("E-mail address"),
         max_length=254,
         widget=forms.EmailInput(attrs={"autocomplete": "email"}),
     )
     password = forms.CharField(
-        label="Password",
+        label=_("Password"),
         strip=False,
         max_length=128,
-        help_text="At least 8 characters, not only digits, and not a common password.",
+        help_text=_("At least 8 characters, not only digits, and not a common password."),
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
     )
 
 
 class LoginForm(AccessibleFormMixin, AuthenticationForm):
     error_messages = {
-        "invalid_login": "That e-mail address and password do not match an account.",
-        "inactive": "This account is disabled.",
+        "invalid_login": _("That e-mail address and password do not match an account."),
+        "inactive": _("This account is disabled."),
     }
 
     def __init__(self, request=None, *args, **kwargs):
         super().__init__(request, *args, **kwargs)
-        self.fields["username"].label = "E-mail address"
+        self.fields["username"].label = _("E-mail address")
         self.fields["username"].widget.input_type = "email"
         self.fields["username"].widget.attrs["autocomplete"] = "email"
         self.fields["password"].widget.attrs["autocomplete"] = "current-password"
@@ -384,7 +391,7 @@ class LoginForm(AccessibleFormMixin, AuthenticationForm):
 class ResetForm(AccessibleFormMixin, PasswordResetForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["email"].label = "E-mail address"
+        self.fields["email"].label = _("E-mail address")
 
     def send_mail(
         self,

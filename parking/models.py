@@ -11,6 +11,7 @@ from django.contrib.auth.models import PermissionsMixin
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from config.plates import normalize_plate
 from lots.constants import VehicleType
@@ -42,13 +43,16 @@ class UserManager(BaseUserManager["User"]):
 
 
 class User(AbstractBaseUser, PermissionsMixin):
-    email = models.EmailField("e-mail address", unique=True)
+    email = models.EmailField(_("e-mail address"), unique=True)
     full_name = models.CharField(max_length=150, blank=True)
     is_staff = models.BooleanField(
         default=False, help_text="Can log into the admin (lot staff and operators)."
     )
     is_active = models.BooleanField(default=True)
     date_joined = models.DateTimeField(default=timezone.now)
+    # The language of the website they last used (signing up, booking, the
+    # switcher): their e-mails are written in it, by the worker, which has no request.
+    language = models.CharField(max_length=8, choices=settings.LANGUAGES, default="en")
 
     objects = UserManager()
 
@@ -143,6 +147,8 @@ class SignupRequest(models.Model):
     next_path = models.CharField(
         max_length=500, blank=True, help_text="Where the driver was going when they signed up."
     )
+    # The website's language when they signed up: the link's e-mail and the account use it.
+    language = models.CharField(max_length=8, choices=settings.LANGUAGES, default="en")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     def __str__(self) -> str:

@@ -15,6 +15,7 @@ from django.core import signing
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
+from django.utils.translation import get_supported_language_variant
 
 from config.errors import Conflict, InvalidInput, NotFound
 from config.plates import normalize_plate
@@ -59,7 +60,9 @@ def _signup_of(token: str, *, lock: bool = False) -> SignupRequest:
     return signup
 
 
-def user_signup(*, email: str, password: str, full_name: str = "", next_path: str = "") -> str:
+def user_signup(
+    *, email: str, password: str, full_name: str = "", next_path: str = "", language: str = ""
+) -> str:
     """Start a sign-up: whoever asks is answered the same whether the address has
     an account or not (the normalised address is returned), and the e-mail does
     the telling: a new address gets a link that opens the account (signup_confirm),
@@ -84,10 +87,31 @@ def user_signup(*, email: str, password: str, full_name: str = "", next_path: st
             notifications.signup_existing_queue(user_id=existing.pk)
         else:
             signup = SignupRequest.objects.create(
-                email=email, full_name=full_name, password=hashed, next_path=next_path
+                email=email,
+                full_name=full_name,
+                password=hashed,
+                next_path=next_path,
+                language=_supported_language(language),
             )
             notifications.signup_link_queue(signup_id=signup.pk)
     return email
+
+
+def _supported_language(language: str) -> str:
+    """One of LANGUAGES ("fr" for "fr-ca"); the default for anything else."""
+    try:
+        return get_supported_language_variant(language or settings.LANGUAGE_CODE)
+    except LookupError:
+        return settings.LANGUAGE_CODE
+
+
+def user_language_set(*, user: User, language: str) -> None:
+    """Remember the language a driver uses the website in, for their e-mails.
+    Writes only when it changed (it is called on every booking)."""
+    language = _supported_language(language)
+    if user.language != language:
+        User.objects.filter(pk=user.pk).update(language=language)
+        user.language = language
 
 
 def signup_pending(*, token: str) -> SignupRequest:
@@ -110,7 +134,12 @@ def user_signup_confirm(*, token: str) -> SignupConfirmed:
     SignupRequest.objects.filter(email=signup.email).delete()
     try:
         with transaction.atomic():
-            user = User(email=signup.email, full_name=signup.full_name, password=signup.password)
+            user = User(
+                email=signup.email,
+                full_name=signup.full_name,
+                password=signup.password,
+                language=signup.language,
+            )
             user.save()
     except IntegrityError as exc:
         raise Conflict(

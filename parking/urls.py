@@ -50,6 +50,7 @@ urlpatterns = [
         views.saved_card_remove_view,
         name="saved_card_remove",
     ),
+    path("language/", views.set_language, name="set_language"),
     # Accounts: Django's auth views with our templates.
     path("accounts/signup/", views.signup, name="signup"),
     path("accounts/signup/sent/", views.signup_sent, name="signup_sent"),

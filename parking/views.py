@@ -30,9 +30,12 @@ from django.http import (
 )
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext, ngettext
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.i18n import set_language as django_set_language
 
 from config.csp import allow_stripe_js
 from config.errors import ApplicationError, Conflict, IdempotencyKeyReused, NotFound
@@ -50,6 +53,7 @@ from parking.services import (
     api_token_revoke,
     saved_card_remove,
     signup_pending,
+    user_language_set,
     user_signup,
     user_signup_confirm,
     vehicle_add,
@@ -212,8 +216,8 @@ def search(request: HttpRequest) -> HttpResponse:
             reserve=_search_reserve_fields(request, data),
             search_summary=" · ".join(
                 (
-                    VehicleType(data["vehicle_type"]).label,
-                    data["city"] or "All cities",
+                    str(VehicleType(data["vehicle_type"]).label),
+                    data["city"] or gettext("All cities"),
                     _local_window(data["start"], data["end"]),
                 )
             ),
@@ -253,17 +257,24 @@ def _window_problem(offers: list, city: str) -> str:
     codes = {offer.problem_code for offer in offers}
     if not offers or "" in codes:
         return ""
-    where = f" in {city}" if city else ""
     if codes == {"start_in_past"}:
-        return f"These times have already passed{where}. Choose times still to come."
+        if city:
+            return gettext(
+                "These times have already passed in %(city)s. Choose times still to come."
+            ) % {"city": city}
+        return gettext("These times have already passed. Choose times still to come.")
     if codes == {"start_too_far_ahead"}:
-        return (
-            f"Bookings open {settings.BOOKING_MAX_AHEAD_DAYS} days ahead: these times are "
-            "too far away yet. Choose times sooner."
-        )
+        return gettext(
+            "Bookings open %(days)s days ahead: these times are too far away yet. "
+            "Choose times sooner."
+        ) % {"days": settings.BOOKING_MAX_AHEAD_DAYS}
     if len(codes) == 1:
         return offers[0].problem
-    return "These times cannot be booked at any car park" + where + ": see why below."
+    if city:
+        return gettext(
+            "These times cannot be booked at any car park in %(city)s: see why below."
+        ) % {"city": city}
+    return gettext("These times cannot be booked at any car park: see why below.")
 
 
 # --- a lot, its live quote, and reserving ------------------------------------------------------
@@ -437,10 +448,17 @@ def reserve(request: HttpRequest, lot_id: str) -> HttpResponse:
     wait = retry_after(BookingThrottle(), request)
     if wait is not None:
         form.is_valid()
+        minutes = max(1, round(wait / 60))
         form.add_error(
             None,
-            "You have made a lot of bookings in a short time. "
-            f"Please try again in {max(1, round(wait / 60))} minute(s).",
+            ngettext(
+                "You have made a lot of bookings in a short time. "
+                "Please try again in %(minutes)d minute.",
+                "You have made a lot of bookings in a short time. "
+                "Please try again in %(minutes)d minutes.",
+                minutes,
+            )
+            % {"minutes": minutes},
         )
         quote = _quote(form, lot)
         response = render(
@@ -468,8 +486,10 @@ def reserve(request: HttpRequest, lot_id: str) -> HttpResponse:
             form.is_valid()
             form.add_error(
                 None,
-                "This form was already used for another booking. "
-                "Check the details and press Reserve again.",
+                gettext(
+                    "This form was already used for another booking. "
+                    "Check the details and press Reserve again."
+                ),
             )
             status = exc.status
         except ApplicationError as exc:
@@ -478,6 +498,8 @@ def reserve(request: HttpRequest, lot_id: str) -> HttpResponse:
                 messages.error(request, _spot_gone_message(lot, data["vehicle_type"]))
             status = exc.status
         else:
+            # The pass and the reminders are e-mailed in the language booked in.
+            user_language_set(user=request.user, language=translation.get_language())
             return redirect("reservation_pay", code=result.reservation.code)
     quote = _quote(form, lot)
     return render(request, "parking/lot_detail.html", _lot_context(lot, form, quote), status=status)
@@ -485,10 +507,10 @@ def reserve(request: HttpRequest, lot_id: str) -> HttpResponse:
 
 def _spot_gone_message(lot: Lot, vehicle_type: str) -> str:
     kind = VehicleType(vehicle_type).label.lower()
-    return (
-        f"Sorry, the last free {kind} spot at {lot.name} for those times has just been taken. "
+    return gettext(
+        "Sorry, the last free %(kind)s spot at %(lot)s for those times has just been taken. "
         "Try other times, or another lot nearby."
-    )
+    ) % {"kind": kind, "lot": lot.name}
 
 
 # --- paying ------------------------------------------------------------------------------------
@@ -572,7 +594,9 @@ def reservation_pay(request: HttpRequest, code: str) -> HttpResponse:
     reservation = row.reservation
     if reservation.status != Status.PENDING_PAYMENT and reservation.status != Status.EXPIRED:
         if reservation.status == Status.CANCELLED:
-            messages.info(request, "This reservation was cancelled; there is nothing to pay.")
+            messages.info(
+                request, gettext("This reservation was cancelled; there is nothing to pay.")
+            )
         return redirect("reservation_detail", code=reservation.code)
     if _hold_lapsed(reservation):
         return _render_hold_expired(request, reservation, status=200)
@@ -597,11 +621,15 @@ def reservation_pay(request: HttpRequest, code: str) -> HttpResponse:
             else:
                 messages.success(
                     request,
-                    "Paid — your spot is booked. Show this pass (or say its code) at the gate.",
+                    gettext(
+                        "Paid — your spot is booked. Show this pass (or say its code) at the gate."
+                    ),
                 )
                 return redirect("reservation_detail", code=reservation.code)
         else:
-            error = " ".join(form.errors.get("payment_method", [])) or "Enter your card again."
+            error = " ".join(form.errors.get("payment_method", [])) or gettext(
+                "Enter your card again."
+            )
         # Post/redirect/get: reloading the page after a refusal shows it again
         # instead of posting the card a second time.
         request.session[error_key] = error
@@ -631,22 +659,28 @@ def reservation_pay_setup(request: HttpRequest, code: str) -> JsonResponse:
     except ApplicationError as exc:
         body = {"code": exc.code, "detail": _payment_error(exc)}
         if exc.code == "hold_expired":
-            body["detail"] = "The hold on your spot has run out. Nothing was charged."
+            body["detail"] = gettext("The hold on your spot has run out. Nothing was charged.")
         return JsonResponse(body, status=exc.status)
     return JsonResponse({"client_secret": secret})
 
 
 def _payment_error(exc: ApplicationError) -> str:
     if exc.code in ("payment_declined", "card_declined") or exc.status == 402:
-        detail = exc.detail.rstrip(".") if exc.detail else "Your card was declined"
-        return f"{detail}. Nothing was charged. Try another card."
+        # The card network's own words are English; said in the driver's language.
+        if translation.get_language().startswith("en") and exc.detail:
+            detail = exc.detail.rstrip(".")
+        else:
+            detail = gettext("Your card was declined")
+        return gettext("%(detail)s. Nothing was charged. Try another card.") % {"detail": detail}
     if exc.code == "payment_provider_unavailable":
-        return (
+        return gettext(
             "The payment service is not answering right now. Nothing was charged; "
             "try again in a moment."
         )
     if exc.code == "payment_in_progress":
-        return "Your payment is still being processed. Wait a moment, then reload this page."
+        return gettext(
+            "Your payment is still being processed. Wait a moment, then reload this page."
+        )
     return exc.detail
 
 
@@ -686,41 +720,53 @@ def cancel_terms(
         return CancelTerms(
             allowed=True,
             charge_amount=0,
-            summary="Nothing has been charged yet.",
-            detail="Nothing has been charged. Cancelling gives the spot back straight away.",
+            summary=gettext("Nothing has been charged yet."),
+            detail=gettext(
+                "Nothing has been charged. Cancelling gives the spot back straight away."
+            ),
             policy=rule,
         )
     price = format_money(reservation.price_amount, reservation.currency)
     charged_at_booking = payment is not None and payment.capture_mode == "immediate"
     if charge == 0:
-        money_back = (
-            f"the {price} you paid is refunded in full"
-            if charged_at_booking
-            else f"the {price} hold on your card is released"
-        )
+        if charged_at_booking:
+            detail = gettext(
+                "Cancelling now is free: the %(price)s you paid is refunded in full."
+            ) % {"price": price}
+        else:
+            detail = gettext(
+                "Cancelling now is free: the %(price)s hold on your card is released."
+            ) % {"price": price}
         until = lot_time_tz(terms.free_cancellation_until, reservation.lot)
         return CancelTerms(
             allowed=True,
             charge_amount=0,
-            summary=f"Free cancellation until {until}.",
-            detail=f"Cancelling now is free: {money_back}.",
+            summary=gettext("Free cancellation until %(until)s.") % {"until": until},
+            detail=detail,
             policy=rule,
         )
     cost = format_money(charge, reservation.currency)
     rest = format_money(reservation.price_amount - charge, reservation.currency)
-    money_back = (
-        f"the other {rest} you paid is refunded"
-        if charged_at_booking
-        else f"the other {rest} of the hold on your card is released"
-    )
     start = lot_time_tz(reservation.start, reservation.lot)
+    words = {"start": start, "cost": cost, "rest": rest}
+    if charge >= reservation.price_amount:
+        detail = gettext("Your reservation started at %(start)s. Cancelling now costs %(cost)s.")
+    elif charged_at_booking:
+        detail = gettext(
+            "Your reservation started at %(start)s. Cancelling now costs %(cost)s; "
+            "the other %(rest)s you paid is refunded."
+        )
+    else:
+        detail = gettext(
+            "Your reservation started at %(start)s. Cancelling now costs %(cost)s; "
+            "the other %(rest)s of the hold on your card is released."
+        )
     return CancelTerms(
         allowed=True,
         charge_amount=charge,
-        summary=f"Your reservation started at {start}; cancelling now costs {cost}.",
-        detail=f"Your reservation started at {start}. Cancelling now costs {cost}; {money_back}."
-        if charge < reservation.price_amount
-        else f"Your reservation started at {start}. Cancelling now costs {cost}.",
+        summary=gettext("Your reservation started at %(start)s; cancelling now costs %(cost)s.")
+        % words,
+        detail=detail % words,
         policy=rule,
     )
 
@@ -791,7 +837,8 @@ def reservation_cancel_view(request: HttpRequest, code: str) -> HttpResponse:
     if not terms.allowed:
         messages.info(
             request,
-            f"A {reservation.get_status_display().lower()} reservation cannot be cancelled.",
+            gettext("A %(status)s reservation cannot be cancelled.")
+            % {"status": reservation.get_status_display().lower()},
         )
         return redirect("reservation_detail", code=reservation.code)
     if request.method == "POST":
@@ -803,7 +850,10 @@ def reservation_cancel_view(request: HttpRequest, code: str) -> HttpResponse:
             messages.error(request, exc.detail)
         else:
             if result.changed:
-                messages.success(request, f"Reservation {reservation.code} is cancelled.")
+                messages.success(
+                    request,
+                    gettext("Reservation %(code)s is cancelled.") % {"code": reservation.code},
+                )
         return redirect("reservation_detail", code=reservation.code)
     return render(
         request,
@@ -832,7 +882,7 @@ def reservation_extend_view(request: HttpRequest, code: str) -> HttpResponse:
         # Confirmed already (a double click, a reload): the pass shows the result.
         return redirect("reservation_detail", code=reservation.code)
     if not can_extend(reservation):
-        messages.info(request, "This reservation can no longer be extended.")
+        messages.info(request, gettext("This reservation can no longer be extended."))
         return redirect("reservation_detail", code=reservation.code)
     local_end = reservation.end.astimezone(reservation.lot.tz).replace(tzinfo=None)
     form = forms.ExtendForm(
@@ -859,11 +909,14 @@ def reservation_extend_view(request: HttpRequest, code: str) -> HttpResponse:
                 extension = result.extension
                 until = lot_time_tz(result.reservation.end, reservation.lot)
                 paid = format_money(extension.amount, extension.currency)
+                total = format_money(result.reservation.price_amount, reservation.currency)
                 messages.success(
                     request,
-                    f"Extended until {until}. The extra time costs {paid}; "
-                    f"your new total is "
-                    f"{format_money(result.reservation.price_amount, reservation.currency)}.",
+                    gettext(
+                        "Extended until %(until)s. The extra time costs %(paid)s; "
+                        "your new total is %(total)s."
+                    )
+                    % {"until": until, "paid": paid, "total": total},
                 )
                 return redirect("reservation_detail", code=reservation.code)
         else:
@@ -871,16 +924,15 @@ def reservation_extend_view(request: HttpRequest, code: str) -> HttpResponse:
             if not quote.spot_free:
                 label = reservation.spot.label
                 if quote.free_until <= reservation.end:
-                    problem = (
-                        f"Spot {label} is booked by someone else right after your departure, "
+                    problem = gettext(
+                        "Spot %(label)s is booked by someone else right after your departure, "
                         "so this booking cannot be extended."
-                    )
+                    ) % {"label": label}
                 else:
-                    problem = (
-                        f"Spot {label} is booked by someone else from "
-                        f"{lot_time_tz(quote.free_until, reservation.lot)}. "
+                    problem = gettext(
+                        "Spot %(label)s is booked by someone else from %(until)s. "
                         "Choose a departure at or before then."
-                    )
+                    ) % {"label": label, "until": lot_time_tz(quote.free_until, reservation.lot)}
                 form.add_error("end", problem)
                 quote = None
             else:
@@ -913,7 +965,10 @@ def _too_many(request: HttpRequest, heading: str, sentence: str, wait: int) -> H
     context = {
         "heading": heading,
         "sentence": sentence,
-        "again": f"Try again in {minutes} minute{'' if minutes == 1 else 's'}.",
+        "again": ngettext(
+            "Try again in %(minutes)d minute.", "Try again in %(minutes)d minutes.", minutes
+        )
+        % {"minutes": minutes},
     }
     response = render(request, "parking/too_many_requests.html", context, status=429)
     response["Retry-After"] = str(wait)
@@ -936,12 +991,14 @@ def signup(request: HttpRequest) -> HttpResponse:
         if wait is not None:
             return _too_many(
                 request,
-                "Too many sign-ups",
-                "Too many accounts were asked for from this network in a short time.",
+                gettext("Too many sign-ups"),
+                gettext("Too many accounts were asked for from this network in a short time."),
                 wait,
             )
         try:
-            email = user_signup(**form.cleaned_data, next_path=next_url)
+            email = user_signup(
+                **form.cleaned_data, next_path=next_url, language=translation.get_language()
+            )
         except ApplicationError as exc:
             form.add_application_error(exc)
         else:
@@ -978,13 +1035,29 @@ def signup_confirm(request: HttpRequest, token: str) -> HttpResponse:
         messages.info(request, exc.detail)
         return redirect("login")
     login(request, confirmed.user, backend="django.contrib.auth.backends.ModelBackend")
-    messages.success(request, "Welcome to ParkSpot! Your account is ready.")
+    messages.success(request, gettext("Welcome to ParkSpot! Your account is ready."))
     next_url = confirmed.next_path
     if not url_has_allowed_host_and_scheme(
         next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
         next_url = reverse("home")
     return redirect(next_url)
+
+
+# No CSRF token: a forged switch only changes a language, and a token in every
+# page's footer would make each rendering differ (pages that must not tell
+# whether an address has an account are compared byte for byte) and set a cookie
+# on every first visit.
+@csrf_exempt
+@require_POST
+def set_language(request: HttpRequest) -> HttpResponse:
+    """The language switcher: Django's set_language (a cookie, and back to the
+    page), and a signed-in driver's e-mails follow the choice."""
+    response = django_set_language(request)
+    language = request.POST.get("language", "")
+    if request.user.is_authenticated and translation.check_for_language(language):
+        user_language_set(user=request.user, language=language)
+    return response
 
 
 class LoginView(auth_views.LoginView):
@@ -1009,8 +1082,11 @@ class PasswordResetView(auth_views.PasswordResetView):
         if wait is not None:
             return _too_many(
                 self.request,
-                "Too many password resets",
-                "Too many password reset links were asked for from this network in a short time.",
+                gettext("Too many password resets"),
+                gettext(
+                    "Too many password reset links were asked for from this network "
+                    "in a short time."
+                ),
                 wait,
             )
         if limits.EMAILS_PER_ADDRESS.hit(form.cleaned_data["email"].strip().lower()) is None:
@@ -1031,7 +1107,7 @@ class LogoutView(auth_views.LogoutView):
 
     def post(self, request, *args, **kwargs):
         response = super().post(request, *args, **kwargs)
-        messages.info(request, "You are logged out. See you soon!")
+        messages.info(request, gettext("You are logged out. See you soon!"))
         return response
 
 
@@ -1046,8 +1122,10 @@ class PasswordChangeView(auth_views.PasswordChangeView):
     def form_valid(self, form):
         messages.success(
             self.request,
-            "Your password is changed. You are logged out everywhere else, "
-            "and apps using your old tokens must log in again.",
+            gettext(
+                "Your password is changed. You are logged out everywhere else, "
+                "and apps using your old tokens must log in again."
+            ),
         )
         return super().form_valid(form)
 
@@ -1064,7 +1142,9 @@ def account(request: HttpRequest) -> HttpResponse:
         except ApplicationError as exc:
             form.add_application_error(exc)
         else:
-            messages.success(request, f"{vehicle.plate} is added to your vehicles.")
+            messages.success(
+                request, gettext("%(plate)s is added to your vehicles.") % {"plate": vehicle.plate}
+            )
             back = _safe_next(request, "")
             if back:
                 # On the way to a booking: back to it, with this vehicle chosen.
@@ -1105,7 +1185,7 @@ def saved_card_remove_view(request: HttpRequest, payment_method_id: str) -> Http
     except ApplicationError as exc:
         messages.error(request, exc.detail)
     else:
-        messages.success(request, "The card is removed from your account.")
+        messages.success(request, gettext("The card is removed from your account."))
     return redirect(reverse("account") + "#cards-title")
 
 
@@ -1117,7 +1197,7 @@ def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
         api_token_revoke(user=request.user, token_id=token_id)
     except NotFound as exc:
         raise Http404(exc.detail) from exc
-    messages.success(request, "The token is revoked: the app using it must log in again.")
+    messages.success(request, gettext("The token is revoked: the app using it must log in again."))
     return redirect("account")
 
 
@@ -1144,7 +1224,7 @@ def vehicle_edit(request: HttpRequest, vehicle_id: int) -> HttpResponse:
         except ApplicationError as exc:
             form.add_application_error(exc)
         else:
-            messages.success(request, f"{vehicle.plate} is saved.")
+            messages.success(request, gettext("%(plate)s is saved.") % {"plate": vehicle.plate})
             return redirect("account")
     status = 400 if form.is_bound and form.errors else 200
     return render(
@@ -1162,6 +1242,9 @@ def vehicle_delete(request: HttpRequest, vehicle_id: int) -> HttpResponse:
         except ApplicationError as exc:
             messages.error(request, exc.detail)
         else:
-            messages.success(request, f"{vehicle.plate} is removed from your vehicles.")
+            messages.success(
+                request,
+                gettext("%(plate)s is removed from your vehicles.") % {"plate": vehicle.plate},
+            )
         return redirect("account")
     return render(request, "parking/vehicle_delete.html", {"vehicle": vehicle})

@@ -5,13 +5,17 @@ a reminder before the start."""
 
 from __future__ import annotations
 
+import functools
 import io
+import re
+from collections.abc import Callable
 from email.mime.image import MIMEImage
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import translation
 
 from config.errors import NotFound
 from config.qr import qr_code
@@ -25,6 +29,28 @@ QR_CONTENT_ID = "pass-qr"
 
 # States in which the pass gets a driver through the gate.
 PASS_STATUSES = (Status.CONFIRMED, Status.PARKED)
+
+
+def _one_line(subject: str) -> str:
+    """A subject on one line; French's no-break spaces (before ":", in "12,50 €") kept."""
+    return re.sub(r"[ \t\r\n]+", " ", subject).strip()
+
+
+def in_drivers_language(send: Callable[..., None]) -> Callable[..., None]:
+    """Write the e-mail in the driver's language (User.language): the worker has
+    no request to take it from."""
+
+    @functools.wraps(send)
+    def send_in_language(*, reservation_id: int, **kwargs: object) -> None:
+        language = (
+            Reservation.objects.filter(pk=reservation_id)
+            .values_list("user__language", flat=True)
+            .first()
+        )
+        with translation.override(language or settings.LANGUAGE_CODE):
+            send(reservation_id=reservation_id, **kwargs)
+
+    return send_in_language
 
 
 def _qr_png(code: str) -> bytes:
@@ -60,13 +86,14 @@ def _context(reservation: Reservation, **extra: object) -> dict:
 def _send_text(reservation: Reservation, template: str, context: dict) -> None:
     subject = render_to_string(f"reservations/email/{template}_subject.txt", context).strip()
     EmailMultiAlternatives(
-        subject=" ".join(subject.split()),
+        subject=_one_line(subject),
         body=render_to_string(f"reservations/email/{template}.txt", context),
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[reservation.user.email],
     ).send()
 
 
+@in_drivers_language
 def send_reservation_moved(*, reservation_id: int, moved_from: str, reason: str) -> None:
     """Tell the driver their reservation now has another spot, and why."""
     reservation = _reservation(reservation_id)
@@ -76,6 +103,7 @@ def send_reservation_moved(*, reservation_id: int, moved_from: str, reason: str)
     _send_text(reservation, "moved", context)
 
 
+@in_drivers_language
 def send_reservation_displaced(*, reservation_id: int, reason: str) -> None:
     """Tell the driver we had to cancel their reservation, and that they owe nothing."""
     reservation = _reservation(reservation_id)
@@ -84,6 +112,7 @@ def send_reservation_displaced(*, reservation_id: int, reason: str) -> None:
     _send_text(reservation, "displaced", _context(reservation, reason=reason))
 
 
+@in_drivers_language
 def send_reservation_extended(*, reservation_id: int, extension_id: int) -> None:
     """Confirm an extension: the new end, in the lot's time zone, and its price."""
     reservation = _reservation(reservation_id)
@@ -95,6 +124,7 @@ def send_reservation_extended(*, reservation_id: int, extension_id: int) -> None
     _send_text(reservation, "extended", _context(reservation, extension=extension))
 
 
+@in_drivers_language
 def send_reservation_pass(*, reservation_id: int) -> None:
     """E-mail the driver the pass of a confirmed reservation: its code as text and
     as a QR code, the lot, the spot, the times in the lot's time zone and the price.
@@ -108,7 +138,7 @@ def send_reservation_pass(*, reservation_id: int) -> None:
     context = _context(reservation, qr_cid=QR_CONTENT_ID)
     subject = render_to_string("reservations/email/pass_subject.txt", context).strip()
     message = EmailMultiAlternatives(
-        subject=" ".join(subject.split()),
+        subject=_one_line(subject),
         body=render_to_string("reservations/email/pass.txt", context),
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[reservation.user.email],
@@ -127,6 +157,7 @@ def send_reservation_pass(*, reservation_id: int) -> None:
     message.send()
 
 
+@in_drivers_language
 def send_reservation_cancelled(*, reservation_id: int) -> None:
     """The driver's cancellation: what it cost, and what of the price is given
     back (a hold released, or a charge made when booking refunded)."""
@@ -149,12 +180,14 @@ def send_reservation_cancelled(*, reservation_id: int) -> None:
     _send_text(reservation, "cancelled", context)
 
 
+@in_drivers_language
 def send_reservation_refunded(*, reservation_id: int, amount: int) -> None:
     """Money given back by the lot's staff."""
     reservation = _reservation(reservation_id)
     _send_text(reservation, "refunded", _context(reservation, amount=amount))
 
 
+@in_drivers_language
 def send_reservation_receipt(*, reservation_id: int) -> None:
     """The receipt of a settled reservation: each charge and refund, as the
     payments recorded them. None for one that moved no money (a free
@@ -166,7 +199,7 @@ def send_reservation_receipt(*, reservation_id: int) -> None:
     context = _context(reservation, receipt=receipt)
     subject = render_to_string("reservations/email/receipt_subject.txt", context).strip()
     message = EmailMultiAlternatives(
-        subject=" ".join(subject.split()),
+        subject=_one_line(subject),
         body=render_to_string("reservations/email/receipt.txt", context),
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[reservation.user.email],
@@ -177,6 +210,7 @@ def send_reservation_receipt(*, reservation_id: int) -> None:
     message.send()
 
 
+@in_drivers_language
 def send_reservation_reminder(*, reservation_id: int) -> None:
     """A reminder before the start, with the pass's code and where to go; none
     for a booking cancelled or started meanwhile."""

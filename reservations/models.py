@@ -7,6 +7,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from lots.constants import VehicleType
 from lots.models import Lot, Spot
@@ -31,13 +32,13 @@ PAYMENT_REFERENCE_PREFIX = "reservation:"
 
 
 class Status(models.TextChoices):
-    PENDING_PAYMENT = "pending_payment", "Awaiting payment"
-    CONFIRMED = "confirmed", "Confirmed"
-    PARKED = "parked", "Parked"
-    COMPLETED = "completed", "Completed"
-    NO_SHOW = "no_show", "No-show"
-    CANCELLED = "cancelled", "Cancelled"
-    EXPIRED = "expired", "Expired"
+    PENDING_PAYMENT = "pending_payment", _("Awaiting payment")
+    CONFIRMED = "confirmed", _("Confirmed")
+    PARKED = "parked", _("Parked")
+    COMPLETED = "completed", _("Completed")
+    NO_SHOW = "no_show", _("No-show")
+    CANCELLED = "cancelled", _("Cancelled")
+    EXPIRED = "expired", _("Expired")
 
 
 # States in which a reservation holds its spot over [start, occupied_until).

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy
 
 from config.errors import Conflict, InvalidInput, NotFound
 from config.plates import normalize_plate
@@ -540,7 +541,7 @@ def lot_search(
             schedule = Schedule(lot.name, lot.tz, opening_hours_of(lot))
             check_opening_hours(schedule=schedule, start=start, end=end)
         except OutsideOpeningHours:
-            problems[lot.pk] = ("Closed for part of these times", OutsideOpeningHours.code)
+            problems[lot.pk] = (gettext("Closed for part of these times"), OutsideOpeningHours.code)
             continue
         windows[lot.pk] = (start, end)
 
@@ -590,15 +591,18 @@ def _whole(metres: float | None) -> int | None:
 
 
 def _search_problem(exc: InvalidInput, lot: Lot) -> str:
+    # In the active language: the website's search is its only reader.
     if exc.code == "start_in_past":
-        return f"These times have already passed in {lot.city}."
+        return gettext("These times have already passed in %(city)s.") % {"city": lot.city}
     if exc.code == "nonexistent_local_time":
-        return f"That time does not exist in {lot.city} on that day (the clocks go forward)."
+        return gettext(
+            "That time does not exist in %(city)s on that day (the clocks go forward)."
+        ) % {"city": lot.city}
     if exc.code == AmbiguousLocalTime.code:
-        return (
-            f"That time happens twice in {lot.city} that night (the clocks go back): "
+        return gettext(
+            "That time happens twice in %(city)s that night (the clocks go back): "
             "choose it on the car park's page, which asks which one you mean."
-        )
+        ) % {"city": lot.city}
     return exc.detail
 
 
@@ -747,9 +751,11 @@ class Receipt:
 
 
 # What the booking's own payment paid for, by how the reservation ended.
+_PARKING = gettext_lazy("Parking")
+# Labels in the active language (the API's is English; an e-mail's, the driver's).
 _BOOKING_CHARGE = {
-    Status.NO_SHOW: ("no_show", "No-show charge (first 24 hours)"),
-    Status.CANCELLED: ("cancellation", "Late cancellation"),
+    Status.NO_SHOW: ("no_show", gettext_lazy("No-show charge (first 24 hours)")),
+    Status.CANCELLED: ("cancellation", gettext_lazy("Late cancellation")),
 }
 
 
@@ -770,20 +776,28 @@ def reservation_receipt(reservation: Reservation) -> Receipt | None:
     for payment in sorted(payments, key=lambda p: (kinds.get(p.kind, 9), p.reference)):
         if payment.kind == Payment.Kind.EXTENSION:
             extension = extensions.get(payment.reference)
-            kind, label = "extension", f"Extension {extension.number if extension else ''}".strip()
+            kind = "extension"
+            label = (
+                gettext("Extension %(number)s") % {"number": extension.number}
+                if extension
+                else gettext("Extension")
+            )
         elif payment.kind == Payment.Kind.OVERSTAY:
-            kind, label = "overstay", "Overstay"
+            kind, label = "overstay", gettext("Overstay")
         elif payment.capture_mode == Payment.CaptureMode.IMMEDIATE:
             # Charged in full when booked; what was not owed is a refund below.
-            kind, label = "parking", "Parking (charged when booked)"
+            kind, label = "parking", gettext("Parking (charged when booked)")
         else:
-            kind, label = _BOOKING_CHARGE.get(reservation.status, ("parking", "Parking"))
+            kind, label = _BOOKING_CHARGE.get(reservation.status, ("parking", _PARKING))
+            label = str(label)
         if payment.amount_captured:
             lines.append(ReceiptLine(kind=kind, label=label, amount=payment.amount_captured))
         if payment.amount_refunded:
             lines.append(
                 ReceiptLine(
-                    kind="refund", label=f"Refund: {label.lower()}", amount=-payment.amount_refunded
+                    kind="refund",
+                    label=gettext("Refund: %(what)s") % {"what": label.lower()},
+                    amount=-payment.amount_refunded,
                 )
             )
     return Receipt(

@@ -12,12 +12,18 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from django import template
+from django.utils.translation import get_language
 
 from lots.hours import weekly_summary
 from lots.models import Lot
 from lots.selectors import opening_hours_of
 
 register = template.Library()
+
+
+def _decimal(number: str) -> str:
+    """A decimal point as the active language writes it (1,90 in French)."""
+    return number.replace(".", ",") if (get_language() or "en").startswith("fr") else number
 
 
 @register.filter
@@ -29,7 +35,7 @@ def weekly_hours(lot: Lot) -> list[tuple[str, str]]:
 def height(centimetres: int | None) -> str:
     if centimetres is None:
         return ""
-    return f"{centimetres / 100:.2f} m"
+    return _decimal(f"{centimetres / 100:.2f}") + " m"
 
 
 @register.filter
@@ -51,5 +57,5 @@ def distance(metres: int | None) -> str:
     if metres < 1000:
         return f"{metres} m"
     if metres < 10_000:
-        return f"{metres / 1000:.1f} km"
+        return _decimal(f"{metres / 1000:.1f}") + " km"
     return f"{round(metres / 1000)} km"

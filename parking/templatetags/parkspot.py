@@ -1,5 +1,8 @@
 """Template helpers of the website and e-mails: money, times at a lot, the pass QR code.
 
+Each writes in the active language (English: the examples; French: 12,50 €,
+mer. 4 mars 2026, 11:00).
+
 {% load parkspot %}
 {{ reservation.price_amount|money:reservation.currency }}    → €12.50, ¥1,200
 {{ reservation.start|lot_time:reservation.lot }}              → Wed 4 Mar 2026, 11:00
@@ -15,6 +18,7 @@ from datetime import datetime, timedelta
 from django import template
 from django.utils import dateformat
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import get_language, gettext, ngettext
 
 from config.money import format_money
 from config.qr import qr_code
@@ -51,12 +55,31 @@ DATE_TIME = "D j M Y, H:i"
 DATE = "D j M Y"
 TIME = "H:i"
 
+# French abbreviations as French writes them (CLDR), not Django's date filter's
+# ("mar" and "déc" without their full stop): mar. 1 déc. 2026, 06:00.
+FRENCH_DAYS = ("lun.", "mar.", "mer.", "jeu.", "ven.", "sam.", "dim.")
+FRENCH_MONTHS = (
+    "janv.", "févr.", "mars", "avr.", "mai", "juin",
+    "juil.", "août", "sept.", "oct.", "nov.", "déc.",
+)  # fmt: skip
+
+
+def format_date_time(value: datetime, *, with_date: bool = True) -> str:
+    """A wall-clock moment in the active language: "Tue 1 Dec 2026, 06:00" or
+    "mar. 1 déc. 2026, 06:00"; only "06:00" without the date."""
+    if not with_date:
+        return dateformat.format(value, TIME)
+    if (get_language() or "en").startswith("fr"):
+        day, month = FRENCH_DAYS[value.weekday()], FRENCH_MONTHS[value.month - 1]
+        return f"{day} {value.day} {month} {value.year}, {value:%H:%M}"
+    return dateformat.format(value, DATE_TIME)
+
 
 @register.filter
 def lot_time(value: datetime | None, tz) -> str:
     """A moment as the clock at the lot shows it: Wed 4 Mar 2026, 11:00."""
     local = in_zone(value, tz)
-    return dateformat.format(local, DATE_TIME) if local else ""
+    return format_date_time(local) if local else ""
 
 
 @register.filter
@@ -77,14 +100,14 @@ def site_time(value) -> str:
             return ""
     if not isinstance(value, datetime):
         return ""
-    return dateformat.format(value, DATE_TIME)
+    return format_date_time(value)
 
 
 @register.filter
 def lot_time_tz(value: datetime | None, tz) -> str:
     """A moment at the lot, naming its zone: Wed 4 Mar 2026, 11:00 CET."""
     local = in_zone(value, tz)
-    return f"{dateformat.format(local, DATE_TIME)} {local.tzname()}" if local else ""
+    return f"{format_date_time(local)} {local.tzname()}" if local else ""
 
 
 @register.filter
@@ -108,10 +131,10 @@ def window(start: datetime, end: datetime, tz) -> str:
     start_local, end_local = in_zone(start, tz), in_zone(end, tz)
     if start_local is None or end_local is None:
         return ""
-    first = dateformat.format(start_local, DATE_TIME)
+    first = format_date_time(start_local)
     if start_local.date() == end_local.date():
         return f"{first}{DASH}{dateformat.format(end_local, TIME)}"
-    return f"{first}{DASH}{dateformat.format(end_local, DATE_TIME)}"
+    return f"{first}{DASH}{format_date_time(end_local)}"
 
 
 def format_duration(delta: timedelta) -> str:
@@ -120,7 +143,7 @@ def format_duration(delta: timedelta) -> str:
     hours, minutes = divmod(minutes, 60)
     parts = []
     if days:
-        parts.append(f"{days} day" + ("s" if days != 1 else ""))
+        parts.append(ngettext("%(count)d day", "%(count)d days", days) % {"count": days})
     if hours:
         parts.append(f"{hours} h")
     if minutes:
@@ -139,11 +162,17 @@ def duration(start: datetime, end: datetime) -> str:
 @register.filter
 def price_line(line, currency: str) -> str:
     """One line of a price breakdown (lots.pricing.PriceLine), in words:
-    "3 h × €2.50", "34 h at the daily maximum: 2 × €20.00"."""
+    "3 h × €2.50", "34 h at the daily maximum: 2 days × €20.00"."""
     unit = format_money(line.unit_amount, currency)
     if line.kind == DAILY_MAX:
-        blocks = "1 day" if line.quantity == 1 else f"{line.quantity} days"
-        return f"{line.hours} h at the daily maximum: {blocks} × {unit}"
+        blocks = ngettext("%(count)d day", "%(count)d days", line.quantity) % {
+            "count": line.quantity
+        }
+        return gettext("%(hours)s h at the daily maximum: %(blocks)s × %(unit)s") % {
+            "hours": line.hours,
+            "blocks": blocks,
+            "unit": unit,
+        }
     return f"{line.quantity} h × {unit}"
 
 
@@ -154,25 +183,25 @@ def late_cancel_rule(terms) -> str:
     no_show = format_money(terms.no_show_charge, terms.currency)
     if terms.late_cancel_policy == "refund":
         grace_end = lot_time_tz(terms.no_show_after, terms.lot_timezone)
-        return (
-            f"Cancelling is free until {grace_end}; after that it costs the no-show "
-            f"charge of {no_show}."
-        )
+        return gettext(
+            "Cancelling is free until %(grace_end)s; after that it costs the no-show "
+            "charge of %(no_show)s."
+        ) % {"grace_end": grace_end, "no_show": no_show}
     if terms.late_cancel_policy == "elapsed":
-        return (
+        return gettext(
             "After your reservation starts, cancelling costs the hours since it started, "
-            f"never more than the no-show charge of {no_show}."
-        )
-    return (
-        f"After your reservation starts, cancelling costs the no-show charge of {no_show} "
+            "never more than the no-show charge of %(no_show)s."
+        ) % {"no_show": no_show}
+    return gettext(
+        "After your reservation starts, cancelling costs the no-show charge of %(no_show)s "
         "(the first 24 hours), never more."
-    )
+    ) % {"no_show": no_show}
 
 
 @register.simple_tag
 def qr_svg(code: str, label: str = "") -> SafeString:
     """The reservation code as an inline, scalable SVG QR code with a text alternative."""
-    label = label or f"QR code of reservation {code}"
+    label = label or gettext("QR code of reservation %(code)s") % {"code": code}
     svg = qr_code(code).svg_inline(
         scale=1,
         border=4,

@@ -18,6 +18,26 @@
   var buttonText = button.textContent;
   var holdOver = false;
 
+  // The page's language (<html lang>, set by the server): French or English.
+  var FRENCH_PAGE = (document.documentElement.lang || "").indexOf("fr") === 0;
+  var FRENCH = {
+    "Your card was declined. Try another card.": "Votre carte a été refusée. Essayez une autre carte.",
+    "We could not check this card. Check its details and try again.":
+      "Nous n’avons pas pu vérifier cette carte. Vérifiez ses informations et réessayez.",
+    "The card form could not be loaded. Check your connection, then reload the page.":
+      "Le formulaire de carte n’a pas pu être chargé. Vérifiez votre connexion, puis rechargez la page.",
+    "Card number": "Numéro de carte",
+    "Expiry month (MM)": "Mois d’expiration (MM)",
+    "Expiry year (YY)": "Année d’expiration (AA)",
+    "Security code (CVC)": "Code de sécurité (CVC)",
+    "Postal code": "Code postal",
+    "Paying…": "Paiement…",
+    "Checking your card…": "Vérification de votre carte…",
+  };
+  function t(english) {
+    return (FRENCH_PAGE && FRENCH[english]) || english;
+  }
+
   function showError(message) {
     errors.textContent = message;
   }
@@ -32,12 +52,12 @@
   // (a network failure, a script error) gets a plain sentence.
   function messageOf(error) {
     if (error && error.type && error.message) return error.message;
-    if (error && error.code === "card_declined") return "Your card was declined. Try another card.";
-    return "We could not check this card. Check its details and try again.";
+    if (error && error.code === "card_declined") return t("Your card was declined. Try another card.");
+    return t("We could not check this card. Check its details and try again.");
   }
 
   if (typeof window.Stripe !== "function") {
-    showError("The card form could not be loaded. Check your connection, then reload the page.");
+    showError(t("The card form could not be loaded. Check your connection, then reload the page."));
     return;
   }
 
@@ -51,11 +71,11 @@
   // localstripe's stand-in draws bare inputs named only by placeholders: label them.
   // (Stripe's own card field lives in an iframe that labels itself.)
   var names = {
-    number: "Card number",
-    exp_month: "Expiry month (MM)",
-    exp_year: "Expiry year (YY)",
-    cvc: "Security code (CVC)",
-    postal_code: "Postal code",
+    number: t("Card number"),
+    exp_month: t("Expiry month (MM)"),
+    exp_year: t("Expiry year (YY)"),
+    cvc: t("Security code (CVC)"),
+    postal_code: t("Postal code"),
   };
   mountPoint.querySelectorAll("input").forEach(function (input) {
     var name = names[input.getAttribute("placeholder")];
@@ -98,13 +118,13 @@
     button.disabled = true;
     var saved = savedChoice();
     if (saved) {
-      button.textContent = "Paying…";
+      button.textContent = t("Paying…");
       form.setAttribute("aria-busy", "true");
       form.querySelector("input[name=payment_method]").value = saved;
       form.submit();
       return;
     }
-    button.textContent = "Checking your card…";
+    button.textContent = t("Checking your card…");
     form.setAttribute("aria-busy", "true");
     showError("");
 
@@ -145,7 +165,7 @@
           showError(messageOf(outcome.error));
           return;
         }
-        button.textContent = "Paying…";
+        button.textContent = t("Paying…");
         form.querySelector("input[name=payment_method]").value = outcome.id;
         form.submit();
       });

@@ -2,6 +2,24 @@
 (function () {
   "use strict";
 
+  // --- The page's language (<html lang>, set by the server): French or English.
+  var FRENCH_PAGE = (document.documentElement.lang || "").indexOf("fr") === 0;
+  var FRENCH = {
+    "About two minutes left to pay.": "Il reste environ deux minutes pour payer.",
+    "The hold on your spot has run out.": "Le délai de réservation de votre place est écoulé.",
+    "This browser cannot share your location here. Type an address or a city instead.":
+      "Ce navigateur ne peut pas partager votre position ici. Saisissez plutôt une adresse ou une ville.",
+    "Finding your location…": "Recherche de votre position…",
+    "Looking for car parks near you…": "Recherche des parkings autour de vous…",
+    "You did not let ParkSpot see your location. Type an address or a city instead.":
+      "Vous n’avez pas autorisé ParkSpot à voir votre position. Saisissez plutôt une adresse ou une ville.",
+    "Your location could not be found. Type an address or a city instead.":
+      "Votre position n’a pas pu être trouvée. Saisissez plutôt une adresse ou une ville.",
+  };
+  function t(english) {
+    return (FRENCH_PAGE && FRENCH[english]) || english;
+  }
+
   // --- Countdowns: [data-countdown data-seconds-left="900"] with a [data-countdown-value].
   // Seconds come from the server, so a wrong clock on the phone does not matter.
   function format(seconds) {
@@ -23,11 +41,11 @@
       if (out) out.textContent = format(left);
       if (!warned && left <= 120) {
         warned = true;
-        if (announcer) announcer.textContent = "About two minutes left to pay.";
+        if (announcer) announcer.textContent = t("About two minutes left to pay.");
       }
       if (left <= 0) {
         el.classList.add("is-over");
-        if (announcer) announcer.textContent = "The hold on your spot has run out.";
+        if (announcer) announcer.textContent = t("The hold on your spot has run out.");
         el.dispatchEvent(new CustomEvent("countdown:end", { bubbles: true }));
         return;
       }
@@ -91,8 +109,13 @@
   // --- Time inputs show the browser's own format ("12/01/2026, 06:00 AM"); beside
   // each, a [data-readback-for] says it as the site writes it (Tue 1 Dec
   // 2026, 06:00), so what is typed and what the site says can be compared.
-  var DAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-  var MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+  // In French as parking/templatetags/parkspot.py writes it (mar. 1 déc. 2026, 06:00).
+  var DAYS = FRENCH_PAGE
+    ? ["dim.", "lun.", "mar.", "mer.", "jeu.", "ven.", "sam."]
+    : ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+  var MONTHS = FRENCH_PAGE
+    ? ["janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août", "sept.", "oct.", "nov.", "déc."]
+    : ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
   function siteTime(value) {
     var m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})/.exec(value || "");
     if (!m) return "";
@@ -140,24 +163,24 @@
     }
     button.addEventListener("click", function () {
       if (!("geolocation" in navigator) || window.isSecureContext === false) {
-        giveUp("This browser cannot share your location here. Type an address or a city instead.");
+        giveUp(t("This browser cannot share your location here. Type an address or a city instead."));
         return;
       }
       button.disabled = true;
-      say("Finding your location…");
+      say(t("Finding your location…"));
       navigator.geolocation.getCurrentPosition(
         function (position) {
           near.value = position.coords.latitude.toFixed(5) + "," + position.coords.longitude.toFixed(5);
           var city = form.querySelector("select[name=city]");
           if (city) city.value = "";
           if (place) place.value = "";
-          say("Looking for car parks near you…");
+          say(t("Looking for car parks near you…"));
           if (form.requestSubmit) form.requestSubmit(); else form.submit();
         },
         function (error) {
-          giveUp(error && error.code === 1
+          giveUp(t(error && error.code === 1
             ? "You did not let ParkSpot see your location. Type an address or a city instead."
-            : "Your location could not be found. Type an address or a city instead.");
+            : "Your location could not be found. Type an address or a city instead."));
         },
         { enableHighAccuracy: false, timeout: 10000, maximumAge: 300000 }
       );
