@@ -159,6 +159,19 @@ class Tariff:
         rules = tuple(sorted((FlexRule(*rule) for rule in self.rules), key=_precedence))
         object.__setattr__(self, "rules", rules)
 
+    def snapshot(self) -> dict | None:
+        """The rules as JSON (Reservation.tariff_rules); None without rules."""
+        if not self.rules:
+            return None
+        return {"tz": self.tz, "rules": [list(rule) for rule in self.rules]}
+
+    @classmethod
+    def from_snapshot(cls, hourly: int, daily_max: int, snapshot: dict | None) -> Tariff:
+        """The tariff a booking was made with: its recorded rate and rules."""
+        if not snapshot:
+            return cls(hourly, daily_max)
+        return cls(hourly, daily_max, snapshot["tz"], tuple(snapshot["rules"]))
+
     def hour_amounts(self, start: datetime, end: datetime) -> list[tuple[int, str]]:
         """(amount, rule name, "" for the base rate) of each started hour."""
         hours = started_hours(start, end)

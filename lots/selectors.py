@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import zoneinfo
 from dataclasses import dataclass
-from datetime import time
+from datetime import datetime, time
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from django.db import connection
@@ -17,7 +17,8 @@ from config.db_router import read_connection
 from config.errors import InvalidInput, NotFound
 from lots.constants import VehicleType
 from lots.hours import Hours
-from lots.models import Lot, LotStaff, OpeningHours, Rate, search_key
+from lots.models import Lot, LotStaff, OpeningHours, Rate, RateRule, search_key
+from lots.pricing import FlexRule, Tariff
 
 # Mean Earth radius (IUGG), in metres: the haversine distance with it is within
 # 0.5 % of the geodesic one anywhere on Earth.
@@ -231,3 +232,67 @@ def lot_ids_for_staff(user) -> frozenset[int]:
     if not getattr(user, "is_authenticated", False) or not user.is_active:
         return frozenset()
     return frozenset(LotStaff.objects.filter(user=user).values_list("lot_id", flat=True))
+
+
+# --- flex rates (issue #15) ----------------------------------------------------------------
+
+
+def flex_rules(
+    *, lot_pk: int, vehicle_type: str, after: datetime | None = None
+) -> tuple[str, tuple[FlexRule, ...]]:
+    """(the lot's time zone, its active rate rules for the vehicle type), in one
+    query; with `after`, events over by then are left out (they cannot matter to
+    a window that starts then, nor to its overstay or extension)."""
+    rules = RateRule.objects.filter(lot_id=lot_pk, is_active=True).filter(
+        Q(vehicle_type=vehicle_type) | Q(vehicle_type="")
+    )
+    if after is not None:
+        rules = rules.exclude(kind=RateRule.Kind.EVENT, ends_at__lte=after)
+    found = list(rules.select_related("lot").only(*_RULE_FIELDS))
+    tz = found[0].lot.timezone if found else "UTC"
+    return tz, tuple(rule.as_flex() for rule in found)
+
+
+_RULE_FIELDS = (
+    "kind",
+    "name",
+    "hourly_amount",
+    "priority",
+    "weekdays",
+    "start_time",
+    "end_time",
+    "starts_at",
+    "ends_at",
+    "lot__timezone",
+)
+
+
+def lot_tariff(
+    *,
+    lot_pk: int,
+    vehicle_type: str,
+    hourly: int,
+    daily_max: int,
+    has_rules: bool = True,
+    after: datetime | None = None,
+) -> Tariff:
+    """The lot's tariff for the vehicle type as it stands: its rate and, when it
+    has any (`has_rules`, from the query that read the rate), its rate rules."""
+    if not has_rules:
+        return Tariff(hourly, daily_max)
+    tz, rules = flex_rules(lot_pk=lot_pk, vehicle_type=vehicle_type, after=after)
+    return Tariff(hourly, daily_max, tz, rules)
+
+
+def flex_rules_of_lots(*, lot_pks: list[int], vehicle_type: str) -> dict[int, tuple[FlexRule, ...]]:
+    """The active rate rules for the vehicle type of several lots, in one query
+    (a search's results)."""
+    found: dict[int, list[FlexRule]] = {}
+    if not lot_pks:
+        return {}
+    rules = RateRule.objects.filter(lot_id__in=lot_pks, is_active=True).filter(
+        Q(vehicle_type=vehicle_type) | Q(vehicle_type="")
+    )
+    for rule in rules:
+        found.setdefault(rule.lot_id, []).append(rule.as_flex())
+    return {lot_pk: tuple(rules) for lot_pk, rules in found.items()}

@@ -139,11 +139,13 @@ def duration(start: datetime, end: datetime) -> str:
 @register.filter
 def price_line(line, currency: str) -> str:
     """One line of a price breakdown (lots.pricing.PriceLine), in words:
-    "3 h × €2.50", "34 h at the daily maximum: 2 × €20.00"."""
+    "3 h × €2.50", "3 h × €4.00 (weekday peak)", "34 h at the daily maximum: 2 × €20.00"."""
     unit = format_money(line.unit_amount, currency)
     if line.kind == DAILY_MAX:
         blocks = "1 day" if line.quantity == 1 else f"{line.quantity} days"
         return f"{line.hours} h at the daily maximum: {blocks} × {unit}"
+    if line.label:  # flex rates: which rate these hours are at
+        return f"{line.quantity} h × {unit} ({line.label})"
     return f"{line.quantity} h × {unit}"
 
 
