@@ -18,7 +18,7 @@ from config.errors import InvalidInput, NotFound
 from lots.constants import VehicleType
 from lots.hours import Hours
 from lots.models import Lot, LotStaff, OpeningHours, Rate, RateRule, search_key
-from lots.pricing import FlexRule, Tariff
+from lots.pricing import FlexRule, PriceLine, Tariff
 
 # Mean Earth radius (IUGG), in metres: the haversine distance with it is within
 # 0.5 % of the geodesic one anywhere on Earth.
@@ -296,3 +296,45 @@ def flex_rules_of_lots(*, lot_pks: list[int], vehicle_type: str) -> dict[int, tu
     for rule in rules:
         found.setdefault(rule.lot_id, []).append(rule.as_flex())
     return {lot_pk: tuple(rules) for lot_pk, rules in found.items()}
+
+
+@dataclass(frozen=True)
+class PricePreview:
+    """A window's price at a lot as the rules are saved, and with one rule as
+    staff are editing it (unsaved), line by line (the rule form's preview)."""
+
+    currency: str
+    saved_price: int
+    saved_lines: tuple[PriceLine, ...]
+    draft_price: int
+    draft_lines: tuple[PriceLine, ...]
+
+
+def rate_rule_preview(
+    *, lot: Lot, vehicle_type: str, start: datetime, end: datetime, draft: RateRule
+) -> PricePreview:
+    """What [start, end) costs a vehicle type at the lot with its rules as saved,
+    and with `draft` (a rule being added or changed, not saved) in place of its
+    saved version. NotFound when the lot has no rate for the type."""
+    rate = Rate.objects.filter(lot=lot, vehicle_type=vehicle_type).first()
+    if rate is None:
+        raise NotFound(
+            f"{lot.name} has no rate for that vehicle type.", code="vehicle_type_not_offered"
+        )
+    rules = RateRule.objects.filter(lot=lot, is_active=True).filter(
+        Q(vehicle_type=vehicle_type) | Q(vehicle_type="")
+    )
+    saved = [(rule.pk, rule.as_flex()) for rule in rules]
+    edited = [flex for pk, flex in saved if draft.pk is None or pk != draft.pk]
+    if draft.is_active and draft.vehicle_type in ("", vehicle_type):
+        edited.append(draft.as_flex())
+    base = (rate.hourly_amount, rate.daily_max_amount, lot.timezone)
+    as_saved = Tariff(*base, tuple(flex for _, flex in saved))
+    as_edited = Tariff(*base, tuple(edited))
+    return PricePreview(
+        currency=lot.currency,
+        saved_price=as_saved.window_price(start, end),
+        saved_lines=as_saved.price_breakdown(start, end),
+        draft_price=as_edited.window_price(start, end),
+        draft_lines=as_edited.price_breakdown(start, end),
+    )
