@@ -356,6 +356,7 @@ class LotAdmin(AdminInputMixin, OfferChangesMixin, LotScopedAdminMixin, admin.Mo
             (reverse("admin:lots_spot_changelist") + f"?lot__id__exact={lot.pk}", "Spots"),
             (reverse("admin:lots_lot_add_spots", args=[lot.pk]), "Add spots"),
             (reverse("admin:lots_gatedevice_changelist") + f"?lot__id__exact={lot.pk}", "Gates"),
+            (reverse("admin:lots_raterule_changelist") + f"?lot__id__exact={lot.pk}", "Flex rates"),
         ]
         return links
 
@@ -699,6 +700,13 @@ class RateRuleAdmin(AdminInputMixin, LotScopedAdminMixin, admin.ModelAdmin):
     @admin.display(description="Per hour", ordering="hourly_amount")
     def hourly(self, rule: RateRule) -> str:
         return admin_money(rule.hourly_amount, rule.lot.currency)
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict:
+        initial = super().get_changeform_initial_data(request)
+        lot_ids = staff_lot_ids(request)
+        if "lot" not in initial and lot_ids is not None and len(lot_ids) == 1:
+            initial["lot"] = next(iter(lot_ids))  # staff of one lot: that one
+        return initial
 
     def get_readonly_fields(self, request: HttpRequest, obj: RateRule | None = None):
         fields = tuple(super().get_readonly_fields(request, obj))

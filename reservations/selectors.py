@@ -263,6 +263,9 @@ class Terms:
     overstay_daily_max: int
     charged_at_once: bool  # paying now charges the card instead of holding the amount
     lot_timezone: str  # the IANA zone the driver's times are read in
+    # Flex rates the booking is priced at (names), besides the base rate: they
+    # price an overstay or an extension in their hours too.
+    rate_rules: tuple[str, ...] = ()
 
     @property
     def started(self) -> bool:
@@ -304,6 +307,7 @@ def _terms(
             booking, now, card_hold_max=timedelta(days=settings.CARD_HOLD_MAX_DAYS)
         ),
         lot_timezone=lot.timezone,
+        rate_rules=tuple(dict.fromkeys(rule.name for rule in booking.tariff.rules)),
     )
 
 
