@@ -251,7 +251,7 @@ class RateRule(models.Model):
     is_active = models.BooleanField(default=True)
 
     class Meta:
-        ordering = ["lot", "kind", "-priority", "name"]
+        ordering = ["lot_id", "kind", "-priority", "name"]
         indexes = [models.Index(fields=["lot", "is_active"], name="raterule_lot_active")]
         constraints = [
             models.CheckConstraint(

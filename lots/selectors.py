@@ -11,6 +11,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from django.db import connection
 from django.db.models import Count, FloatField, Prefetch, Q, QuerySet
 from django.db.models.expressions import RawSQL
+from django.utils import timezone
 from django.utils.dateparse import parse_time
 
 from config.db_router import read_connection
@@ -211,12 +212,18 @@ def lot_get(*, lot_id: str) -> Lot:
         .prefetch_related(
             Prefetch("rates", queryset=Rate.objects.order_by("vehicle_type")),
             Prefetch("opening_hours", queryset=OpeningHours.objects.order_by("weekday")),
+            Prefetch("rate_rules", queryset=_rules_in_force_or_to_come()),
         )
         .first()
     )
     if lot is None:
         raise NotFound("There is no such lot.", code="lot_not_found")
     return lot
+
+
+def _rules_in_force_or_to_come() -> QuerySet[RateRule]:
+    over = Q(kind=RateRule.Kind.EVENT, ends_at__lte=timezone.now())
+    return RateRule.objects.filter(is_active=True).exclude(over)
 
 
 def spot_counts(lot: Lot) -> dict[str, int]:

@@ -30,7 +30,7 @@ class Migration(migrations.Migration):
                 ('lot', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='rate_rules', to='lots.lot')),
             ],
             options={
-                'ordering': ['lot', 'kind', '-priority', 'name'],
+                'ordering': ['lot_id', 'kind', '-priority', 'name'],
                 'indexes': [models.Index(fields=['lot', 'is_active'], name='raterule_lot_active')],
                 'constraints': [models.CheckConstraint(condition=models.Q(('hourly_amount__gt', 0)), name='raterule_hourly_positive'), models.CheckConstraint(condition=models.Q(('vehicle_type__in', ['motorcycle', 'car', 'van', ''])), name='raterule_type_valid'), models.CheckConstraint(condition=models.Q(models.Q(('end_time__isnull', False), ('kind', 'weekly'), ('start_time__isnull', False), ('weekdays__gte', 1), ('weekdays__lte', 127), models.Q(('end_time__gt', models.F('start_time')), ('end_time', datetime.time(0, 0)), _connector='OR')), models.Q(('ends_at__gt', models.F('starts_at')), ('kind', 'event'), ('starts_at__isnull', False)), _connector='OR'), name='raterule_kind_fields')],
             },

@@ -236,3 +236,35 @@ def test_a_booking_at_a_lot_with_rules_costs_one_query_more(driver, lot):
     assert with_rules == without + 1  # the rules, read once the rate says there are some
     assert reservation.tariff_rules["rules"][0][1] == "weekday peak"
     assert reservation.price_amount == 2 * 400
+
+
+# --- the lot in the API ------------------------------------------------------------------
+
+
+def test_the_lot_in_the_api_lists_its_rules_in_force_or_to_come(api, lot, frozen_now):
+    peak_rule(lot)
+    rate_rule_save(
+        rule=RateRule(
+            lot=lot,
+            name="last week's fair",
+            kind=RateRule.Kind.EVENT,
+            starts_at=NOW - timedelta(days=8),
+            ends_at=NOW - timedelta(days=7),
+            hourly_amount=1000,
+        )
+    )
+    body = api.get(f"/api/v1/lots/{lot.slug}").json()
+    assert body["rate_rules"] == [
+        {
+            "name": "weekday peak",
+            "vehicle_type": None,
+            "kind": "weekly",
+            "weekdays": ["monday", "tuesday", "wednesday", "thursday", "friday"],
+            "start_time": "12:00",
+            "end_time": "14:00",
+            "starts_at": None,
+            "ends_at": None,
+            "hourly": money(400),
+            "priority": 0,
+        }
+    ]
