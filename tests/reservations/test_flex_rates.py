@@ -268,3 +268,16 @@ def test_the_lot_in_the_api_lists_its_rules_in_force_or_to_come(api, lot, frozen
             "priority": 0,
         }
     ]
+
+
+def test_staff_see_the_rates_a_booking_was_made_at(client, lot, frozen_now):
+    from django.contrib.auth import get_user_model
+
+    reservation = _confirmed_peak_booking(lot)
+    _change_the_rules_after_booking(lot)
+    boss = get_user_model().objects.create_superuser(email="boss@example.com", password="x-pw-1")
+    client.force_login(boss)
+    page = client.get(f"/admin/reservations/reservation/{reservation.pk}/change/")
+    assert "2.50 EUR an hour, at most 20.00 EUR a day; weekday peak: 4.00 EUR an hour" in (
+        page.content.decode()
+    )
