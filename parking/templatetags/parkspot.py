@@ -150,6 +150,18 @@ def price_line(line, currency: str) -> str:
 
 
 @register.filter
+def rule_days(rule) -> str:
+    """A weekly rate rule's weekdays, short: "Mon–Fri", "Sat, Sun", "Every day"."""
+    days = rule.weekday_list
+    names = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+    if len(days) == 7:
+        return "Every day"
+    if len(days) > 2 and days == list(range(days[0], days[-1] + 1)):
+        return f"{names[days[0]]}–{names[days[-1]]}"
+    return ", ".join(names[day] for day in days)
+
+
+@register.filter
 def late_cancel_rule(terms) -> str:
     """What cancelling costs once the reservation has started, by the late
     cancellation policy (reservations.selectors.Terms)."""

@@ -58,3 +58,23 @@ def test_the_pass_keeps_the_rules_the_booking_was_made_with(client, driver, lot,
     text = text_of(client.get(f"/reservations/{reservation.code}/"))
     assert "2 h × €4.00 (weekday peak) = €8.00" in text
     assert "€9.00" not in text
+
+
+def test_the_lot_page_lists_the_times_with_other_prices(client, lot, peak, frozen_now):
+    rate_rule_save(
+        rule=RateRule(
+            lot=lot,
+            name="Fair",
+            kind=RateRule.Kind.EVENT,
+            starts_at=datetime(2026, 3, 20, 8, 0, tzinfo=UTC),
+            ends_at=datetime(2026, 3, 22, 17, 0, tzinfo=UTC),
+            hourly_amount=900,
+            vehicle_type="car",
+        )
+    )
+    text = text_of(client.get(f"/lots/{lot.slug}/"))
+    assert "weekday peak: €4.00 per hour, Mon–Fri 12:00–14:00" in text
+    assert (
+        "Fair: €9.00 per hour (cars), Fri 20 Mar 2026, 09:00 CET to Sun 22 Mar 2026, 18:00 CET"
+        in text
+    )
