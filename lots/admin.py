@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import zoneinfo
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from functools import partial
 from typing import ClassVar
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.models import ADDITION, LogEntry
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
@@ -35,13 +37,15 @@ from config.admin_input import AdminInputMixin
 from config.errors import ApplicationError
 from config.money import format_money
 from lots.constants import VehicleType
-from lots.models import GateDevice, Lot, LotStaff, OpeningHours, Rate, Spot
-from lots.selectors import lot_ids_for_staff
+from lots.models import GateDevice, Lot, LotStaff, OpeningHours, Rate, RateRule, Spot
+from lots.selectors import lot_ids_for_staff, rate_rule_preview
 from lots.services import (
     MAX_SPOTS_PER_CALL,
     gate_create,
     gate_revoke,
     lot_availability_changed,
+    rate_rule_delete,
+    rate_rule_save,
     spot_return_to_service,
     spots_add,
 )
@@ -352,6 +356,7 @@ class LotAdmin(AdminInputMixin, OfferChangesMixin, LotScopedAdminMixin, admin.Mo
             (reverse("admin:lots_spot_changelist") + f"?lot__id__exact={lot.pk}", "Spots"),
             (reverse("admin:lots_lot_add_spots", args=[lot.pk]), "Add spots"),
             (reverse("admin:lots_gatedevice_changelist") + f"?lot__id__exact={lot.pk}", "Gates"),
+            (reverse("admin:lots_raterule_changelist") + f"?lot__id__exact={lot.pk}", "Flex rates"),
         ]
         return links
 
@@ -522,6 +527,263 @@ class RateAdmin(AdminInputMixin, OfferChangesMixin, LotScopedAdminMixin, admin.M
     @admin.display(description="Daily maximum", ordering="daily_max_amount")
     def daily_max(self, rate: Rate) -> str:
         return admin_money(rate.daily_max_amount, rate.lot.currency)
+
+
+# --- flex rates (issue #15) ------------------------------------------------------------------
+
+_LOCAL_INPUT = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
+_LOCAL_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"]
+
+
+def _local_field(label: str, help_text: str) -> forms.DateTimeField:
+    # Naive on purpose: read in the lot's time zone (TIME_ZONE is UTC).
+    return forms.DateTimeField(
+        label=label,
+        required=False,
+        widget=_LOCAL_INPUT,
+        input_formats=_LOCAL_FORMATS,
+        localize=False,
+        help_text=help_text,
+    )
+
+
+class RateRuleAdminForm(forms.ModelForm):
+    """A rate rule with its times in the lot's own clock, and a window to preview
+    the price of before saving (the "Preview price" button saves nothing)."""
+
+    weekdays = forms.TypedMultipleChoiceField(
+        choices=OpeningHours.Weekday.choices,
+        coerce=int,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Weekly rules: the days it holds on.",
+    )
+    event_starts = _local_field("Event starts", "Event rules: local time at the lot.")
+    event_ends = _local_field("Event ends", "Event rules: local time at the lot (excluded).")
+    preview_vehicle_type = forms.ChoiceField(
+        label="Vehicle type", choices=VehicleType.choices, initial=VehicleType.CAR, required=False
+    )
+    preview_start = _local_field("From", "Local time at the lot.")
+    preview_end = _local_field("Until", "Local time at the lot.")
+
+    class Meta:
+        model = RateRule
+        fields = (
+            "lot",
+            "name",
+            "vehicle_type",
+            "kind",
+            "weekdays",
+            "start_time",
+            "end_time",
+            "hourly_amount",
+            "priority",
+            "is_active",
+        )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        rule = self.instance
+        self.initial["weekdays"] = rule.weekday_list if rule.pk else [0, 1, 2, 3, 4]
+        if rule.pk and rule.starts_at and rule.ends_at:
+            tz = rule.lot.tz
+            self.initial["event_starts"] = rule.starts_at.astimezone(tz).replace(tzinfo=None)
+            self.initial["event_ends"] = rule.ends_at.astimezone(tz).replace(tzinfo=None)
+
+    def clean_weekdays(self) -> int:
+        return sum(1 << day for day in self.cleaned_data.get("weekdays") or ())
+
+    def lot_tz(self) -> zoneinfo.ZoneInfo | None:
+        lot = self.cleaned_data.get("lot") or (self.instance.lot if self.instance.lot_id else None)
+        return lot.tz if lot is not None else None
+
+    def clean(self):
+        cleaned = super().clean()
+        tz = self.lot_tz()
+        if tz is not None:
+            for field, attribute in (("event_starts", "starts_at"), ("event_ends", "ends_at")):
+                local = cleaned.get(field)
+                setattr(self.instance, attribute, local.replace(tzinfo=tz) if local else None)
+        if cleaned.get("kind") == RateRule.Kind.EVENT:
+            # An event's rule has no weekdays or times (the table insists).
+            cleaned["weekdays"], cleaned["start_time"], cleaned["end_time"] = 0, None, None
+            if not cleaned.get("event_starts"):
+                self.add_error("event_starts", "An event needs a start.")
+        else:
+            self.instance.starts_at = self.instance.ends_at = None
+        return cleaned
+
+    def _post_clean(self) -> None:
+        super()._post_clean()
+        # The model names starts_at/ends_at; the form shows them as event_*.
+        for model_field, form_field in (("starts_at", "event_starts"), ("ends_at", "event_ends")):
+            errors = self._errors.pop(model_field, None) if self._errors else None
+            if errors:
+                self._errors.setdefault(form_field, self.error_class()).extend(errors)
+
+    def preview_window(self) -> tuple[str, datetime, datetime] | None:
+        """(vehicle type, start, end) in UTC of the preview, or None (errors added)."""
+        data, tz = self.cleaned_data, self.lot_tz()
+        start, end = data.get("preview_start"), data.get("preview_end")
+        if not start:
+            self.add_error("preview_start", "When does the window start?")
+        if not end:
+            self.add_error("preview_end", "When does it end?")
+        if tz is None or not start or not end:
+            return None
+        start, end = start.replace(tzinfo=tz), end.replace(tzinfo=tz)
+        if end <= start:
+            self.add_error("preview_end", "The window must end after it starts.")
+            return None
+        if end - start > timedelta(days=31):
+            self.add_error("preview_end", "Preview at most 31 days.")
+            return None
+        return data.get("preview_vehicle_type") or VehicleType.CAR, start, end
+
+
+@admin.register(RateRule)
+class RateRuleAdmin(AdminInputMixin, LotScopedAdminMixin, admin.ModelAdmin):
+    """Flex rates: rules by weekday and time of day, and event rates. Saved and
+    deleted through lots.services (which ends the lot's cached availability);
+    bookings already made keep the rules they were made with."""
+
+    form = RateRuleAdminForm
+    list_display = ("name", "lot", "kind", "when", "applies_to", "hourly", "priority", "is_active")
+    list_filter = ("kind", "is_active", ("lot", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("name", "lot__name", "lot__slug")
+    list_select_related = ("lot",)
+    autocomplete_fields = ("lot",)
+    fieldsets = [
+        (
+            None,
+            {"fields": ("lot", "name", "vehicle_type", "hourly_amount", "priority", "is_active")},
+        ),
+        (
+            "When (in the lot's local time)",
+            {
+                "fields": (
+                    "kind",
+                    "weekdays",
+                    "start_time",
+                    "end_time",
+                    "event_starts",
+                    "event_ends",
+                ),
+                "description": "Weekly: the weekdays and the local times (00:00 as the end is "
+                "midnight; a rule through the night is two rules). Event: a date range. Each "
+                "started hour is charged at the rule in force at its start: an event before a "
+                "weekly rule, then the higher priority; every 24 hours stay capped at the daily "
+                "maximum. Bookings already made keep the rules they were made with.",
+            },
+        ),
+        (
+            "Price preview (saves nothing)",
+            {"fields": ("preview_vehicle_type", "preview_start", "preview_end")},
+        ),
+    ]
+
+    @admin.display(description="When")
+    def when(self, rule: RateRule) -> str:
+        if rule.kind == RateRule.Kind.EVENT:
+            tz = rule.lot.tz
+            return (
+                f"{rule.starts_at.astimezone(tz):%Y-%m-%d %H:%M} – "
+                f"{rule.ends_at.astimezone(tz):%Y-%m-%d %H:%M}"
+            )
+        days = ", ".join(OpeningHours.Weekday(day).label[:3] for day in rule.weekday_list)
+        return f"{days} {rule.start_time:%H:%M}–{rule.end_time:%H:%M}"
+
+    @admin.display(description="Vehicles", ordering="vehicle_type")
+    def applies_to(self, rule: RateRule) -> str:
+        return rule.get_vehicle_type_display() if rule.vehicle_type else "All"
+
+    @admin.display(description="Per hour", ordering="hourly_amount")
+    def hourly(self, rule: RateRule) -> str:
+        return admin_money(rule.hourly_amount, rule.lot.currency)
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict:
+        initial = super().get_changeform_initial_data(request)
+        lot_ids = staff_lot_ids(request)
+        if "lot" not in initial and lot_ids is not None and len(lot_ids) == 1:
+            initial["lot"] = next(iter(lot_ids))  # staff of one lot: that one
+        return initial
+
+    def get_readonly_fields(self, request: HttpRequest, obj: RateRule | None = None):
+        fields = tuple(super().get_readonly_fields(request, obj))
+        # A rule belongs to its lot: moving it would change two lots' prices at once.
+        return (*fields, "lot") if obj is not None else fields
+
+    def save_model(self, request, obj: RateRule, form, change) -> None:
+        rate_rule_save(rule=obj)
+
+    def delete_model(self, request, obj: RateRule) -> None:
+        rate_rule_delete(rule=obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for rule in queryset:
+            rate_rule_delete(rule=rule)
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        if request.method == "POST" and "_preview" in request.POST:
+            return self._preview_view(request, object_id, form_url)
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def _preview_view(self, request, object_id, form_url) -> HttpResponse:
+        """The form as entered, unsaved, with the window's price as the rules are
+        saved and with this rule as edited."""
+        if object_id is None:
+            if not self.has_add_permission(request):
+                raise PermissionDenied
+            obj = None
+        else:
+            obj = scoped_object_or_404(self, request, object_id)
+            if not self.has_change_permission(request, obj):
+                raise PermissionDenied
+        form = self.get_form(request, obj, change=obj is not None)(
+            request.POST, instance=obj or RateRule()
+        )
+        preview = problem = None
+        if form.is_valid():
+            window = form.preview_window()
+            if window is not None:
+                vehicle_type, start, end = window
+                try:
+                    preview = rate_rule_preview(
+                        lot=form.instance.lot,
+                        vehicle_type=vehicle_type,
+                        start=start,
+                        end=end,
+                        draft=form.instance,
+                    )
+                except ApplicationError as exc:
+                    problem = exc.detail
+        fieldsets = self.get_fieldsets(request, obj)
+        admin_form = helpers.AdminForm(
+            form,
+            list(fieldsets),
+            self.get_prepopulated_fields(request, obj),
+            self.get_readonly_fields(request, obj),
+            model_admin=self,
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"{'Change' if obj else 'Add'} rate rule",
+            "subtitle": str(obj) if obj else None,
+            "adminform": admin_form,
+            "object_id": object_id,
+            "original": obj,
+            "is_popup": False,
+            "to_field": None,
+            "media": self.media + admin_form.media,
+            "inline_admin_formsets": [],
+            "errors": helpers.AdminErrorList(form, []),
+            "preserved_filters": self.get_preserved_filters(request),
+            "preview": preview,
+            "preview_problem": problem,
+        }
+        return self.render_change_form(
+            request, context, add=obj is None, change=obj is not None, obj=obj, form_url=form_url
+        )
 
 
 # --- gates --------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from config.api import Pagination
 from config.errors import InvalidInput
 from lots.constants import VehicleType
 from lots.hours import DAY_NAMES
-from lots.models import Lot, Rate
+from lots.models import Lot, Rate, RateRule
 from lots.selectors import (
     NEAR_DEFAULT_RADIUS_M,
     NEAR_MAX_RADIUS_M,
@@ -76,8 +76,49 @@ class OpeningHoursSerializer(serializers.Serializer):
     closes = serializers.CharField(help_text="Local time at the lot, HH:MM; 24:00 is midnight.")
 
 
+class RateRuleSerializer(serializers.Serializer):
+    """A flex rate: what each started hour that begins while it holds costs."""
+
+    name = serializers.CharField()
+    vehicle_type = serializers.CharField(allow_null=True, help_text="null: every type.")
+    kind = serializers.ChoiceField(choices=["weekly", "event"])
+    weekdays = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="weekly: the days it holds on, as opening_hours names them (monday … "
+        "sunday); empty for an event.",
+    )
+    start_time = serializers.CharField(allow_null=True, help_text="weekly: local time, HH:MM.")
+    end_time = serializers.CharField(
+        allow_null=True, help_text="weekly: local time, HH:MM; 24:00 is midnight."
+    )
+    starts_at = serializers.DateTimeField(allow_null=True, help_text="event: first moment.")
+    ends_at = serializers.DateTimeField(allow_null=True, help_text="event: end (excluded).")
+    hourly = serializers.DictField(help_text="{amount, currency} per started hour.")
+    priority = serializers.IntegerField()
+
+
+def _rate_rule(rule: RateRule, currency: str) -> dict:
+    weekly = rule.kind == RateRule.Kind.WEEKLY
+    end = rule.end_time
+    return {
+        "name": rule.name,
+        "vehicle_type": rule.vehicle_type or None,
+        "kind": rule.kind,
+        "weekdays": [DAY_NAMES[day].lower() for day in rule.weekday_list],
+        "start_time": f"{rule.start_time:%H:%M}" if weekly else None,
+        "end_time": ("24:00" if end.hour == end.minute == 0 else f"{end:%H:%M}")
+        if weekly
+        else None,
+        "starts_at": None if weekly else rule.starts_at.isoformat(),
+        "ends_at": None if weekly else rule.ends_at.isoformat(),
+        "hourly": {"amount": rule.hourly_amount, "currency": currency},
+        "priority": rule.priority,
+    }
+
+
 class LotDetailSerializer(LotSerializer):
     rates = serializers.SerializerMethodField()
+    rate_rules = serializers.SerializerMethodField()
     spots = serializers.SerializerMethodField()
     open_24_7 = serializers.SerializerMethodField()
     opening_hours = serializers.SerializerMethodField()
@@ -86,6 +127,7 @@ class LotDetailSerializer(LotSerializer):
         fields = [
             *(f for f in LotSerializer.Meta.fields if f != "distance_m"),
             "rates",
+            "rate_rules",
             "spots",
             "open_24_7",
             "opening_hours",
@@ -113,6 +155,13 @@ class LotDetailSerializer(LotSerializer):
 
     def get_rates(self, lot: Lot) -> list[dict]:
         return RateSerializer(lot.rates.all(), many=True, context={"currency": lot.currency}).data
+
+    @extend_schema_field(RateRuleSerializer(many=True))
+    def get_rate_rules(self, lot: Lot) -> list[dict]:
+        """Flex rates in force or to come (lot_get prefetches them): each started
+        hour is charged at the rule holding at its start (an event before a weekly
+        rule, then the higher priority), else the rate; days stay capped."""
+        return [_rate_rule(rule, lot.currency) for rule in lot.rate_rules.all()]
 
     def get_spots(self, lot: Lot) -> dict[str, int]:
         return spot_counts(lot)

@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from lots.constants import VehicleType
+from lots.pricing import FlexRule
 
 _PUBLIC_ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
 
@@ -213,6 +214,125 @@ class Rate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.lot}: {self.get_vehicle_type_display()}"
+
+
+class RateRule(models.Model):
+    """A flex rate (issue #15): a different hourly amount on some weekdays between
+    two local times (weekly), or over a range of moments (event). Each started
+    hour of a window is charged at the amount in force at its start; an event
+    beats a weekly rule, a higher priority a lower one (lots.pricing.FlexRule);
+    every 24-hour block is still capped at the Rate's daily maximum. Bookings
+    keep the rules in force when they were made (Reservation.tariff_rules).
+    """
+
+    class Kind(models.TextChoices):
+        WEEKLY = "weekly", "Weekly (weekdays and times)"
+        EVENT = "event", "Event (a date range)"
+
+    lot = models.ForeignKey(Lot, on_delete=models.CASCADE, related_name="rate_rules")
+    name = models.CharField(max_length=60, help_text='Shown to drivers, e.g. "weekday peak".')
+    vehicle_type = models.CharField(
+        max_length=16, choices=VehicleType.choices, blank=True, help_text="Blank: every type."
+    )
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.WEEKLY)
+    weekdays = models.PositiveSmallIntegerField(
+        default=0, help_text="Weekly: a bit mask, bit 0 Monday … bit 6 Sunday."
+    )
+    start_time = models.TimeField(null=True, blank=True, help_text="Weekly: local time at the lot.")
+    end_time = models.TimeField(
+        null=True, blank=True, help_text="Weekly: local time at the lot; 00:00 is midnight."
+    )
+    starts_at = models.DateTimeField(null=True, blank=True, help_text="Event: first moment.")
+    ends_at = models.DateTimeField(null=True, blank=True, help_text="Event: end (excluded).")
+    hourly_amount = models.PositiveIntegerField(help_text="Per started hour, in minor units.")
+    priority = models.SmallIntegerField(
+        default=0, help_text="Where two rules of a kind hold at once, the higher wins."
+    )
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["lot_id", "kind", "-priority", "name"]
+        indexes = [models.Index(fields=["lot", "is_active"], name="raterule_lot_active")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(hourly_amount__gt=0), name="raterule_hourly_positive"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(vehicle_type__in=[*VehicleType.values, ""]),
+                name="raterule_type_valid",
+            ),
+            models.CheckConstraint(
+                condition=(
+                    models.Q(
+                        kind="weekly",
+                        weekdays__gte=1,
+                        weekdays__lte=127,
+                        start_time__isnull=False,
+                        end_time__isnull=False,
+                    )
+                    & (models.Q(end_time__gt=models.F("start_time")) | models.Q(end_time=time(0)))
+                )
+                | models.Q(
+                    kind="event",
+                    starts_at__isnull=False,
+                    ends_at__gt=models.F("starts_at"),
+                ),
+                name="raterule_kind_fields",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.lot}: {self.name}"
+
+    @property
+    def weekday_list(self) -> list[int]:
+        return [day for day in range(7) if self.weekdays >> day & 1]
+
+    def as_flex(self) -> FlexRule:
+        """The rule as lots.pricing sees it (plain values; JSON as a list)."""
+        if self.kind == self.Kind.EVENT:
+            return FlexRule(
+                "event",
+                self.name,
+                self.hourly_amount,
+                self.priority,
+                starts_at=self.starts_at.timestamp(),
+                ends_at=self.ends_at.timestamp(),
+            )
+        end = self.end_time.hour * 60 + self.end_time.minute
+        return FlexRule(
+            "weekly",
+            self.name,
+            self.hourly_amount,
+            self.priority,
+            self.weekdays,
+            self.start_time.hour * 60 + self.start_time.minute,
+            end or 24 * 60,  # 00:00: midnight at the end of the day
+        )
+
+    def clean(self) -> None:
+        if self.kind == self.Kind.WEEKLY:
+            errors = {}
+            if not 1 <= (self.weekdays or 0) <= 127:
+                errors["weekdays"] = "Choose at least one weekday."
+            if self.start_time is None:
+                errors["start_time"] = "A weekly rule needs a start time."
+            if self.end_time is None:
+                errors["end_time"] = "A weekly rule needs an end time (00:00 is midnight)."
+            elif self.start_time is not None and not (
+                self.end_time > self.start_time or self.end_time == time(0)
+            ):
+                errors["end_time"] = (
+                    "The end must be after the start (00:00 means midnight); "
+                    "a rule through the night is two rules."
+                )
+            if errors:
+                raise ValidationError(errors)
+        elif self.kind == self.Kind.EVENT:
+            if self.starts_at is None:
+                raise ValidationError({"starts_at": "An event needs a start."})
+            if self.ends_at is None or self.ends_at <= self.starts_at:
+                raise ValidationError({"ends_at": "An event must end after it starts."})
 
 
 class GateDevice(models.Model):

@@ -5,19 +5,21 @@ from __future__ import annotations
 import math
 import zoneinfo
 from dataclasses import dataclass
-from datetime import time
+from datetime import datetime, time
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from django.db import connection
 from django.db.models import Count, FloatField, Prefetch, Q, QuerySet
 from django.db.models.expressions import RawSQL
+from django.utils import timezone
 from django.utils.dateparse import parse_time
 
 from config.db_router import read_connection
 from config.errors import InvalidInput, NotFound
 from lots.constants import VehicleType
 from lots.hours import Hours
-from lots.models import Lot, LotStaff, OpeningHours, Rate, search_key
+from lots.models import Lot, LotStaff, OpeningHours, Rate, RateRule, search_key
+from lots.pricing import FlexRule, PriceLine, Tariff
 
 # Mean Earth radius (IUGG), in metres: the haversine distance with it is within
 # 0.5 % of the geodesic one anywhere on Earth.
@@ -210,12 +212,18 @@ def lot_get(*, lot_id: str) -> Lot:
         .prefetch_related(
             Prefetch("rates", queryset=Rate.objects.order_by("vehicle_type")),
             Prefetch("opening_hours", queryset=OpeningHours.objects.order_by("weekday")),
+            Prefetch("rate_rules", queryset=_rules_in_force_or_to_come()),
         )
         .first()
     )
     if lot is None:
         raise NotFound("There is no such lot.", code="lot_not_found")
     return lot
+
+
+def _rules_in_force_or_to_come() -> QuerySet[RateRule]:
+    over = Q(kind=RateRule.Kind.EVENT, ends_at__lte=timezone.now())
+    return RateRule.objects.filter(is_active=True).exclude(over)
 
 
 def spot_counts(lot: Lot) -> dict[str, int]:
@@ -231,3 +239,109 @@ def lot_ids_for_staff(user) -> frozenset[int]:
     if not getattr(user, "is_authenticated", False) or not user.is_active:
         return frozenset()
     return frozenset(LotStaff.objects.filter(user=user).values_list("lot_id", flat=True))
+
+
+# --- flex rates (issue #15) ----------------------------------------------------------------
+
+
+def flex_rules(
+    *, lot_pk: int, vehicle_type: str, after: datetime | None = None
+) -> tuple[str, tuple[FlexRule, ...]]:
+    """(the lot's time zone, its active rate rules for the vehicle type), in one
+    query; with `after`, events over by then are left out (they cannot matter to
+    a window that starts then, nor to its overstay or extension)."""
+    rules = RateRule.objects.filter(lot_id=lot_pk, is_active=True).filter(
+        Q(vehicle_type=vehicle_type) | Q(vehicle_type="")
+    )
+    if after is not None:
+        rules = rules.exclude(kind=RateRule.Kind.EVENT, ends_at__lte=after)
+    found = list(rules.select_related("lot").only(*_RULE_FIELDS))
+    tz = found[0].lot.timezone if found else "UTC"
+    return tz, tuple(rule.as_flex() for rule in found)
+
+
+_RULE_FIELDS = (
+    "kind",
+    "name",
+    "hourly_amount",
+    "priority",
+    "weekdays",
+    "start_time",
+    "end_time",
+    "starts_at",
+    "ends_at",
+    "lot__timezone",
+)
+
+
+def lot_tariff(
+    *,
+    lot_pk: int,
+    vehicle_type: str,
+    hourly: int,
+    daily_max: int,
+    has_rules: bool = True,
+    after: datetime | None = None,
+) -> Tariff:
+    """The lot's tariff for the vehicle type as it stands: its rate and, when it
+    has any (`has_rules`, from the query that read the rate), its rate rules."""
+    if not has_rules:
+        return Tariff(hourly, daily_max)
+    tz, rules = flex_rules(lot_pk=lot_pk, vehicle_type=vehicle_type, after=after)
+    return Tariff(hourly, daily_max, tz, rules)
+
+
+def flex_rules_of_lots(*, lot_pks: list[int], vehicle_type: str) -> dict[int, tuple[FlexRule, ...]]:
+    """The active rate rules for the vehicle type of several lots, in one query
+    (a search's results)."""
+    found: dict[int, list[FlexRule]] = {}
+    if not lot_pks:
+        return {}
+    rules = RateRule.objects.filter(lot_id__in=lot_pks, is_active=True).filter(
+        Q(vehicle_type=vehicle_type) | Q(vehicle_type="")
+    )
+    for rule in rules:
+        found.setdefault(rule.lot_id, []).append(rule.as_flex())
+    return {lot_pk: tuple(rules) for lot_pk, rules in found.items()}
+
+
+@dataclass(frozen=True)
+class PricePreview:
+    """A window's price at a lot as the rules are saved, and with one rule as
+    staff are editing it (unsaved), line by line (the rule form's preview)."""
+
+    currency: str
+    saved_price: int
+    saved_lines: tuple[PriceLine, ...]
+    draft_price: int
+    draft_lines: tuple[PriceLine, ...]
+
+
+def rate_rule_preview(
+    *, lot: Lot, vehicle_type: str, start: datetime, end: datetime, draft: RateRule
+) -> PricePreview:
+    """What [start, end) costs a vehicle type at the lot with its rules as saved,
+    and with `draft` (a rule being added or changed, not saved) in place of its
+    saved version. NotFound when the lot has no rate for the type."""
+    rate = Rate.objects.filter(lot=lot, vehicle_type=vehicle_type).first()
+    if rate is None:
+        raise NotFound(
+            f"{lot.name} has no rate for that vehicle type.", code="vehicle_type_not_offered"
+        )
+    rules = RateRule.objects.filter(lot=lot, is_active=True).filter(
+        Q(vehicle_type=vehicle_type) | Q(vehicle_type="")
+    )
+    saved = [(rule.pk, rule.as_flex()) for rule in rules]
+    edited = [flex for pk, flex in saved if draft.pk is None or pk != draft.pk]
+    if draft.is_active and draft.vehicle_type in ("", vehicle_type):
+        edited.append(draft.as_flex())
+    base = (rate.hourly_amount, rate.daily_max_amount, lot.timezone)
+    as_saved = Tariff(*base, tuple(flex for _, flex in saved))
+    as_edited = Tariff(*base, tuple(edited))
+    return PricePreview(
+        currency=lot.currency,
+        saved_price=as_saved.window_price(start, end),
+        saved_lines=as_saved.price_breakdown(start, end),
+        draft_price=as_edited.window_price(start, end),
+        draft_lines=as_edited.price_breakdown(start, end),
+    )

@@ -16,7 +16,16 @@ from django.utils import timezone
 from config.errors import ApplicationError, Conflict, InvalidInput
 from lots.constants import VehicleType
 from lots.hours import MIDNIGHT, Hours
-from lots.models import GateDevice, Lot, LotStaff, OpeningHours, Rate, Spot, validate_timezone
+from lots.models import (
+    GateDevice,
+    Lot,
+    LotStaff,
+    OpeningHours,
+    Rate,
+    RateRule,
+    Spot,
+    validate_timezone,
+)
 
 
 def hash_key(raw: str) -> str:
@@ -339,3 +348,33 @@ def lot_staff_assign(*, lot: Lot, user, role: str = LotStaff.Role.MANAGER) -> Lo
     with transaction.atomic():
         membership, _ = LotStaff.objects.get_or_create(lot=lot, user=user, defaults={"role": role})
     return membership
+
+
+# --- flex rates (issue #15) ----------------------------------------------------------------
+
+
+def rate_rule_save(*, rule: RateRule) -> RateRule:
+    """Create or change a rate rule (validated by the model first). Bookings made
+    before keep the rules they were made with; cached availability answers of
+    the lot end with the version bump."""
+    try:
+        rule.full_clean()
+    except DjangoValidationError as exc:
+        field, messages = next(iter(exc.message_dict.items()))
+        raise InvalidInput(
+            " ".join(messages),
+            code="invalid_rate_rule",
+            field=None if field == NON_FIELD_ERRORS else field,
+        ) from None
+    with transaction.atomic():
+        rule.save()
+        lot_availability_changed(lot_id=rule.lot_id)
+    return rule
+
+
+def rate_rule_delete(*, rule: RateRule) -> None:
+    """Remove a rate rule; bookings made with it keep it."""
+    with transaction.atomic():
+        lot_pk = rule.lot_id
+        rule.delete()
+        lot_availability_changed(lot_id=lot_pk)

@@ -376,8 +376,7 @@ def _quote(form: forms.WindowForm, lot: Lot) -> Quote | None:
             lot=lot,
             start=answer.start,
             end=answer.end,
-            hourly=answer.tariff.hourly,
-            daily_max=answer.tariff.daily_max,
+            tariff=answer.tariff,
         )
     return Quote(
         free_spots=answer.free_spots,

@@ -314,6 +314,7 @@ class ReservationAdmin(AdminInputMixin, LotScopedAdminMixin, admin.ModelAdmin):
             {
                 "fields": (
                     "price",
+                    "rates_as_booked",
                     "no_show_charge",
                     "owed",
                     "overstay",
@@ -340,6 +341,7 @@ class ReservationAdmin(AdminInputMixin, LotScopedAdminMixin, admin.ModelAdmin):
         "arrived_local",
         "departed_local",
         "price",
+        "rates_as_booked",
         "no_show_charge",
         "owed",
         "overstay",
@@ -414,6 +416,19 @@ class ReservationAdmin(AdminInputMixin, LotScopedAdminMixin, admin.ModelAdmin):
     @admin.display(description="Price", ordering="price_amount")
     def price(self, reservation: Reservation) -> str:
         return admin_money(reservation.price_amount, reservation.currency)
+
+    @admin.display(description="Rates as booked")
+    def rates_as_booked(self, reservation: Reservation) -> str:
+        """The rate and flex rules every charge of this booking is priced at
+        (whatever the lot's rules say now)."""
+        currency = reservation.currency
+        parts = [
+            f"{admin_money(reservation.hourly_amount, currency)} an hour, at most "
+            f"{admin_money(reservation.daily_max_amount, currency)} a day"
+        ]
+        for rule in (reservation.tariff_rules or {}).get("rules", ()):
+            parts.append(f"{rule[1]}: {admin_money(rule[2], currency)} an hour")
+        return "; ".join(parts)
 
     @admin.display(description="No-show charge")
     def no_show_charge(self, reservation: Reservation) -> str:

@@ -81,6 +81,10 @@ class PriceLineSerializer(serializers.Serializer):
     )
     hours = serializers.IntegerField(help_text="How many started hours this line covers.")
     quantity = serializers.IntegerField(help_text="Hours (hourly) or 24-hour blocks (daily_max).")
+    label = serializers.CharField(
+        help_text="hourly: the rate rule the hours are charged at (flex rates), "
+        '"base rate" beside such lines, else empty.'
+    )
     unit_price = MoneySerializer()
     amount = MoneySerializer(help_text="quantity × unit_price; the lines sum to the price.")
 
@@ -91,6 +95,7 @@ def price_lines(lines, currency: str) -> list[dict]:
             "kind": line.kind,
             "hours": line.hours,
             "quantity": line.quantity,
+            "label": line.label,
             "unit_price": {"amount": line.unit_amount, "currency": currency},
             "amount": {"amount": line.amount, "currency": currency},
         }

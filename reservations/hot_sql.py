@@ -50,6 +50,8 @@ _TAKEN = f"""
 # lot, type, now, lot, type.
 AVAILABILITY = f"""
 SELECT r.hourly_amount, r.daily_max_amount,
+  EXISTS (SELECT 1 FROM lots_raterule rr WHERE rr.lot_id = r.lot_id AND rr.is_active
+    AND rr.vehicle_type IN ('', r.vehicle_type)) AS has_rules,
   (SELECT COUNT(*) FROM lots_spot s
     WHERE s.lot_id = %s AND s.vehicle_type = %s AND s.is_active
       AND NOT EXISTS (
@@ -80,6 +82,8 @@ WHERE r.lot_id = %s AND r.vehicle_type = %s
 # connection: its generic plan is the plan for any values.
 AVAILABILITY_BY_RANGE = f"""
 SELECT r.hourly_amount, r.daily_max_amount,
+  EXISTS (SELECT 1 FROM lots_raterule rr WHERE rr.lot_id = r.lot_id AND rr.is_active
+    AND rr.vehicle_type IN ('', r.vehicle_type)) AS has_rules,
   (SELECT COUNT(*) FROM lots_spot s
     WHERE s.lot_id = %(lot)s AND s.vehicle_type = %(type)s AND s.is_active)
   - (SELECT COUNT(*) FROM (
@@ -134,8 +138,9 @@ def lot_version(slug: str) -> tuple[int, int, str] | None:
 
 def availability(
     *, lot_pk: int, vehicle_type: str, start: datetime, end: datetime, now: datetime
-) -> tuple[int, int, int, datetime | None] | None:
-    """(hourly, daily max, free spots, first change), or None without a rate.
+) -> tuple[int, int, bool, int, datetime | None] | None:
+    """(hourly, daily max, whether rate rules apply, free spots, first change), or
+    None without a rate.
     The first change is when the answer may stop being true though nothing was
     booked (a hold lapses, a parked car starts to overstay)."""
     s, e, n = _db_time(start), _db_time(end), _db_time(now)
@@ -157,9 +162,9 @@ def availability(
             row = cursor.fetchone()
     if row is None:
         return None
-    hourly, daily_max, free, first_lapse, first_overstay = row
+    hourly, daily_max, has_rules, free, first_lapse, first_overstay = row
     changes = [t for t in (_py_time(first_lapse), _py_time(first_overstay)) if t is not None]
-    return hourly, daily_max, free, min(changes, default=None)
+    return hourly, daily_max, bool(has_rules), free, min(changes, default=None)
 
 
 # Stand-in for "no booking on that side": far enough that any real gap is smaller.
@@ -290,7 +295,9 @@ def pick_spot(
 BOOKING_RATE = """
 SELECT {locks} r.hourly_amount, r.daily_max_amount, l.id, l.slug, l.name, l.timezone,
   l.currency, l.no_show_grace_minutes,
-  EXISTS (SELECT 1 FROM lots_openinghours h WHERE h.lot_id = l.id) AS has_hours
+  EXISTS (SELECT 1 FROM lots_openinghours h WHERE h.lot_id = l.id) AS has_hours,
+  EXISTS (SELECT 1 FROM lots_raterule rr WHERE rr.lot_id = l.id AND rr.is_active
+    AND rr.vehicle_type IN ('', r.vehicle_type)) AS has_rules
 FROM lots_rate r JOIN lots_lot l ON l.id = r.lot_id
 WHERE l.slug = %s AND l.is_active AND r.vehicle_type = %s
 """
@@ -304,9 +311,10 @@ def _lock_keys(*, user_pk: int, plate: str) -> list[str]:
 def booking_rate(
     *, slug: str, vehicle_type: str, lock_for: tuple[int, str] | None = None
 ) -> tuple | None:
-    """(hourly, daily max, *BOOKING_LOT_COLUMNS, has opening hours) of an active
-    lot's rate, or None. A lot open around the clock (most) costs its bookings
-    no look at opening hours.
+    """(hourly, daily max, *BOOKING_LOT_COLUMNS, has opening hours, has rate
+    rules) of an active lot's rate, or None. A lot open around the clock (most)
+    costs its bookings no look at opening hours, one without flex rates no look
+    at rate rules.
 
     With `lock_for` (driver pk, plate), on PostgreSQL, the same statement
     serialises, until the transaction ends, the bookings of that driver and of
@@ -323,7 +331,7 @@ def booking_rate(
     with connection.cursor() as cursor:
         cursor.execute(BOOKING_RATE.format(locks=locks), params)
         row = cursor.fetchone()
-    return None if row is None else row[-9:]
+    return None if row is None else row[-10:]
 
 
 # Lapsed holds included: the caller expires those it meets. Each branch is one

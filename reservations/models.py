@@ -89,6 +89,10 @@ class Reservation(models.Model):
     # The rate in force when the booking was made: what an overstay is priced at.
     hourly_amount = models.PositiveIntegerField(default=0)
     daily_max_amount = models.PositiveIntegerField(default=0)
+    # The lot's flex rates in force when the booking was made (lots.RateRule), so
+    # that editing a rule never changes a booked price: {"tz": lot time zone,
+    # "rules": [lots.pricing.FlexRule as a list, ...]}; null: the base rate alone.
+    tariff_rules = models.JSONField(null=True, blank=True, editable=False)
     # What the driver owes in the end, set when the reservation is finished
     # (cancelled, expired, completed, no-show); the payment is brought to it.
     amount_due = models.PositiveIntegerField(null=True, blank=True)

@@ -6,7 +6,8 @@ read them (through `terms`) to tell a driver before they commit.
 
     completed (on time or early)   the booked price
     overstayed                     the booked price, and separately each started hour
-                                   past the end at the rate in force when booked
+                                   past the end at the rates in force when booked
+                                   (the tariff snapshot: base rate and flex rules)
     no-show                        the first 24 hours of the window (all of a shorter one)
     cancelled before the start     nothing
     cancelled after the start      by LATE_CANCEL_POLICY, never more than a no-show:
@@ -30,26 +31,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from lots.pricing import DAY, HOUR, PriceLine, price_breakdown, window_price
+# Tariff: the lot's rates (base and flex rules) as they were when the booking was made.
+from lots.pricing import HOUR, PriceLine, Tariff
 
 LATE_CANCEL_CHARGE = "charge"
 LATE_CANCEL_ELAPSED = "elapsed"
 LATE_CANCEL_REFUND = "refund"
 LATE_CANCEL_POLICIES = (LATE_CANCEL_CHARGE, LATE_CANCEL_ELAPSED, LATE_CANCEL_REFUND)
-
-
-@dataclass(frozen=True)
-class Tariff:
-    """The lot's rate for the vehicle type, as it was when the booking was made."""
-
-    hourly: int
-    daily_max: int
-
-    def price(self, start: datetime, end: datetime) -> int:
-        return window_price(start, end, hourly=self.hourly, daily_max=self.daily_max)
-
-    def breakdown(self, start: datetime, end: datetime) -> tuple[PriceLine, ...]:
-        return price_breakdown(start, end, hourly=self.hourly, daily_max=self.daily_max)
 
 
 @dataclass(frozen=True)
@@ -63,12 +51,12 @@ class Booking:
 
     @property
     def price(self) -> int:
-        return self.tariff.price(self.start, self.end)
+        return self.tariff.window_price(self.start, self.end)
 
     @property
     def breakdown(self) -> tuple[PriceLine, ...]:
         """The price line by line (hours × rate, capped days); sums to `price`."""
-        return self.tariff.breakdown(self.start, self.end)
+        return self.tariff.price_breakdown(self.start, self.end)
 
     @property
     def no_show_after(self) -> datetime:
@@ -77,7 +65,7 @@ class Booking:
 
 def no_show_charge(booking: Booking) -> int:
     """The first 24 hours of the window, or all of a shorter one."""
-    return booking.tariff.price(booking.start, min(booking.end, booking.start + DAY))
+    return booking.tariff.no_show_charge(booking.start, booking.end)
 
 
 def completion_charge(booking: Booking) -> int:
@@ -89,7 +77,7 @@ def overstay_charge(booking: Booking, departed_at: datetime) -> int:
     """Each started hour past the end, at the booked rate (each 24 h capped)."""
     if departed_at <= booking.end:
         return 0
-    return booking.tariff.price(booking.end, departed_at)
+    return booking.tariff.window_price(booking.end, departed_at)
 
 
 def cancellation_charge(booking: Booking, at: datetime, *, paid: bool, late_policy: str) -> int:
@@ -104,7 +92,7 @@ def cancellation_charge(booking: Booking, at: datetime, *, paid: bool, late_poli
         return ceiling
     if late_policy == LATE_CANCEL_ELAPSED:
         # At least the first started hour: the spot was held for the driver.
-        held = booking.tariff.price(booking.start, max(at, booking.start + HOUR))
+        held = booking.tariff.window_price(booking.start, max(at, booking.start + HOUR))
         return min(held, ceiling)
     return 0
 
@@ -128,7 +116,7 @@ def extension_charge(booking: Booking, new_end: datetime) -> int:
     a window's price only grows with its end)."""
     if new_end <= booking.end:
         return 0
-    return max(booking.tariff.price(booking.start, new_end) - booking.price, 0)
+    return max(booking.tariff.window_price(booking.start, new_end) - booking.price, 0)
 
 
 def extended(booking: Booking, new_end: datetime) -> Booking:

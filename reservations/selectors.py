@@ -14,11 +14,13 @@ from django.utils.translation import gettext, gettext_lazy
 
 from config.errors import Conflict, InvalidInput, NotFound
 from config.plates import normalize_plate
-from lots.models import Lot, OpeningHours, Rate, Spot
-from lots.pricing import PriceLine, window_price
+from lots.models import Lot, OpeningHours, Rate, RateRule, Spot
+from lots.pricing import PriceLine, Tariff
 from lots.selectors import (
     NEAR_DEFAULT_RADIUS_M,
     Schedule,
+    flex_rules_of_lots,
+    lot_tariff,
     lots_matching,
     lots_near,
     opening_hours_of,
@@ -93,9 +95,7 @@ def lot_availability(
             cache.set(key, (free, tariff, valid_until), timeout=ttl)
     price = no_show = booking = None
     if tariff is not None:
-        booking = policy.Booking(
-            start=start, end=end, tariff=policy.Tariff(*tariff), grace=timedelta(0)
-        )
+        booking = policy.Booking(start=start, end=end, tariff=tariff, grace=timedelta(0))
         price, no_show = booking.price, policy.no_show_charge(booking)
     return Availability(
         lot_id=lot_id,
@@ -113,20 +113,29 @@ def lot_availability(
 
 def _compute(
     lot_pk: int, vehicle_type: str, start: datetime, end: datetime, now: datetime
-) -> tuple[int, tuple[int, int] | None, float]:
-    """(free spots, (hourly, daily max), until when the answer holds), in one query."""
+) -> tuple[int, policy.Tariff | None, float]:
+    """(free spots, the tariff, until when the answer holds), in one query (and
+    one more for the rate rules of a lot that has some for the type)."""
     valid_until = now.timestamp() + settings.AVAILABILITY_CACHE_SECONDS
     row = hot_sql.availability(
         lot_pk=lot_pk, vehicle_type=vehicle_type, start=start, end=end, now=now
     )
     if row is None:  # no rate: the lot does not take this vehicle type
         return 0, None, valid_until
-    hourly, daily_max, free, first_change = row
+    hourly, daily_max, has_rules, free, first_change = row
     # A hold counted as taken lapses, and a parked car starts to hold its spot
     # for good, without a version bump: stop trusting the answer then.
     if first_change is not None:
         valid_until = min(valid_until, first_change.timestamp())
-    return free, (hourly, daily_max), valid_until
+    tariff = lot_tariff(
+        lot_pk=lot_pk,
+        vehicle_type=vehicle_type,
+        hourly=hourly,
+        daily_max=daily_max,
+        has_rules=has_rules,
+        after=start,
+    )
+    return free, tariff, valid_until
 
 
 def status_now(reservation: Reservation, now: datetime | None = None) -> str:
@@ -228,8 +237,9 @@ def booking_terms(reservation: Reservation) -> policy.Booking:
     return policy.Booking(
         start=reservation.start,
         end=reservation.end,
-        tariff=policy.Tariff(
-            hourly=reservation.hourly_amount, daily_max=reservation.daily_max_amount
+        # The rate and rules in force when the booking was made, never today's.
+        tariff=policy.Tariff.from_snapshot(
+            reservation.hourly_amount, reservation.daily_max_amount, reservation.tariff_rules
         ),
         grace=no_show_grace(reservation.lot),
     )
@@ -254,6 +264,9 @@ class Terms:
     overstay_daily_max: int
     charged_at_once: bool  # paying now charges the card instead of holding the amount
     lot_timezone: str  # the IANA zone the driver's times are read in
+    # Flex rates the booking is priced at (names), besides the base rate: they
+    # price an overstay or an extension in their hours too.
+    rate_rules: tuple[str, ...] = ()
 
     @property
     def started(self) -> bool:
@@ -295,6 +308,7 @@ def _terms(
             booking, now, card_hold_max=timedelta(days=settings.CARD_HOLD_MAX_DAYS)
         ),
         lot_timezone=lot.timezone,
+        rate_rules=tuple(dict.fromkeys(rule.name for rule in booking.tariff.rules)),
     )
 
 
@@ -329,16 +343,15 @@ def window_terms(
     lot: Lot,
     start: datetime,
     end: datetime,
-    hourly: int,
-    daily_max: int,
+    tariff: policy.Tariff,
     now: datetime | None = None,
 ) -> Terms:
     """The terms of booking and paying for this window now, before there is a
-    reservation (the lot page's quote)."""
+    reservation (the lot page's quote), at the lot's tariff as it stands."""
     booking = policy.Booking(
         start=start,
         end=end,
-        tariff=policy.Tariff(hourly=hourly, daily_max=daily_max),
+        tariff=tariff,
         grace=no_show_grace(lot),
     )
     return _terms(
@@ -503,7 +516,7 @@ def lot_search(
 
     Three queries whatever the number of lots: the lots with their rate, their
     opening hours, then the free spots of all of them counted together (one
-    window per time zone).
+    window per time zone); a fourth for the rate rules when a lot shown has some.
     """
     now = now or timezone.now()
     rate = Rate.objects.filter(lot=OuterRef("pk"), vehicle_type=vehicle_type)
@@ -518,6 +531,11 @@ def lot_search(
         lots.annotate(
             hourly=Subquery(rate.values("hourly_amount")[:1]),
             daily_max=Subquery(rate.values("daily_max_amount")[:1]),
+            has_rules=Exists(
+                RateRule.objects.filter(
+                    lot=OuterRef("pk"), is_active=True, vehicle_type__in=["", vehicle_type]
+                )
+            ),
         )
         .filter(hourly__isnull=False)
         .order_by("city", "name")
@@ -564,12 +582,18 @@ def lot_search(
             .values_list("lot_id", "n")
         )
 
+    # Flex rates: one more query, only when a lot shown has rate rules for the type.
+    rules = flex_rules_of_lots(
+        lot_pks=[lot.pk for lot in lots if lot.has_rules and lot.pk in windows],
+        vehicle_type=vehicle_type,
+    )
     offers = []
     for lot in lots:
         window = windows.get(lot.pk)
         price = None
         if window:
-            price = window_price(*window, hourly=lot.hourly, daily_max=lot.daily_max)
+            tariff = Tariff(lot.hourly, lot.daily_max, lot.timezone, rules.get(lot.pk, ()))
+            price = tariff.window_price(*window)
         offers.append(
             LotOffer(
                 lot=lot,

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from django import template
 from django.utils import dateformat
 from django.utils.safestring import SafeString, mark_safe
-from django.utils.translation import get_language, gettext, ngettext
+from django.utils.translation import get_language, gettext, ngettext, pgettext
 
 from config.money import format_money
 from config.qr import qr_code
@@ -162,7 +162,7 @@ def duration(start: datetime, end: datetime) -> str:
 @register.filter
 def price_line(line, currency: str) -> str:
     """One line of a price breakdown (lots.pricing.PriceLine), in words:
-    "3 h × €2.50", "34 h at the daily maximum: 2 days × €20.00"."""
+    "3 h × €2.50", "3 h × €4.00 (weekday peak)", "34 h at the daily maximum: 2 days × €20.00"."""
     unit = format_money(line.unit_amount, currency)
     if line.kind == DAILY_MAX:
         blocks = ngettext("%(count)d day", "%(count)d days", line.quantity) % {
@@ -173,7 +173,33 @@ def price_line(line, currency: str) -> str:
             "blocks": blocks,
             "unit": unit,
         }
+    if line.label:  # flex rates: which rate these hours are at
+        return gettext("%(hours)s h × %(unit)s (%(label)s)") % {
+            "hours": line.quantity,
+            "unit": unit,
+            "label": line.label,
+        }
     return f"{line.quantity} h × {unit}"
+
+
+@register.filter
+def rule_days(rule) -> str:
+    """A weekly rate rule's weekdays, short: "Mon–Fri", "Sat, Sun", "Every day"."""
+    days = rule.weekday_list
+    names = [
+        pgettext("weekday", "Mon"),
+        pgettext("weekday", "Tue"),
+        pgettext("weekday", "Wed"),
+        pgettext("weekday", "Thu"),
+        pgettext("weekday", "Fri"),
+        pgettext("weekday", "Sat"),
+        pgettext("weekday", "Sun"),
+    ]
+    if len(days) == 7:
+        return gettext("Every day")
+    if len(days) > 2 and days == list(range(days[0], days[-1] + 1)):
+        return f"{names[days[0]]}–{names[days[-1]]}"
+    return ", ".join(names[day] for day in days)
 
 
 @register.filter

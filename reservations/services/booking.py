@@ -20,8 +20,7 @@ from config.errors import ApplicationError, Conflict, IdempotencyKeyReused, Inva
 from config.plates import normalize_plate
 from lots.constants import VehicleType
 from lots.models import Lot, Spot
-from lots.pricing import no_show_charge, window_price
-from lots.selectors import active_lots
+from lots.selectors import active_lots, lot_tariff
 from lots.services import lot_availability_changed
 from parking.models import User
 from payments.models import Payment
@@ -219,10 +218,20 @@ def _reserve(
         raise NoSpotAvailable(
             f"{lot.name} has no spots for this vehicle type.", code="vehicle_type_not_offered"
         )
-    hourly, daily_max, *lot_row, has_hours = rate
+    hourly, daily_max, *lot_row, has_hours, has_rules = rate
     lot = Lot.from_db("default", hot_sql.BOOKING_LOT_COLUMNS, lot_row)
     if has_hours:
         validate_opening_hours(lot_pk=lot.pk, start=start, end=end)
+    # The rules in force now are the booking's for good (Reservation.tariff_rules):
+    # one more query, only at a lot with flex rates for the type.
+    tariff = lot_tariff(
+        lot_pk=lot.pk,
+        vehicle_type=vehicle_type,
+        hourly=hourly,
+        daily_max=daily_max,
+        has_rules=has_rules,
+        after=start,
+    )
     reservation = Reservation(
         user=user,
         lot=lot,
@@ -232,10 +241,11 @@ def _reserve(
         end=end,
         occupied_until=end,
         status=Status.PENDING_PAYMENT,
-        price_amount=window_price(start, end, hourly=hourly, daily_max=daily_max),
-        no_show_amount=no_show_charge(start, end, hourly=hourly, daily_max=daily_max),
+        price_amount=tariff.window_price(start, end),
+        no_show_amount=tariff.no_show_charge(start, end),
         hourly_amount=hourly,
         daily_max_amount=daily_max,
+        tariff_rules=tariff.snapshot(),
         currency=lot.currency,
         hold_expires_at=now + timedelta(minutes=settings.HOLD_TTL_MINUTES),
     )

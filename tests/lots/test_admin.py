@@ -1,7 +1,7 @@
 """The staff admin: every model's pages work, searches find, and the cancel action
 goes through the reservation service and reports what happened."""
 
-from datetime import timedelta
+from datetime import time, timedelta
 
 import pytest
 from django.contrib import admin
@@ -17,8 +17,8 @@ from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from config.admin_input import AdminInputMixin
-from lots.models import GateDevice, Lot, LotStaff, Rate, Spot
-from lots.services import gate_create, hash_key, rate_set, spots_add
+from lots.models import GateDevice, Lot, LotStaff, Rate, RateRule, Spot
+from lots.services import gate_create, hash_key, rate_rule_save, rate_set, spots_add
 from lots.webhooks.services import webhook_endpoint_create, webhook_test_send
 from parking.models import ApiToken, User, Vehicle
 from parking.services import api_token_create, vehicle_add
@@ -104,6 +104,25 @@ def data(lot, driver, pending):
         lot=lot, url="https://partner.example/hooks", event_types=["reservation.created"]
     )
     webhook_test_send(endpoint_id=endpoint.pk)  # a delivery in the log
+    for rule in (
+        RateRule(
+            lot=lot,
+            name="Fair",
+            kind="event",
+            hourly_amount=900,
+            starts_at=pending.start,
+            ends_at=pending.end,
+        ),
+        RateRule(
+            lot=lot,
+            name="weekday peak",
+            weekdays=0b11111,
+            start_time=time(8),
+            end_time=time(0),
+            hourly_amount=400,
+        ),
+    ):
+        rate_rule_save(rule=rule)
     return {"lot": lot, "driver": driver, "reservation": pending}
 
 

@@ -207,7 +207,7 @@ def test_a_lot_shows_its_rates_as_money_and_its_spot_counts_by_type(api, lot):
 
     assert response.status_code == 200, response.content
     body = response.json()
-    assert set(body) == LOT_FIELDS | {"rates", "spots"} | LOT_FACTS
+    assert set(body) == LOT_FIELDS | {"rates", "rate_rules", "spots"} | LOT_FACTS
     assert body["id"] == "paris-centre"
     assert body["name"] == lot.name
     assert body["address"] == "12 rue de Rivoli"

@@ -13,8 +13,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from lots.models import GateDevice, Lot, LotStaff, Rate, Spot
-from lots.services import gate_create, rate_set, spots_add
+from lots.models import GateDevice, Lot, LotStaff, Rate, RateRule, Spot
+from lots.services import gate_create, rate_rule_save, rate_set, spots_add
 from parking.management.commands.seed_demo import STAFF_PERMISSIONS
 from parking.models import User
 from parking.services import group_ensure
@@ -70,6 +70,17 @@ def world(db):
     staff.groups.add(group)
     LotStaff.objects.create(lot=lot_a, user=staff)
     boss = User.objects.create_superuser(email="boss@example.com", password="x-secret-pw")
+    for lot in (lot_a, lot_b):
+        rate_rule_save(
+            rule=RateRule(
+                lot=lot,
+                name=f"{lot.slug} fair",
+                kind="event",
+                starts_at=timezone.now() + timedelta(days=30),
+                ends_at=timezone.now() + timedelta(days=31),
+                hourly_amount=900,
+            )
+        )
     return {
         "a": lot_a,
         "b": lot_b,
@@ -107,6 +118,7 @@ def rows_of(world, lot_key: str) -> dict:
         Lot: lot,
         Spot: lot.spots.get(label="C-001"),
         Rate: lot.rates.get(),
+        RateRule: lot.rate_rules.get(),
         GateDevice: world[f"gate_{lot_key}"],
         Reservation: reservation,
         ReservationEvent: reservation.events.get(),
@@ -114,7 +126,7 @@ def rows_of(world, lot_key: str) -> dict:
     }
 
 
-SCOPED = [Lot, Spot, Rate, GateDevice, Reservation, ReservationEvent, Payment]
+SCOPED = [Lot, Spot, Rate, RateRule, GateDevice, Reservation, ReservationEvent, Payment]
 
 
 # --- lists ------------------------------------------------------------------------------
@@ -244,7 +256,7 @@ def test_another_lots_custom_views_are_not_found(world, staff_a):
 # --- foreign keys -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("model", [Spot, Rate, GateDevice], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("model", [Spot, Rate, RateRule, GateDevice], ids=lambda m: m.__name__)
 def test_the_lot_field_offers_only_their_lots(world, staff_a, model):
     response = staff_a.get(admin_url(model, "add"))
     assert response.status_code == 200

@@ -554,3 +554,38 @@ def test_an_extension_past_the_lots_closing_time_is_refused_and_changes_nothing(
         2026, 3, 4, 20, 0, tzinfo=paris
     )
     assert ReservationExtension.objects.count() == 1
+
+
+def test_an_extension_is_charged_at_the_flex_rates_in_force_when_booked(
+    stripe, lot, driver_api, driver
+):
+    from lots.models import RateRule
+    from lots.services import rate_rule_save
+
+    every_hour = rate_rule_save(
+        rule=RateRule(
+            lot=lot,
+            name="high season",
+            weekdays=0b1111111,
+            start_time=time(0),
+            end_time=time(0),
+            hourly_amount=400,
+        )
+    )
+    start = (timezone.now() + HOUR).replace(microsecond=0)
+    reservation = book(driver, lot, start=start, hours=2)
+    reservation_complete(reservation_id=reservation.pk, payment_method_id=stripe.card())
+    every_hour.hourly_amount = 900  # after the booking: changes nothing booked
+    rate_rule_save(rule=every_hour)
+
+    answer = driver_api.post(
+        _url(reservation), {"end": (reservation.end + 2 * HOUR).isoformat()}, format="json"
+    )
+
+    assert answer.status_code == 200, answer.json()
+    body = answer.json()
+    assert body["extension"]["price"] == {"amount": 800, "currency": "eur"}
+    assert body["price"] == {"amount": 1600, "currency": "eur"}
+    reservation.refresh_from_db()
+    assert (reservation.price_amount, reservation.no_show_amount) == (1600, 1600)
+    assert [p.amount for p in _payments(reservation)] == [800, 800]  # booking, extension

@@ -65,7 +65,7 @@ def test_hand_written_availability_matches_the_orm():
     for _ in range(100):
         start = now + timedelta(minutes=15 * rng.randrange(0, 200))
         end = start + timedelta(minutes=15 * rng.randrange(2, 40))
-        hourly, daily_max, free, first_change = hot_sql.availability(
+        hourly, daily_max, _, free, first_change = hot_sql.availability(
             lot_pk=lot.pk, vehicle_type="car", start=start, end=end, now=now
         )
         assert (hourly, daily_max) == (300, 2000)

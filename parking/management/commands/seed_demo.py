@@ -43,6 +43,8 @@ STAFF_GROUP = "Lot staff"
 VIEW_ADD_CHANGE = ("view", "add", "change")
 STAFF_PERMISSIONS = [
     *(f"lots.{action}_{model}" for model in ("lot", "spot", "rate") for action in VIEW_ADD_CHANGE),
+    # Flex rates (rules by weekday and time, event rates): a rule no longer wanted is deleted.
+    *(f"lots.{action}_raterule" for action in (*VIEW_ADD_CHANGE, "delete")),
     "reservations.view_reservation",
     "reservations.add_reservation",
     "reservations.change_reservation",
