@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from config.errors import Conflict, InvalidInput, NotFound
 from config.plates import normalize_plate
+from lots.features import NO_NEEDS, SpotNeeds
 from lots.models import Lot, OpeningHours, Rate, Spot
 from lots.pricing import PriceLine, window_price
 from lots.selectors import (
@@ -63,9 +64,16 @@ class Availability:
 
 
 def lot_availability(
-    *, lot_id: str, vehicle_type: str, start: datetime, end: datetime, now: datetime | None = None
+    *,
+    lot_id: str,
+    vehicle_type: str,
+    start: datetime,
+    end: datetime,
+    now: datetime | None = None,
+    needs: SpotNeeds = NO_NEEDS,
 ) -> Availability:
-    """Whether one spot is free for the whole window, how many are, and the price.
+    """Whether one spot is free for the whole window, how many are, and the price;
+    with `needs`, only spots that have the features and room for the vehicle.
 
     Exact: the cache key carries the lot's availability version, which every
     booking bumps in its own transaction, and an answer lives no longer than the
@@ -79,6 +87,8 @@ def lot_availability(
     lot_pk, version, currency = lot
 
     key = f"avail:{lot_pk}:{version}:{vehicle_type}:{start.timestamp():.6f}:{end.timestamp():.6f}"
+    if needs:
+        key = f"{key}:{needs.stored}:{needs.height_cm or ''}"
     cached = cache.get(key)
     if cached is not None and cached[-1] > now.timestamp():
         free, tariff, _ = cached
@@ -86,7 +96,7 @@ def lot_availability(
         # Only windows the lot is open for are ever cached, and changing its hours
         # bumps its version: a cached answer needs no second look at them.
         validate_opening_hours(lot_pk=lot_pk, start=start, end=end)
-        free, tariff, valid_until = _compute(lot_pk, vehicle_type, start, end, now)
+        free, tariff, valid_until = _compute(lot_pk, vehicle_type, start, end, now, needs)
         ttl = min(settings.AVAILABILITY_CACHE_SECONDS, valid_until - now.timestamp())
         if ttl >= 1:
             cache.set(key, (free, tariff, valid_until), timeout=ttl)
@@ -111,12 +121,17 @@ def lot_availability(
 
 
 def _compute(
-    lot_pk: int, vehicle_type: str, start: datetime, end: datetime, now: datetime
+    lot_pk: int,
+    vehicle_type: str,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    needs: SpotNeeds = NO_NEEDS,
 ) -> tuple[int, tuple[int, int] | None, float]:
     """(free spots, (hourly, daily max), until when the answer holds), in one query."""
     valid_until = now.timestamp() + settings.AVAILABILITY_CACHE_SECONDS
     row = hot_sql.availability(
-        lot_pk=lot_pk, vehicle_type=vehicle_type, start=start, end=end, now=now
+        lot_pk=lot_pk, vehicle_type=vehicle_type, start=start, end=end, now=now, needs=needs
     )
     if row is None:  # no rate: the lot does not take this vehicle type
         return 0, None, valid_until
