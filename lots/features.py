@@ -53,7 +53,7 @@ class SpotNeeds:
 
     def describe(self) -> str:
         """For people: "EV charging and covered, for a vehicle 210 cm tall"."""
-        labels = [SpotFeature(name).label for name in self.features]
+        labels = [_in_a_sentence(SpotFeature(name).label) for name in self.features]
         text = " and ".join(filter(None, [", ".join(labels[:-1]), *labels[-1:]]))
         if self.height_cm is not None:
             tall = f"for a vehicle {self.height_cm} cm tall"
@@ -62,6 +62,10 @@ class SpotNeeds:
 
 
 NO_NEEDS = SpotNeeds()
+
+
+def _in_a_sentence(label: str) -> str:
+    return label if label[:2].isupper() else label.lower()  # "EV charging", "covered"
 
 
 def spot_needs(features: Iterable[str] = (), height_cm: int | None = None) -> SpotNeeds:
