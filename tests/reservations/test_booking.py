@@ -204,7 +204,8 @@ def test_booking_and_availability_cost_the_same_queries_whatever_the_lot_size(
         book(driver, lot, start=start + timedelta(days=1))
     with django_assert_num_queries(len(plain)):
         booked = book(driver, lot, start=start + timedelta(days=2), **needs)
-    assert booked.spot.has_ev_charging and booked.spot.is_covered
+    assert booked.spot.has_ev_charging
+    assert booked.spot.is_covered
 
 
 def test_a_booking_through_the_api_with_a_plate_costs_a_fixed_number_of_queries(

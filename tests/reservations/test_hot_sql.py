@@ -395,9 +395,7 @@ def test_the_one_statement_booking_with_features_takes_the_spot_the_orm_ranks_fi
                 now=now,
                 needs=needs,
             )
-            assert (booked.spot[0] if booked.spot else None) == (
-                expected.pk if expected else None
-            )
+            assert (booked.spot[0] if booked.spot else None) == (expected.pk if expected else None)
             if booked.reservation_pk is not None:
                 compared += 1
                 row = Reservation.objects.get(pk=booked.reservation_pk)
