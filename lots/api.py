@@ -22,6 +22,7 @@ from lots.selectors import (
     opening_hours_of,
     parse_near,
     spot_counts,
+    spot_feature_counts,
 )
 
 
@@ -76,9 +77,16 @@ class OpeningHoursSerializer(serializers.Serializer):
     closes = serializers.CharField(help_text="Local time at the lot, HH:MM; 24:00 is midnight.")
 
 
+class SpotFeatureCountsSerializer(serializers.Serializer):
+    ev_charging = serializers.IntegerField()
+    accessible = serializers.IntegerField()
+    covered = serializers.IntegerField()
+
+
 class LotDetailSerializer(LotSerializer):
     rates = serializers.SerializerMethodField()
     spots = serializers.SerializerMethodField()
+    spot_features = serializers.SerializerMethodField()
     open_24_7 = serializers.SerializerMethodField()
     opening_hours = serializers.SerializerMethodField()
 
@@ -87,6 +95,7 @@ class LotDetailSerializer(LotSerializer):
             *(f for f in LotSerializer.Meta.fields if f != "distance_m"),
             "rates",
             "spots",
+            "spot_features",
             "open_24_7",
             "opening_hours",
             "height_limit_cm",
@@ -116,6 +125,11 @@ class LotDetailSerializer(LotSerializer):
 
     def get_spots(self, lot: Lot) -> dict[str, int]:
         return spot_counts(lot)
+
+    @extend_schema_field(SpotFeatureCountsSerializer)
+    def get_spot_features(self, lot: Lot) -> dict[str, int]:
+        """How many of the lot's active spots have each feature."""
+        return spot_feature_counts(lot)
 
 
 class _RadiusField(serializers.IntegerField):

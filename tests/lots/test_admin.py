@@ -623,6 +623,60 @@ def test_add_spots_form_refuses_bad_input_without_adding(staff_client, lot, data
     assert lot.spots.count() == 3
 
 
+def test_add_spots_form_gives_the_whole_batch_its_features(staff_client, lot):
+    url = reverse("admin:lots_lot_add_spots", args=[lot.pk])
+    page = staff_client.get(url).content.decode()
+    for name in ("has_ev_charging", "is_accessible", "is_covered", "max_height_cm"):
+        assert f'name="{name}"' in page, name
+
+    staff_client.post(
+        url,
+        {
+            "vehicle_type": "car",
+            "count": "2",
+            "prefix": "E",
+            "has_ev_charging": "on",
+            "is_covered": "on",
+            "max_height_cm": "210",
+        },
+    )
+
+    added = lot.spots.filter(label__startswith="E-").order_by("label")
+    assert [
+        (s.label, s.has_ev_charging, s.is_accessible, s.is_covered, s.max_height_cm) for s in added
+    ] == [("E-001", True, False, True, 210), ("E-002", True, False, True, 210)]
+    response = staff_client.post(
+        url, {"vehicle_type": "car", "count": "2", "prefix": "H", "max_height_cm": "20"}
+    )
+    assert "max_height_cm" in response.context["form"].errors
+    assert not lot.spots.filter(label__startswith="H-").exists()
+
+
+def test_a_spots_features_are_edited_on_its_page_and_filter_the_list(staff_client, lot):
+    spot = lot.spots.get(label="C-002")
+    version = Lot.objects.get(pk=lot.pk).availability_version
+
+    response = staff_client.post(
+        admin_url(Spot, "change", spot.pk),
+        {"label": "C-002", "has_ev_charging": "on", "is_accessible": "on", "max_height_cm": "195"},
+    )
+
+    assert response.status_code == 302
+    spot.refresh_from_db()
+    assert (spot.has_ev_charging, spot.is_accessible, spot.is_covered, spot.max_height_cm) == (
+        True,
+        True,
+        False,
+        195,
+    )
+    assert Lot.objects.get(pk=lot.pk).availability_version > version
+    listed = staff_client.get(admin_url(Spot, "changelist") + "?has_ev_charging__exact=1")
+    rows = listed.content.decode()
+    assert "C-002" in rows
+    assert "C-001" not in rows
+    assert "EV charging, Accessible, max 195 cm" in rows
+
+
 # --- gates ------------------------------------------------------------------------------
 
 
