@@ -40,7 +40,7 @@ from config.money import format_money
 from config.net import client_ip
 from config.throttles import BookingThrottle, retry_after
 from lots.constants import VehicleType
-from lots.features import spot_needs
+from lots.features import SpotFeature, spot_needs
 from lots.models import Lot
 from lots.selectors import (
     NEAR_DEFAULT_RADIUS_M,
@@ -418,6 +418,11 @@ def _lot_context(lot: Lot, form: forms.WindowForm, quote: Quote | None) -> dict:
         "here_url": f"{lot_url}?{query}" if query else lot_url,
         "timezone_label": lot.tz.key.replace("_", " "),
         "now": timezone.now(),
+        "feature_counts": [
+            (SpotFeature(name).label, count)
+            for name, count in spot_feature_counts(lot).items()
+            if count
+        ],
     }
 
 

@@ -39,6 +39,7 @@ def test_the_lot_page_offers_only_the_features_its_spots_have(client, ev_lot, fr
     assert 'value="ev_charging"' in html
     assert 'value="covered"' in html
     assert 'value="accessible"' not in html
+    assert "<li>EV charging: 1</li><li>Covered: 1</li>" in html
 
 
 def test_a_lot_without_featured_spots_asks_nothing(client, lot, frozen_now):
