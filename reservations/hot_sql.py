@@ -241,10 +241,12 @@ _PREVIOUS_END = f"""COALESCE((SELECT MAX(x.occupied_until) FROM reservations_res
     WHERE x.spot_id = s.id AND {_LIVE} AND x.occupied_until <= %(start)s),
   %(far_start)s)"""  # noqa: S608
 # next start - previous end = gap before + window + gap after: ordering by it
-# orders by the total gap, the window being the same for every spot.
+# orders by the total gap, the window being the same for every spot. SQLite's
+# julianday() is a float: rounded to the millisecond, equal spans compare equal
+# and the tie-breakers after it decide, as they do in the ORM.
 _SPAN = {
     "postgresql": f"({_NEXT_START} - {_PREVIOUS_END})",
-    "sqlite": f"(julianday({_NEXT_START}) - julianday({_PREVIOUS_END}))",
+    "sqlite": f"ROUND((julianday({_NEXT_START}) - julianday({_PREVIOUS_END})) * 86400000)",
 }
 SPOT_COLUMNS = [
     "id",
