@@ -199,6 +199,19 @@ def test_reservation_change_page_is_read_only_with_its_audit_trail(staff_client,
     assert (pending.status, pending.price_amount) == (Status.PENDING_PAYMENT, 500)
 
 
+def test_reservation_page_says_what_the_driver_asked_of_the_spot(staff_client, lot, driver):
+    SpotFactory(lot=lot, label="E-1", has_ev_charging=True, is_covered=True)
+    plain = book(driver, lot)
+    ev = book(UserFactory(), lot, features=["covered", "ev_charging"], vehicle_height_cm=190)
+
+    shown = staff_client.get(admin_url(Reservation, "change", ev.pk)).content.decode()
+    assert "Covered and EV charging, for a vehicle 190 cm tall" in shown
+    assert (
+        "Asked of the spot"
+        in staff_client.get(admin_url(Reservation, "change", plain.pk)).content.decode()
+    )
+
+
 def test_reservations_cannot_be_added_or_deleted_in_the_admin(staff_client, pending):
     assert staff_client.get(admin_url(Reservation, "add")).status_code == 403
     assert staff_client.get(admin_url(Reservation, "delete", pending.pk)).status_code == 403
