@@ -128,6 +128,13 @@ class SearchForm(AccessibleFormMixin, forms.Form):
     )
     start = LocalDateTimeField(label="Arrival", help_text="Local time at the lot.")
     end = LocalDateTimeField(label="Departure", help_text="Local time at the lot.")
+    features = forms.MultipleChoiceField(
+        label="The spot must have",
+        choices=SpotFeature.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Only car parks with such a spot free.",
+    )
 
     def __init__(self, *args, cities: list[str], **kwargs):
         super().__init__(*args, **kwargs)

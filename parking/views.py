@@ -206,6 +206,7 @@ def search(request: HttpRequest) -> HttpResponse:
             vehicle_type=data["vehicle_type"],
             local_start=data["start"],
             local_end=data["end"],
+            needs=spot_needs(data["features"]),
         )
         available = [offer for offer in offers if offer.is_free]
         context.update(
@@ -215,7 +216,12 @@ def search(request: HttpRequest) -> HttpResponse:
             available=available[:SEARCH_RESULTS_LIMIT],
             more_available=max(0, len(available) - SEARCH_RESULTS_LIMIT),
             unavailable=[offer for offer in offers if not offer.is_free][:SEARCH_RESULTS_LIMIT],
-            window_query=_window_query(data["vehicle_type"], data["start"], data["end"]),
+            window_query=_window_query(data["vehicle_type"], data["start"], data["end"])
+            + (
+                "&" + urlencode({"features": data["features"]}, doseq=True)
+                if data["features"]
+                else ""
+            ),
             reserve=_search_reserve_fields(request, data),
             search_summary=" · ".join(
                 (
@@ -251,6 +257,7 @@ def _search_reserve_fields(request: HttpRequest, data: dict) -> dict:
         "end": data["end"].strftime("%Y-%m-%dT%H:%M"),
         "vehicle": max(fitting, key=lambda v: v.pk).pk if fitting else "",
         "key": uuid.uuid4().hex[:40],
+        "features": data.get("features") or [],
     }
 
 

@@ -26,7 +26,7 @@ from lots.selectors import (
 from payments.models import Payment
 from payments.selectors import payments_for
 from reservations import hot_sql, policy
-from reservations.allocation import live_blocking_q, overlapping_q
+from reservations.allocation import live_blocking_q, overlapping_q, spots_with_q
 from reservations.models import (
     Reservation,
     ReservationExtension,
@@ -510,10 +510,12 @@ def lot_search(
     near: tuple[float, float] | None = None,
     radius_m: int | None = None,
     now: datetime | None = None,
+    needs: SpotNeeds = NO_NEEDS,
 ) -> list[LotOffer]:
     """The active lots (of a city, or all; matching the words `q`; within
-    `radius_m` of `near`, nearest first) that take this vehicle type, each with
-    its free spots and price for the window given in its own local time.
+    `radius_m` of `near`, nearest first) that take this vehicle type (in spots
+    with what `needs` asks), each with its free spots (of those) and price for
+    the window given in its own local time.
 
     Three queries whatever the number of lots: the lots with their rate, their
     opening hours, then the free spots of all of them counted together (one
@@ -522,7 +524,11 @@ def lot_search(
     now = now or timezone.now()
     rate = Rate.objects.filter(lot=OuterRef("pk"), vehicle_type=vehicle_type)
     lots = Lot.objects.filter(is_active=True).filter(
-        Exists(Spot.objects.filter(lot=OuterRef("pk"), vehicle_type=vehicle_type, is_active=True))
+        Exists(
+            Spot.objects.filter(
+                spots_with_q(needs), lot=OuterRef("pk"), vehicle_type=vehicle_type, is_active=True
+            )
+        )
     )
     if city:
         lots = lots.filter(city__iexact=city.strip())
@@ -572,7 +578,7 @@ def lot_search(
         )
         free = dict(
             Spot.objects.filter(lot_id__in=list(windows), vehicle_type=vehicle_type, is_active=True)
-            .filter(~Exists(taken))
+            .filter(~Exists(taken), spots_with_q(needs))
             .values("lot_id")
             .annotate(n=Count("pk"))
             .values_list("lot_id", "n")

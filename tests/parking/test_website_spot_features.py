@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from reservations.models import Reservation
-from tests.factories import SpotFactory, UserFactory
+from tests.factories import LotFactory, RateFactory, SpotFactory, UserFactory
 from tests.reservations.helpers import book
 
 pytestmark = pytest.mark.django_db
@@ -105,3 +105,28 @@ def test_a_feature_the_lot_does_not_offer_is_a_form_error(signed_in, driver, ev_
     assert 'id="id_features_errors"' in response.content.decode()
     assert "not one of the available choices" in response.content.decode()
     assert not Reservation.objects.filter(user=driver).exists()
+
+
+def test_search_finds_only_car_parks_with_a_free_spot_that_has_what_was_ticked(
+    client, driver, ev_lot, frozen_now
+):
+    plain = LotFactory(slug="plain", name="Plain Lot", city=ev_lot.city, currency="eur")
+    RateFactory(lot=plain, vehicle_type="car")
+    SpotFactory(lot=plain, label="C-001")
+    search = {"city": "", "vehicle_type": "car", **WINDOW}
+
+    everything = client.get("/search/", search).content.decode()
+    ev = client.get("/search/", {**search, "features": ["ev_charging"]}).content.decode()
+
+    assert "Plain Lot" in everything
+    assert ev_lot.name in everything
+    assert "Plain Lot" not in ev
+    assert "1 spot free" in ev  # E-001 alone counts
+    assert f"/lots/{ev_lot.slug}/?vehicle_type=car&amp;" in ev
+    assert "&amp;features=ev_charging" in ev  # the lot page opens with it ticked
+    client.force_login(driver)
+    signed_in = client.get("/search/", {**search, "features": ["ev_charging"]}).content.decode()
+    assert '<input type="hidden" name="features" value="ev_charging">' in signed_in
+    book(UserFactory(), ev_lot, start=START, features=["ev_charging"])
+    full = client.get("/search/", {**search, "features": ["ev_charging"]}).content.decode()
+    assert "Full for these times" in full
