@@ -162,6 +162,7 @@ class AvailabilitySerializer(serializers.Serializer):
 class AvailabilityQuerySerializer(WindowSerializer):
     features = serializers.CharField(
         required=False,
+        allow_blank=True,
         default="",
         help_text="Comma-separated spot features (ev_charging, accessible, covered): count "
         "only spots with every one; an unknown name is 400 invalid_feature.",

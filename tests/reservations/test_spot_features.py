@@ -262,6 +262,7 @@ def test_availability_counts_only_spots_with_the_features_asked_for(api, garage,
         return response.json()["free_spots"]
 
     assert free() == 6
+    assert free(features="") == 6
     assert free(features="ev_charging") == 2
     assert free(features="ev_charging,covered") == 1
     assert free(features="accessible") == 1
