@@ -9,6 +9,7 @@ import threading
 from datetime import timedelta
 
 import pytest
+import time_machine
 from django.db import connections
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -17,7 +18,14 @@ from lots.features import spot_needs
 from lots.models import Spot
 from parking.services import api_token_create
 from reservations.models import Reservation, Status
-from reservations.services import NoSpotToMoveTo, spot_take_out_of_service
+from reservations.services import (
+    NoSpotToMoveTo,
+    overstays_hold_spots,
+    reservation_arrive,
+    reservation_confirm,
+    spot_take_out_of_service,
+)
+from tests.conftest import NOW
 from tests.factories import LotFactory, RateFactory, SpotFactory, UserFactory
 from tests.reservations.helpers import book, overlapping_pairs
 
@@ -237,6 +245,31 @@ def test_an_ev_booking_is_not_moved_to_a_spot_without_ev_charging(garage):
     first.refresh_from_db()
     assert first.spot.has_ev_charging
     assert first.spot.is_active
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_overstay_sweep_moves_an_ev_booking_only_to_another_ev_spot():
+    with time_machine.travel(NOW, tick=False) as clock:
+        lot = LotFactory(currency="usd")
+        RateFactory(lot=lot, vehicle_type="car")
+        SpotFactory(lot=lot, label="A-001")  # plain, and first by label
+        SpotFactory(lot=lot, label="E-001", has_ev_charging=True)
+        SpotFactory(lot=lot, label="E-002", has_ev_charging=True)
+        car = book(UserFactory(), lot, start=NOW, features=["ev_charging"], vehicle_plate="OV-1")
+        reservation_confirm(reservation_id=car.pk)
+        reservation_arrive(reservation_id=car.pk, at=NOW)
+        clock.move_to(NOW + timedelta(minutes=30))
+        behind = book(UserFactory(), lot, start=car.end, features=["ev_charging"])
+        reservation_confirm(reservation_id=behind.pk)
+        assert behind.spot_id == car.spot_id  # best fit: right after the car
+
+        clock.move_to(car.end + timedelta(minutes=10))  # the car is still in
+        assert overstays_hold_spots() == 1
+
+    behind.refresh_from_db()
+    assert behind.spot.label == "E-002"
+    assert behind.events.filter(data__moved_to="E-002").exists()
+    assert overlapping_pairs() == 0
 
 
 # --- availability -----------------------------------------------------------------------
