@@ -127,8 +127,9 @@ def no_spot(needs: SpotNeeds) -> NoSpotAvailable:
     """The refusal when nothing fits: with needs, a code of its own, so that a
     client can offer to book without them."""
     if needs:
+        what = needs.describe()  # "EV charging, for a vehicle 210 cm tall"
         return NoSpotAvailable(
-            f"No spot with {needs.describe()} is free for that whole window.",
+            f"No spot {'with ' if needs.features else ''}{what} is free for that whole window.",
             code="no_spot_with_features",
         )
     return NoSpotAvailable("No spot is free for that whole window.")

@@ -183,7 +183,9 @@ def test_a_vehicle_taller_than_the_lot_is_refused_whatever_the_spot(bearer_api, 
 
     assert response.status_code == 409
     assert response.json()["code"] == "no_spot_with_features"
-    assert "260 cm" in response.json()["detail"]
+    assert response.json()["detail"] == (
+        "No spot for a vehicle 260 cm tall is free for that whole window."
+    )
 
 
 def test_a_driver_asking_for_nothing_is_kept_off_ev_and_accessible_spots(garage):
