@@ -296,6 +296,8 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    # One name for the spot features wherever they appear (lots/features.py).
+    "ENUM_NAME_OVERRIDES": {"SpotFeatureEnum": "lots.features.SpotFeature"},
 }
 
 # --- Booking rules (DESIGN §4, and what things cost: reservations/policy.py) -----------

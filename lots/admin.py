@@ -37,6 +37,7 @@ from config.admin_input import AdminInputMixin
 from config.errors import ApplicationError
 from config.money import format_money
 from lots.constants import VehicleType
+from lots.features import FEATURE_FIELDS, SpotFeature, spot_features
 from lots.models import GateDevice, Lot, LotStaff, OpeningHours, Rate, RateRule, Spot
 from lots.selectors import lot_ids_for_staff, rate_rule_preview
 from lots.services import (
@@ -248,6 +249,9 @@ class LotStaffInline(admin.TabularInline):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
+SPOT_FEATURE_FIELDS = (*FEATURE_FIELDS.values(), "max_height_cm")
+
+
 class AddSpotsForm(forms.Form):
     vehicle_type = forms.ChoiceField(choices=VehicleType.choices)
     count = forms.IntegerField(
@@ -257,6 +261,17 @@ class AddSpotsForm(forms.Form):
         max_length=10,
         help_text="Labels are PREFIX-NNN, numbered on from the highest label with this "
         "prefix (e.g. C-041, C-042…).",
+    )
+    # What every spot of the batch offers (lots/features.py).
+    has_ev_charging = forms.BooleanField(label="EV charging", required=False)
+    is_accessible = forms.BooleanField(label="Accessible", required=False)
+    is_covered = forms.BooleanField(label="Covered", required=False)
+    max_height_cm = forms.IntegerField(
+        label="Maximum vehicle height (cm)",
+        required=False,
+        min_value=100,
+        max_value=1000,
+        help_text="Empty: whatever the lot's own height limit allows.",
     )
 
 
@@ -433,7 +448,7 @@ class LotAdmin(AdminInputMixin, OfferChangesMixin, LotScopedAdminMixin, admin.Mo
 class SpotAdminForm(forms.ModelForm):
     class Meta:
         model = Spot
-        fields = ("lot", "label", "vehicle_type", "is_active")
+        fields = ("lot", "label", "vehicle_type", "is_active", *SPOT_FEATURE_FIELDS)
 
     def clean(self):
         cleaned = super().clean()
@@ -458,13 +473,22 @@ class SpotAdminForm(forms.ModelForm):
 
 @admin.register(Spot)
 class SpotAdmin(AdminInputMixin, OfferChangesMixin, LotScopedAdminMixin, admin.ModelAdmin):
-    list_filter = ("vehicle_type", "is_active", ("lot", admin.RelatedOnlyFieldListFilter))
+    list_filter = (
+        "vehicle_type",
+        "is_active",
+        "has_ev_charging",
+        "is_accessible",
+        "is_covered",
+        ("max_height_cm", admin.EmptyFieldListFilter),
+        ("lot", admin.RelatedOnlyFieldListFilter),
+    )
     search_fields = ("label", "public_id")
     list_select_related = ("lot",)
     form = SpotAdminForm
     readonly_fields = ("public_id",)
     autocomplete_fields = ("lot",)
-    fields = ("lot", "label", "vehicle_type", "is_active", "public_id")
+    # Changing a spot's features moves no booking: one already on the spot keeps it.
+    fields = ("lot", "label", "vehicle_type", "is_active", *SPOT_FEATURE_FIELDS, "public_id")
 
     # What apps that keep things on spots add here (reservations: how many are
     # to come, and taking a spot out of service, which moves them): admin
@@ -474,7 +498,21 @@ class SpotAdmin(AdminInputMixin, OfferChangesMixin, LotScopedAdminMixin, admin.M
 
     @property
     def list_display(self) -> tuple:
-        return ("label", "lot", "vehicle_type", "is_active", *(c for c, _ in self.column_hooks))
+        return (
+            "label",
+            "lot",
+            "vehicle_type",
+            "is_active",
+            "features",
+            *(c for c, _ in self.column_hooks),
+        )
+
+    @admin.display(description="Features")
+    def features(self, spot: Spot) -> str:
+        names = [SpotFeature(name).label for name in spot_features(spot)]
+        if spot.max_height_cm is not None:
+            names.append(f"max {spot.max_height_cm} cm")
+        return ", ".join(names) or "—"
 
     @property
     def actions(self) -> list:

@@ -22,6 +22,7 @@ from lots.selectors import (
     opening_hours_of,
     parse_near,
     spot_counts,
+    spot_feature_counts,
 )
 
 
@@ -116,10 +117,17 @@ def _rate_rule(rule: RateRule, currency: str) -> dict:
     }
 
 
+class SpotFeatureCountsSerializer(serializers.Serializer):
+    ev_charging = serializers.IntegerField()
+    accessible = serializers.IntegerField()
+    covered = serializers.IntegerField()
+
+
 class LotDetailSerializer(LotSerializer):
     rates = serializers.SerializerMethodField()
     rate_rules = serializers.SerializerMethodField()
     spots = serializers.SerializerMethodField()
+    spot_features = serializers.SerializerMethodField()
     open_24_7 = serializers.SerializerMethodField()
     opening_hours = serializers.SerializerMethodField()
 
@@ -129,6 +137,7 @@ class LotDetailSerializer(LotSerializer):
             "rates",
             "rate_rules",
             "spots",
+            "spot_features",
             "open_24_7",
             "opening_hours",
             "height_limit_cm",
@@ -165,6 +174,11 @@ class LotDetailSerializer(LotSerializer):
 
     def get_spots(self, lot: Lot) -> dict[str, int]:
         return spot_counts(lot)
+
+    @extend_schema_field(SpotFeatureCountsSerializer)
+    def get_spot_features(self, lot: Lot) -> dict[str, int]:
+        """How many of the lot's active spots have each feature."""
+        return spot_feature_counts(lot)
 
 
 class _RadiusField(serializers.IntegerField):

@@ -170,6 +170,19 @@ class Spot(models.Model):
     label = models.CharField(max_length=20, help_text="As painted on the ground, e.g. B-014.")
     vehicle_type = models.CharField(max_length=16, choices=VehicleType.choices)
     is_active = models.BooleanField(default=True, help_text="Out of service when off.")
+    # Features a driver may ask for (lots/features.py): a booking that asks gets
+    # only a spot that has them all.
+    has_ev_charging = models.BooleanField("EV charging", default=False)
+    is_accessible = models.BooleanField(
+        "accessible", default=False, help_text="Disabled parking: wider, near the exit."
+    )
+    is_covered = models.BooleanField("covered", default=False)
+    max_height_cm = models.PositiveSmallIntegerField(
+        "maximum vehicle height (cm)",
+        null=True,
+        blank=True,
+        help_text="Tallest vehicle this spot takes (empty: whatever the lot's limit allows).",
+    )
 
     class Meta:
         ordering = ["lot", "label"]
@@ -179,6 +192,11 @@ class Spot(models.Model):
                 condition=models.Q(vehicle_type__in=VehicleType.values), name="spot_type_valid"
             ),
             models.CheckConstraint(condition=~models.Q(label=""), name="spot_label_not_empty"),
+            models.CheckConstraint(
+                condition=models.Q(max_height_cm__isnull=True)
+                | models.Q(max_height_cm__gte=100, max_height_cm__lte=1000),
+                name="spot_max_height_range",
+            ),
         ]
         indexes = [models.Index(fields=["lot", "vehicle_type", "is_active"], name="spot_lookup")]
 

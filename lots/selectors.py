@@ -17,6 +17,7 @@ from django.utils.dateparse import parse_time
 from config.db_router import read_connection
 from config.errors import InvalidInput, NotFound
 from lots.constants import VehicleType
+from lots.features import FEATURE_FIELDS
 from lots.hours import Hours
 from lots.models import Lot, LotStaff, OpeningHours, Rate, RateRule, search_key
 from lots.pricing import FlexRule, PriceLine, Tariff
@@ -201,11 +202,20 @@ def active_lots(*, lot_id: str) -> QuerySet[Lot]:
 
 
 def lot_get(*, lot_id: str) -> Lot:
-    """An active lot by its public id, with rates and active spot counts per type."""
+    """An active lot by its public id, with rates and active spot counts per type
+    and per feature."""
     counts = {
         f"spots_{vt}": Count("spots", filter=Q(spots__is_active=True, spots__vehicle_type=vt))
         for vt in VehicleType.values
     }
+    counts.update(
+        {
+            f"spots_with_{name}": Count(
+                "spots", filter=Q(spots__is_active=True, **{f"spots__{field}": True})
+            )
+            for name, field in FEATURE_FIELDS.items()
+        }
+    )
     lot = (
         active_lots(lot_id=lot_id)
         .annotate(**counts)
@@ -228,6 +238,11 @@ def _rules_in_force_or_to_come() -> QuerySet[RateRule]:
 
 def spot_counts(lot: Lot) -> dict[str, int]:
     return {vt: getattr(lot, f"spots_{vt}", 0) for vt in VehicleType.values}
+
+
+def spot_feature_counts(lot: Lot) -> dict[str, int]:
+    """Active spots with each feature, of a lot from lot_get."""
+    return {name: getattr(lot, f"spots_with_{name}", 0) for name in FEATURE_FIELDS}
 
 
 def lot_ids_for_staff(user) -> frozenset[int]:

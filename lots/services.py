@@ -255,9 +255,34 @@ def rate_set(*, lot: Lot, vehicle_type: str, hourly_amount: int, daily_max_amoun
         return rate
 
 
-def spots_add(*, lot: Lot, vehicle_type: str, count: int, prefix: str) -> list[Spot]:
-    """Add `count` spots labelled `<prefix>-NNN`, numbered after the prefix's highest."""
+def spots_add(
+    *,
+    lot: Lot,
+    vehicle_type: str,
+    count: int,
+    prefix: str,
+    has_ev_charging: bool = False,
+    is_accessible: bool = False,
+    is_covered: bool = False,
+    max_height_cm: int | None = None,
+) -> list[Spot]:
+    """Add `count` spots labelled `<prefix>-NNN`, numbered after the prefix's
+    highest, each with the features given (lots/features.py)."""
     _check_vehicle_type(vehicle_type)
+    if max_height_cm is not None and (
+        not _is_int(max_height_cm) or not 100 <= max_height_cm <= 1000
+    ):
+        raise InvalidInput(
+            "A spot's maximum height is 100 to 1000 cm (or empty).",
+            code="invalid_max_height",
+            field="max_height_cm",
+        )
+    features = {
+        "has_ev_charging": bool(has_ev_charging),
+        "is_accessible": bool(is_accessible),
+        "is_covered": bool(is_covered),
+        "max_height_cm": max_height_cm,
+    }
     if not _is_int(count) or not 1 <= count <= MAX_SPOTS_PER_CALL:
         raise InvalidInput(
             f"Add between 1 and {MAX_SPOTS_PER_CALL} spots at a time.",
@@ -282,7 +307,7 @@ def spots_add(*, lot: Lot, vehicle_type: str, count: int, prefix: str) -> list[S
                 field="prefix",
             )
         spots = [
-            Spot(lot=lot, vehicle_type=vehicle_type, label=f"{prefix}-{number:03}")
+            Spot(lot=lot, vehicle_type=vehicle_type, label=f"{prefix}-{number:03}", **features)
             for number in range(highest + 1, highest + count + 1)
         ]
         created = Spot.objects.bulk_create(spots)

@@ -27,6 +27,7 @@ from django.utils.translation import gettext_lazy as _
 from config.errors import ApplicationError, InvalidInput
 from config.plates import normalize_plate
 from lots.constants import VehicleType
+from lots.features import FEATURE_FIELDS, SpotFeature
 from lots.models import Lot
 from lots.selectors import parse_near
 from parking.models import Vehicle
@@ -128,6 +129,13 @@ class SearchForm(AccessibleFormMixin, forms.Form):
     )
     start = LocalDateTimeField(label=_("Arrival"), help_text=_("Local time at the lot."))
     end = LocalDateTimeField(label=_("Departure"), help_text=_("Local time at the lot."))
+    features = forms.MultipleChoiceField(
+        label=_("The spot must have"),
+        choices=SpotFeature.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_("Only car parks with such a spot free."),
+    )
 
     def __init__(self, *args, cities: list[str], **kwargs):
         super().__init__(*args, **kwargs)
@@ -184,14 +192,33 @@ class WindowForm(AccessibleFormMixin, forms.Form):
         empty_value=None,
         widget=forms.HiddenInput,  # asked in the quote (parking/_fold_choice.html)
     )
+    # What the spot must have (lots/features.py): only those the lot has spots with.
+    features = forms.MultipleChoiceField(
+        label=_("The spot must have"),
+        choices=SpotFeature.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_("Tick only what you need: we give you a spot that has all of it."),
+    )
 
-    def __init__(self, *args, lot: Lot, vehicle_types: list[str] | None = None, **kwargs):
+    def __init__(
+        self,
+        *args,
+        lot: Lot,
+        vehicle_types: list[str] | None = None,
+        features: list[str] | None = None,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         self.lot = lot
         self.fold_questions: list[FoldQuestion] = []
         offered = vehicle_types or VehicleType.values
         self.fields["vehicle_type"].choices = [
             (value, label) for value, label in VehicleType.choices if value in offered
+        ]
+        has = FEATURE_FIELDS if features is None else features
+        self.fields["features"].choices = [
+            (value, label) for value, label in SpotFeature.choices if value in has
         ]
         zone = lot.tz.key.replace("_", " ")
         for name in ("start", "end"):

@@ -43,8 +43,15 @@ from config.money import format_money
 from config.net import client_ip
 from config.throttles import BookingThrottle, retry_after
 from lots.constants import VehicleType
+from lots.features import SpotFeature, spot_needs
 from lots.models import Lot
-from lots.selectors import NEAR_DEFAULT_RADIUS_M, lot_get, lot_list, spot_counts
+from lots.selectors import (
+    NEAR_DEFAULT_RADIUS_M,
+    lot_get,
+    lot_list,
+    spot_counts,
+    spot_feature_counts,
+)
 from parking import forms, limits
 from parking.calendar import reservation_ics
 from parking.models import Vehicle
@@ -203,6 +210,7 @@ def search(request: HttpRequest) -> HttpResponse:
             vehicle_type=data["vehicle_type"],
             local_start=data["start"],
             local_end=data["end"],
+            needs=spot_needs(data["features"]),
         )
         available = [offer for offer in offers if offer.is_free]
         context.update(
@@ -212,7 +220,12 @@ def search(request: HttpRequest) -> HttpResponse:
             available=available[:SEARCH_RESULTS_LIMIT],
             more_available=max(0, len(available) - SEARCH_RESULTS_LIMIT),
             unavailable=[offer for offer in offers if not offer.is_free][:SEARCH_RESULTS_LIMIT],
-            window_query=_window_query(data["vehicle_type"], data["start"], data["end"]),
+            window_query=_window_query(data["vehicle_type"], data["start"], data["end"])
+            + (
+                "&" + urlencode({"features": data["features"]}, doseq=True)
+                if data["features"]
+                else ""
+            ),
             reserve=_search_reserve_fields(request, data),
             search_summary=" · ".join(
                 (
@@ -248,6 +261,7 @@ def _search_reserve_fields(request: HttpRequest, data: dict) -> dict:
         "end": data["end"].strftime("%Y-%m-%dT%H:%M"),
         "vehicle": max(fitting, key=lambda v: v.pk).pk if fitting else "",
         "key": uuid.uuid4().hex[:40],
+        "features": data.get("features") or [],
     }
 
 
@@ -289,6 +303,7 @@ class Quote:
     end: datetime
     vehicle_type: str
     terms: Terms | None = None  # every charge of booking this window now
+    features: str = ""  # what the spot must have, in words ("EV charging and covered")
 
     @property
     def is_free(self) -> bool:
@@ -321,9 +336,17 @@ def _user_vehicles(request: HttpRequest) -> list[Vehicle]:
     return request._vehicles
 
 
+def _offered_features(lot: Lot) -> list[str]:
+    return [name for name, count in spot_feature_counts(lot).items() if count]
+
+
 def _reserve_form(request: HttpRequest, lot: Lot, data) -> forms.ReserveForm:
     return forms.ReserveForm(
-        data, lot=lot, vehicle_types=_offered_types(lot), vehicles=_user_vehicles(request)
+        data,
+        lot=lot,
+        vehicle_types=_offered_types(lot),
+        features=_offered_features(lot),
+        vehicles=_user_vehicles(request),
     )
 
 
@@ -361,11 +384,13 @@ def _quote(form: forms.WindowForm, lot: Lot) -> Quote | None:
     if not all(key in data for key in ("vehicle_type", "start_utc", "end_utc")):
         return None
     try:
+        needs = spot_needs(data.get("features") or ())
         answer = lot_availability(
             lot_id=lot.slug,
             vehicle_type=data["vehicle_type"],
             start=data["start_utc"],
             end=data["end_utc"],
+            needs=needs,
         )
     except ApplicationError as exc:
         form.add_application_error(exc)
@@ -386,6 +411,7 @@ def _quote(form: forms.WindowForm, lot: Lot) -> Quote | None:
         end=answer.end,
         vehicle_type=answer.vehicle_type,
         terms=terms,
+        features=needs.describe(),
     )
 
 
@@ -394,6 +420,8 @@ def _lot_context(lot: Lot, form: forms.WindowForm, quote: Quote | None) -> dict:
     query = ""
     if data.get("vehicle_type") and data.get("start") and data.get("end"):
         query = _window_query(data["vehicle_type"], data["start"], data["end"])
+        if data.get("features"):  # kept in the address, so that a reload keeps them ticked
+            query += "&" + urlencode({"features": data["features"]}, doseq=True)
     counts = spot_counts(lot)
     lot_url = reverse("lot_detail", args=[lot.slug])
     return {
@@ -407,6 +435,11 @@ def _lot_context(lot: Lot, form: forms.WindowForm, quote: Quote | None) -> dict:
         "here_url": f"{lot_url}?{query}" if query else lot_url,
         "timezone_label": lot.tz.key.replace("_", " "),
         "now": timezone.now(),
+        "feature_counts": [
+            (SpotFeature(name).label, count)
+            for name, count in spot_feature_counts(lot).items()
+            if count
+        ],
     }
 
 
@@ -475,6 +508,7 @@ def reserve(request: HttpRequest, lot_id: str) -> HttpResponse:
                 start=data["start_utc"],
                 end=data["end_utc"],
                 vehicle_plate=data["vehicle_plate"],
+                features=data.get("features") or (),
                 idempotency_key=f"web:{key}" if (key := data["idempotency_key"]) else None,
             )
         except IdempotencyKeyReused as exc:
@@ -493,8 +527,8 @@ def reserve(request: HttpRequest, lot_id: str) -> HttpResponse:
             status = exc.status
         except ApplicationError as exc:
             form.add_application_error(exc, fields=RESERVE_FIELDS)
-            if exc.code == "no_spot_available":
-                messages.error(request, _spot_gone_message(lot, data["vehicle_type"]))
+            if exc.code in ("no_spot_available", "no_spot_with_features"):
+                messages.error(request, _spot_gone_message(lot, data["vehicle_type"], exc))
             status = exc.status
         else:
             # The pass and the reminders are e-mailed in the language booked in.
@@ -504,8 +538,13 @@ def reserve(request: HttpRequest, lot_id: str) -> HttpResponse:
     return render(request, "parking/lot_detail.html", _lot_context(lot, form, quote), status=status)
 
 
-def _spot_gone_message(lot: Lot, vehicle_type: str) -> str:
+def _spot_gone_message(lot: Lot, vehicle_type: str, exc: ApplicationError) -> str:
     kind = VehicleType(vehicle_type).label.lower()
+    if exc.code == "no_spot_with_features":
+        return gettext(
+            "Sorry, no %(kind)s spot at %(lot)s with what you ticked is free for those times "
+            "any more. Untick what you can do without, try other times, or another lot."
+        ) % {"kind": kind, "lot": lot.name}
     return gettext(
         "Sorry, the last free %(kind)s spot at %(lot)s for those times has just been taken. "
         "Try other times, or another lot nearby."

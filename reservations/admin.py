@@ -294,7 +294,7 @@ class ReservationAdmin(AdminInputMixin, LotScopedAdminMixin, admin.ModelAdmin):
     ]
     fieldsets = [
         (None, {"fields": ("code", "status", "driver", "vehicle_type", "vehicle_plate")}),
-        ("Where", {"fields": ("lot", "spot")}),
+        ("Where", {"fields": ("lot", "spot", "asked_of_the_spot")}),
         (
             "When (in the lot's time zone)",
             {
@@ -333,6 +333,7 @@ class ReservationAdmin(AdminInputMixin, LotScopedAdminMixin, admin.ModelAdmin):
         "vehicle_plate",
         "lot",
         "spot",
+        "asked_of_the_spot",
         "local_window",
         "start_local",
         "end_local",
@@ -408,6 +409,12 @@ class ReservationAdmin(AdminInputMixin, LotScopedAdminMixin, admin.ModelAdmin):
     @admin.display(description="Spot", ordering="spot__label")
     def spot_label(self, reservation: Reservation) -> str:
         return reservation.spot.label
+
+    @admin.display(description="Asked of the spot")
+    def asked_of_the_spot(self, reservation: Reservation) -> str:
+        """What the driver asked for (a move keeps to it): "Nothing" if nothing."""
+        text = reservation.needs.describe()
+        return text[:1].upper() + text[1:] if text else "Nothing"
 
     @admin.display(description="Driver", ordering="user__email")
     def driver(self, reservation: Reservation) -> str:

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from config.errors import ApplicationError
 from lots.admin import admin_money, scoped_object_or_404, staff_lot_ids
+from lots.features import SpotFeature
 from lots.models import Lot
 from reservations.attention import lot_attention, lots_attention_counts
 from reservations.models import Actor, Reservation, Settlement, Status, normalize_code
@@ -73,6 +74,15 @@ def _figures(report: LotReport) -> dict:
             title=f"Occupancy by weekday and hour: {report.lot.name if report.lot else 'all lots'}",
         ),
         "revenue_chart": revenue_bars_svg(report, money=admin_money),
+        "features": [
+            (
+                SpotFeature(name).label,
+                figures,
+                admin_money(figures.revenue_net, money),
+                _percent(figures.occupancy),
+            )
+            for name, figures in report.features.items()
+        ],
     }
 
 

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.db.models import (
+    BooleanField,
     DateTimeField,
     DurationField,
     Exists,
@@ -30,7 +31,8 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce
 
-from lots.models import Spot
+from lots.features import FEATURE_FIELDS, NO_NEEDS, SCARCE_FEATURES, SpotNeeds
+from lots.models import Lot, Spot
 from reservations.models import BLOCKING_Q, Reservation, Status
 
 # Stand-in for "no booking on that side": far enough that any real gap is smaller.
@@ -53,14 +55,43 @@ def overlapping_q(start: datetime, end: datetime, now: datetime) -> Q:
     return Q(start__lt=end) & (Q(occupied_until__gt=start) | overstaying)
 
 
+def spots_with_q(needs: SpotNeeds) -> Q:
+    """Spots that have what a booking needs: every feature named, and room for
+    the vehicle's height under the spot's own limit and its lot's."""
+    q = Q(**{FEATURE_FIELDS[name]: True for name in needs.features})
+    if needs.height_cm is not None:
+        too_low = Lot.objects.filter(pk=OuterRef("lot_id"), height_limit_cm__lt=needs.height_cm)
+        q &= Q(max_height_cm__isnull=True) | Q(max_height_cm__gte=needs.height_cm)
+        q &= ~Exists(too_low)
+    return q
+
+
+def spare_first(needs: SpotNeeds) -> list:
+    """Order-by terms putting first the spots without the scarce features the
+    booking did not ask for (hot_sql._spare_sql)."""
+    spare = [name for name in SCARCE_FEATURES if name not in needs.features]
+    if not spare:
+        return []
+    q = Q()
+    for name in spare:
+        q |= Q(**{FEATURE_FIELDS[name]: True})
+    return [ExpressionWrapper(q, output_field=BooleanField()).asc()]
+
+
 def free_spots(
-    *, lot_id: int, vehicle_type: str, start: datetime, end: datetime, now: datetime
+    *,
+    lot_id: int,
+    vehicle_type: str,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    needs: SpotNeeds = NO_NEEDS,
 ) -> QuerySet[Spot]:
     taken = Reservation.objects.filter(spot=OuterRef("pk")).filter(
         live_blocking_q(now), overlapping_q(start, end, now)
     )
     return Spot.objects.filter(lot_id=lot_id, vehicle_type=vehicle_type, is_active=True).filter(
-        ~Exists(taken)
+        ~Exists(taken), spots_with_q(needs)
     )
 
 
@@ -88,11 +119,14 @@ def best_fit_spots(
     end: datetime,
     now: datetime,
     exclude: Iterable[int] = (),
+    needs: SpotNeeds = NO_NEEDS,
 ) -> QuerySet[Spot]:
-    """The free spots next to the neighbouring bookings, best fit first; when
-    none of them is free, every free spot, by label."""
+    """The free spots that have what the booking `needs` next to the
+    neighbouring bookings, best fit first; when none of them is free, every
+    such free spot, by label. Ties go to spots without scarce features the
+    booking did not ask for."""
     free = free_spots(
-        lot_id=lot_id, vehicle_type=vehicle_type, start=start, end=end, now=now
+        lot_id=lot_id, vehicle_type=vehicle_type, start=start, end=end, now=now, needs=needs
     ).exclude(pk__in=list(exclude))
     neighbours = Reservation.objects.filter(spot=OuterRef("pk")).filter(live_blocking_q(now))
     previous_end = (
@@ -113,6 +147,7 @@ def best_fit_spots(
             lot_id=lot_id, vehicle_type=vehicle_type, start=start, end=end, now=now
         )
     )
+    spare = spare_first(needs)
     if candidates.exists():
-        return candidates.annotate(free_span=span).order_by(F("free_span").asc(), "label")
-    return free.order_by("label")
+        return candidates.annotate(free_span=span).order_by(F("free_span").asc(), *spare, "label")
+    return free.order_by(*spare, "label")

@@ -27,6 +27,16 @@ from config.fields import AwareDateTimeField, MoneyField, parse_aware
 from config.throttles import BookingThrottle
 from lots.authentication import GateKeyAuthentication, IsGate
 from lots.constants import VehicleType
+from lots.features import (
+    NO_NEEDS,
+    VEHICLE_HEIGHT_MAX_CM,
+    VEHICLE_HEIGHT_MIN_CM,
+    SpotFeature,
+    SpotNeeds,
+    spot_features,
+    spot_needs,
+    stored_features,
+)
 from reservations import lean_booking, metrics
 from reservations.models import (
     Actor,
@@ -66,6 +76,40 @@ class WindowSerializer(serializers.Serializer):
     vehicle_type = serializers.ChoiceField(choices=VehicleType.choices)
     start = AwareDateTimeField()
     end = AwareDateTimeField()
+
+
+class FeatureField(serializers.ChoiceField):
+    """A spot feature's name; anything else is 400 invalid_feature."""
+
+    default_error_messages = {
+        "invalid_feature": '"{input}" is not a spot feature: use '
+        + ", ".join(SpotFeature.values)
+        + "."
+    }
+
+    def __init__(self, **kwargs):
+        super().__init__(choices=SpotFeature.choices, **kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and data in SpotFeature.values:
+            return data
+        self.fail("invalid_feature", input=str(data)[:40])
+
+
+def features_list(**kwargs) -> serializers.ListField:
+    return serializers.ListField(child=FeatureField(), max_length=len(SpotFeature), **kwargs)
+
+
+def vehicle_height_field(**kwargs) -> serializers.IntegerField:
+    return serializers.IntegerField(
+        min_value=VEHICLE_HEIGHT_MIN_CM,
+        max_value=VEHICLE_HEIGHT_MAX_CM,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="The vehicle's height in centimetres: only a spot (and lot) it fits under.",
+        **kwargs,
+    )
 
 
 class MoneySerializer(serializers.Serializer):
@@ -120,6 +164,29 @@ class AvailabilitySerializer(serializers.Serializer):
     )
 
 
+class AvailabilityQuerySerializer(WindowSerializer):
+    features = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Comma-separated spot features (ev_charging, accessible, covered): count "
+        "only spots with every one; an unknown name is 400 invalid_feature.",
+    )
+    vehicle_height_cm = vehicle_height_field()
+
+    def validate_features(self, value: str) -> list[str]:
+        names = [name.strip() for name in value.split(",") if name.strip()]
+        unknown = [name for name in names if name not in SpotFeature.values]
+        if unknown:
+            raise serializers.ValidationError(
+                f"{unknown[0][:40]!r} is not a spot feature: use "
+                + ", ".join(SpotFeature.values)
+                + ".",
+                code="invalid_feature",
+            )
+        return names
+
+
 class AvailabilityApi(APIView):
     """checkCapacity. The public question every visitor asks, hence the lean path
     (`as_view`): a well-formed question is answered without DRF's request
@@ -145,15 +212,17 @@ class AvailabilityApi(APIView):
         return view
 
     @extend_schema(
-        parameters=[LOT_ID, WindowSerializer],
+        parameters=[LOT_ID, AvailabilityQuerySerializer],
         responses=AvailabilitySerializer,
         tags=["lots"],
         auth=[],
     )
     def get(self, request, lot_id: str):
-        window = WindowSerializer(data=request.query_params)
+        window = AvailabilityQuerySerializer(data=request.query_params)
         window.is_valid(raise_exception=True)
-        return Response(availability_data(lot_availability(lot_id=lot_id, **window.validated_data)))
+        fields = dict(window.validated_data)
+        needs = spot_needs(fields.pop("features"), fields.pop("vehicle_height_cm"))
+        return Response(availability_data(lot_availability(lot_id=lot_id, needs=needs, **fields)))
 
 
 def availability_data(answer: Availability) -> dict:
@@ -182,6 +251,7 @@ def _utc_iso(value: datetime) -> str:
 
 
 _VEHICLE_TYPES = frozenset(VehicleType.values)
+_FEATURES = frozenset(SpotFeature.values)
 # What DRF's negotiation would answer with JSON (our only renderer) without asking.
 _PLAIN_ACCEPT = frozenset({"", "*/*", "application/json"})
 _JSON_HEADERS = {"Content-Type": "application/json", "Allow": "GET, HEAD, OPTIONS"}
@@ -194,6 +264,25 @@ def _aware(raw: str | None) -> datetime | None:
     try:
         return parse_aware(raw)
     except ValueError:
+        return None
+
+
+def _needs_lean(params) -> SpotNeeds | None:
+    """AvailabilityQuerySerializer's features and height as SpotNeeds, or None
+    where it would refuse them (or judge them otherwise)."""
+    raw, height = params.get("features", ""), params.get("vehicle_height_cm")
+    if not raw and height is None:
+        return NO_NEEDS
+    names = [name.strip() for name in raw.split(",") if name.strip()]
+    if not all(name in _FEATURES for name in names):
+        return None
+    if height is not None:
+        if not (height.isascii() and height.isdigit() and len(height) <= 4):
+            return None
+        height = int(height)
+    try:
+        return spot_needs(names, height)
+    except ApplicationError:
         return None
 
 
@@ -210,8 +299,13 @@ def _availability_lean(request: HttpRequest, lot_id: str) -> HttpResponse | None
     start, end = _aware(params.get("start")), _aware(params.get("end"))
     if vehicle_type not in _VEHICLE_TYPES or start is None or end is None:
         return None
+    needs = _needs_lean(params)
+    if needs is None:
+        return None
     try:
-        answer = lot_availability(lot_id=lot_id, vehicle_type=vehicle_type, start=start, end=end)
+        answer = lot_availability(
+            lot_id=lot_id, vehicle_type=vehicle_type, start=start, end=end, needs=needs
+        )
     except ApplicationError:
         return None
     body = json.dumps(availability_data(answer), ensure_ascii=False, separators=(",", ":"))
@@ -221,6 +315,14 @@ def _availability_lean(request: HttpRequest, lot_id: str) -> HttpResponse | None
 class SpotRefSerializer(serializers.Serializer):
     id = serializers.CharField(source="public_id")
     label = serializers.CharField()
+    features = serializers.SerializerMethodField()
+    max_height_cm = serializers.IntegerField(
+        allow_null=True, help_text="The spot's own height limit (null: the lot's)."
+    )
+
+    @extend_schema_field(serializers.ListField(child=FeatureField()))
+    def get_features(self, spot) -> list[str]:
+        return spot_features(spot)
 
 
 class PaymentSerializer(serializers.Serializer):
@@ -305,6 +407,7 @@ class ReservationSerializer(serializers.ModelSerializer):
     overstay_charge = MoneyField("overstay_amount")
     payment = serializers.SerializerMethodField()
     terms = serializers.SerializerMethodField()
+    requested_features = serializers.SerializerMethodField()
 
     class Meta:
         model = Reservation
@@ -316,6 +419,8 @@ class ReservationSerializer(serializers.ModelSerializer):
             "spot",
             "vehicle_type",
             "vehicle_plate",
+            "requested_features",
+            "vehicle_height_cm",
             "start",
             "end",
             "occupied_until",
@@ -330,6 +435,10 @@ class ReservationSerializer(serializers.ModelSerializer):
             "terms",
             "payment",
         ]
+
+    @extend_schema_field(serializers.ListField(child=FeatureField()))
+    def get_requested_features(self, reservation: Reservation) -> list[str]:
+        return stored_features(reservation.requested_features)
 
     @extend_schema_field(TermsSerializer)
     def get_terms(self, reservation: Reservation) -> dict:
@@ -392,9 +501,18 @@ def reservation_data(reservation: Reservation, payment=_UNKNOWN) -> dict:
         "status": reservation.status,
         "lot_id": lot.slug,
         "lot_timezone": lot.timezone,
-        "spot": None if spot is None else {"id": spot.public_id, "label": spot.label},
+        "spot": None
+        if spot is None
+        else {
+            "id": spot.public_id,
+            "label": spot.label,
+            "features": spot_features(spot),
+            "max_height_cm": spot.max_height_cm,
+        },
         "vehicle_type": reservation.vehicle_type,
         "vehicle_plate": reservation.vehicle_plate,
+        "requested_features": stored_features(reservation.requested_features),
+        "vehicle_height_cm": reservation.vehicle_height_cm,
         "start": when(reservation.start),
         "end": when(reservation.end),
         "occupied_until": when(reservation.occupied_until),
@@ -416,6 +534,13 @@ class ReservationCreateSerializer(WindowSerializer):
     vehicle_plate = serializers.CharField(
         max_length=20, required=False, allow_blank=True, default=""
     )
+    features = features_list(
+        required=False,
+        default=list,
+        help_text="Only a spot with every one of these (409 no_spot_with_features if none "
+        "is free); an unknown name is 400 invalid_feature.",
+    )
+    vehicle_height_cm = vehicle_height_field()
 
 
 class ReservationFilterSerializer(serializers.Serializer):

@@ -17,6 +17,7 @@ from django.db import connection, models
 from django.utils.dateparse import parse_datetime
 
 from config.db_router import read_connection
+from lots.features import FEATURE_FIELDS, NO_NEEDS, SCARCE_FEATURES, SpotNeeds
 from reservations.models import BLOCKING_STATUSES, Reservation, ReservationEvent, Status
 
 _BLOCKING = ", ".join(f"'{s}'" for s in BLOCKING_STATUSES)
@@ -53,7 +54,7 @@ SELECT r.hourly_amount, r.daily_max_amount,
   EXISTS (SELECT 1 FROM lots_raterule rr WHERE rr.lot_id = r.lot_id AND rr.is_active
     AND rr.vehicle_type IN ('', r.vehicle_type)) AS has_rules,
   (SELECT COUNT(*) FROM lots_spot s
-    WHERE s.lot_id = %s AND s.vehicle_type = %s AND s.is_active
+    WHERE s.lot_id = %s AND s.vehicle_type = %s AND s.is_active {{needs}}
       AND NOT EXISTS (
         SELECT 1 FROM reservations_reservation x
         WHERE x.spot_id = s.id AND x.status IN ({_BLOCKING})
@@ -85,7 +86,7 @@ SELECT r.hourly_amount, r.daily_max_amount,
   EXISTS (SELECT 1 FROM lots_raterule rr WHERE rr.lot_id = r.lot_id AND rr.is_active
     AND rr.vehicle_type IN ('', r.vehicle_type)) AS has_rules,
   (SELECT COUNT(*) FROM lots_spot s
-    WHERE s.lot_id = %(lot)s AND s.vehicle_type = %(type)s AND s.is_active)
+    WHERE s.lot_id = %(lot)s AND s.vehicle_type = %(type)s AND s.is_active {{needs}})
   - (SELECT COUNT(*) FROM (
       SELECT x.spot_id FROM reservations_reservation x
       WHERE x.lot_id = %(lot)s::bigint AND x.status IN ({_BLOCKING})
@@ -96,7 +97,7 @@ SELECT r.hourly_amount, r.daily_max_amount,
       WHERE x.lot_id = %(lot)s AND x.status = {_PARKED} AND x."end" <= %(now)s
         AND x.start < %(end)s) AS busy
     JOIN lots_spot s ON s.id = busy.spot_id
-    WHERE s.lot_id = %(lot)s AND s.vehicle_type = %(type)s AND s.is_active) AS free,
+    WHERE s.lot_id = %(lot)s AND s.vehicle_type = %(type)s AND s.is_active {{needs}}) AS free,
   (SELECT MIN(x.hold_expires_at) FROM reservations_reservation x
     WHERE x.lot_id = %(lot)s AND x.vehicle_type = %(type)s AND x.status = {_PENDING}
       AND x.hold_expires_at > %(now)s AND x.start < %(end)s
@@ -107,6 +108,20 @@ SELECT r.hourly_amount, r.daily_max_amount,
 FROM lots_rate r
 WHERE r.lot_id = %(lot)s AND r.vehicle_type = %(type)s
 """  # noqa: S608  (constants only; values are parameters)
+
+# Both as every question without spot features asks them ({needs} is where
+# _availability_sql adds the features' conditions).
+AVAILABILITY_PLAIN = AVAILABILITY.format(needs="")
+AVAILABILITY_BY_RANGE_PLAIN = AVAILABILITY_BY_RANGE.format(needs="")
+
+
+@lru_cache(maxsize=64)
+def _availability_sql(*, postgresql: bool, features: tuple[str, ...], height: str) -> str:
+    """AVAILABILITY(_BY_RANGE) counting only the spots that have the features
+    and room for the vehicle (needs_sql); without them, the statement as it was."""
+    template = AVAILABILITY_BY_RANGE if postgresql else AVAILABILITY
+    return template.format(needs=needs_sql(features, height=height))
+
 
 LOT_VERSION = """
 SELECT id, availability_version, currency FROM lots_lot WHERE slug = %s AND is_active
@@ -137,18 +152,34 @@ def lot_version(slug: str) -> tuple[int, int, str] | None:
 
 
 def availability(
-    *, lot_pk: int, vehicle_type: str, start: datetime, end: datetime, now: datetime
+    *,
+    lot_pk: int,
+    vehicle_type: str,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    needs: SpotNeeds = NO_NEEDS,
 ) -> tuple[int, int, bool, int, datetime | None] | None:
     """(hourly, daily max, whether rate rules apply, free spots, first change), or
-    None without a rate.
-    The first change is when the answer may stop being true though nothing was
-    booked (a hold lapses, a parked car starts to overstay)."""
+    None without a rate; with `needs`, only spots that have them count. The first
+    change is when the answer may stop being true though nothing was booked (a
+    hold lapses, a parked car starts to overstay)."""
     s, e, n = _db_time(start), _db_time(end), _db_time(now)
     reader = read_connection()  # a replica's under reading_replica() (config/db_router.py)
-    if reader.vendor == "postgresql":
+    postgresql = reader.vendor == "postgresql"
+    sql = AVAILABILITY_BY_RANGE_PLAIN if postgresql else AVAILABILITY_PLAIN
+    if needs:
+        # SQLite's statement takes positional parameters: the height, an int
+        # checked by spot_needs, goes in as a literal there.
+        tall = "" if needs.height_cm is None else "%(height)s"
+        if tall and not postgresql:
+            tall = str(int(needs.height_cm))
+        sql = _availability_sql(postgresql=postgresql, features=needs.features, height=tall)
+    if postgresql:
         params = {"lot": lot_pk, "type": vehicle_type, "start": s, "end": e, "now": n}
+        params["height"] = needs.height_cm
         with reader.cursor() as cursor:
-            cursor.execute(AVAILABILITY_BY_RANGE, params)
+            cursor.execute(sql, params)
             row = cursor.fetchone()
     else:
         params = [
@@ -158,7 +189,7 @@ def availability(
             *(lot_pk, vehicle_type),
         ]
         with reader.cursor() as cursor:
-            cursor.execute(AVAILABILITY, params)
+            cursor.execute(sql, params)
             row = cursor.fetchone()
     if row is None:
         return None
@@ -214,12 +245,23 @@ _PREVIOUS_END = f"""COALESCE((SELECT MAX(x.occupied_until) FROM reservations_res
     WHERE x.spot_id = s.id AND {_LIVE} AND x.occupied_until <= %(start)s),
   %(far_start)s)"""  # noqa: S608
 # next start - previous end = gap before + window + gap after: ordering by it
-# orders by the total gap, the window being the same for every spot.
+# orders by the total gap, the window being the same for every spot. SQLite's
+# julianday() is a float: rounded to the millisecond, equal spans compare equal
+# and the tie-breakers after it decide, as they do in the ORM.
 _SPAN = {
     "postgresql": f"({_NEXT_START} - {_PREVIOUS_END})",
-    "sqlite": f"(julianday({_NEXT_START}) - julianday({_PREVIOUS_END}))",
+    "sqlite": f"ROUND((julianday({_NEXT_START}) - julianday({_PREVIOUS_END})) * 86400000)",
 }
-SPOT_COLUMNS = ["id", "lot_id", "public_id", "label", "vehicle_type", "is_active"]
+SPOT_COLUMNS = [
+    "id",
+    "lot_id",
+    "public_id",
+    "label",
+    "vehicle_type",
+    "is_active",
+    *FEATURE_FIELDS.values(),
+    "max_height_cm",
+]
 _SPOT = ", ".join(f"s.{column}" for column in SPOT_COLUMNS)
 
 # Best fit (allocation.best_fit_spots): among the free spots next to the
@@ -230,24 +272,53 @@ _PICK_BEST = f"""
 SELECT {_SPOT} FROM lots_spot s
 WHERE s.id IN ({_NEIGHBOUR_SPOTS})
   AND s.lot_id = %(lot)s AND s.vehicle_type = %(type)s AND s.is_active
-  AND {_FREE} {{exclude}} {{gate}}
-ORDER BY {{span}}, s.label
+  AND {_FREE} {{exclude}} {{needs}} {{gate}}
+ORDER BY {{span}}, {{spare}}s.label
 LIMIT 1 {{lock}}
 """  # noqa: S608  (constants only)
 _PICK_ANY = f"""
 SELECT {_SPOT} FROM lots_spot s
 WHERE s.lot_id = %(lot)s AND s.vehicle_type = %(type)s AND s.is_active
-  AND {_FREE} {{exclude}} {{gate}}
-ORDER BY s.label
+  AND {_FREE} {{exclude}} {{needs}} {{gate}}
+ORDER BY {{spare}}s.label
 LIMIT 1 {{lock}}
 """  # noqa: S608  (constants only)
 
 
+def needs_sql(features: tuple[str, ...], *, height: str = "") -> str:
+    """Spot s has what a booking needs (lots/features.py): every feature named,
+    and, with `height` (SQL for the vehicle's height: a parameter), room for the
+    vehicle under both the spot's own limit and the lot's. Empty when nothing
+    is asked."""
+    parts = [f"s.{FEATURE_FIELDS[name]}" for name in features]
+    if height:
+        parts += [
+            f"(s.max_height_cm IS NULL OR s.max_height_cm >= {height})",
+            "NOT EXISTS (SELECT 1 FROM lots_lot l"  # noqa: S608  (a parameter or an int)
+            f" WHERE l.id = s.lot_id AND l.height_limit_cm < {height})",
+        ]
+    return "".join(f" AND {part}" for part in parts)
+
+
+def _spare_sql(features: tuple[str, ...]) -> str:
+    """A tie-breaker before the label: spots without the scarce features the
+    booking did not ask for come first, so that they stay free for those who do."""
+    spare = [f"s.{FEATURE_FIELDS[name]}" for name in SCARCE_FEATURES if name not in features]
+    return f"({' OR '.join(spare)}), " if spare else ""
+
+
 def _pick_params(
-    *, lot_pk: int, vehicle_type: str, start: datetime, end: datetime, now: datetime
+    *,
+    lot_pk: int,
+    vehicle_type: str,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    needs: SpotNeeds = NO_NEEDS,
 ) -> dict:
     horizon = timedelta(days=_HORIZON_DAYS)
     return {
+        "height": needs.height_cm,
         "lot": lot_pk,
         "type": vehicle_type,
         "start": _db_time(start),
@@ -258,12 +329,22 @@ def _pick_params(
     }
 
 
-def _pick_sql(template: str, *, exclude: list[int], wait: bool, gate: str = "") -> str:
+def _pick_sql(
+    template: str,
+    *,
+    exclude: list[int],
+    wait: bool,
+    gate: str = "",
+    features: tuple[str, ...] = (),
+    height: bool = False,
+) -> str:
     lock = ""
     if connection.features.has_select_for_update:
         lock = "FOR UPDATE OF s" if wait else "FOR UPDATE OF s SKIP LOCKED"
     return template.format(
         exclude=f"AND s.id NOT IN ({', '.join(str(int(pk)) for pk in exclude)})" if exclude else "",
+        needs=needs_sql(features, height="%(height)s" if height else ""),
+        spare=_spare_sql(features),
         gate=gate,
         span=_SPAN["postgresql" if connection.vendor == "postgresql" else "sqlite"],
         lock=lock,
@@ -279,13 +360,18 @@ def pick_spot(
     now: datetime,
     exclude: list[int],
     wait: bool,
+    needs: SpotNeeds = NO_NEEDS,
 ) -> tuple | None:
-    """The best-fit free spot's row (SPOT_COLUMNS), locked on PostgreSQL: past
-    spots another booking is locking, or, with `wait`, waiting for them."""
-    params = _pick_params(lot_pk=lot_pk, vehicle_type=vehicle_type, start=start, end=end, now=now)
+    """The best-fit free spot's row (SPOT_COLUMNS) that has what the booking
+    `needs`, locked on PostgreSQL: past spots another booking is locking, or,
+    with `wait`, waiting for them."""
+    params = _pick_params(
+        lot_pk=lot_pk, vehicle_type=vehicle_type, start=start, end=end, now=now, needs=needs
+    )
+    shape = {"features": needs.features, "height": needs.height_cm is not None}
     with connection.cursor() as cursor:
         for template in (_PICK_BEST, _PICK_ANY):
-            cursor.execute(_pick_sql(template, exclude=exclude, wait=wait), params)
+            cursor.execute(_pick_sql(template, exclude=exclude, wait=wait, **shape), params)
             row = cursor.fetchone()
             if row is not None:
                 return row
@@ -548,10 +634,18 @@ def _insert_params(instance: models.Model, *, prefix: str, skip: str) -> dict:
     return params
 
 
-@lru_cache(maxsize=16)
-def _book_sql(*, plate: bool, overstaying: bool, key: bool) -> str:
+@lru_cache(maxsize=32)
+def _book_sql(
+    *,
+    plate: bool,
+    overstaying: bool,
+    key: bool,
+    features: tuple[str, ...] = (),
+    height: bool = False,
+) -> str:
     """_BOOK for one shape of booking: with a plate (and its car possibly parked
-    past its end now), with an Idempotency-Key. Built once per shape, so that
+    past its end now), with an Idempotency-Key, with spot features asked for and
+    a vehicle height given. Built once per shape, so that
     psycopg converts it once and PostgreSQL prepares it once per connection."""
     event_columns, event_values = _insert_shape(
         ReservationEvent, prefix="e_", skip="reservation_id"
@@ -564,8 +658,17 @@ def _book_sql(*, plate: bool, overstaying: bool, key: bool) -> str:
     columns, values = _insert_shape(Reservation, prefix="r_", skip="spot_id")[1:]
     return _BOOK.format(
         plate_busy=plate_busy,
-        best=_pick_sql(_PICK_BEST, exclude=[], wait=False, gate=_WITHIN_LIMITS),
-        any_free=_pick_sql(_PICK_ANY, exclude=[], wait=False, gate=_AFTER_BEST),
+        best=_pick_sql(
+            _PICK_BEST,
+            exclude=[],
+            wait=False,
+            gate=_WITHIN_LIMITS,
+            features=features,
+            height=height,
+        ),
+        any_free=_pick_sql(
+            _PICK_ANY, exclude=[], wait=False, gate=_AFTER_BEST, features=features, height=height
+        ),
         columns=columns,
         values=values,
         event_columns=event_columns,
@@ -584,6 +687,7 @@ def book(
     key: str | None,
     fingerprint: str,
     now: datetime,
+    needs: SpotNeeds = NO_NEEDS,
 ) -> Booked:
     """Run _BOOK for an unsaved `reservation` (spot to be picked) and its first
     `event` (reservation to be set), inside the caller's transaction, after
@@ -595,6 +699,7 @@ def book(
         start=start,
         end=end,
         now=now,
+        needs=needs,
     )
     plate = reservation.vehicle_plate
     params.update(
@@ -606,7 +711,13 @@ def book(
         key=key,
         fingerprint=fingerprint,
     )
-    sql = _book_sql(plate=bool(plate), overstaying=start < plate_horizon, key=bool(key))
+    sql = _book_sql(
+        plate=bool(plate),
+        overstaying=start < plate_horizon,
+        key=bool(key),
+        features=needs.features,
+        height=needs.height_cm is not None,
+    )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         unpaid, busy, *spot, reservation_pk, key_taken = cursor.fetchone()

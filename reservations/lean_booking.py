@@ -20,10 +20,12 @@ from config.errors import ApplicationError, InvalidInput
 from config.fields import parse_aware
 from config.throttles import BookingThrottle
 from lots.constants import VehicleType
+from lots.features import VEHICLE_HEIGHT_MAX_CM, VEHICLE_HEIGHT_MIN_CM, SpotFeature
 from parking.authentication import BearerTokenAuthentication
 from reservations import metrics
 
 _VEHICLE_TYPES = frozenset(VehicleType.values)
+_FEATURES = frozenset(SpotFeature.values)
 # What DRF's negotiation would answer with JSON (our only renderer) without asking.
 _PLAIN_ACCEPT = frozenset({"", "*/*", "application/json"})
 _HEADERS = {
@@ -57,12 +59,24 @@ def booking_input(request: HttpRequest) -> dict[str, Any] | None:
         return None
     if start is None or end is None:
         return None
+    features = data.get("features", [])
+    height = data.get("vehicle_height_cm")
+    if not isinstance(features, list) or len(features) > len(_FEATURES):
+        return None
+    if any(not isinstance(name, str) or name not in _FEATURES for name in features):
+        return None
+    if height is not None and (
+        type(height) is not int or not VEHICLE_HEIGHT_MIN_CM <= height <= VEHICLE_HEIGHT_MAX_CM
+    ):
+        return None
     return {
         "lot_id": lot_id,
         "vehicle_type": vehicle_type,
         "start": start,
         "end": end,
         "vehicle_plate": plate,
+        "features": features,
+        "vehicle_height_cm": height,
     }
 
 

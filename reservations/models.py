@@ -10,6 +10,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from lots.constants import VehicleType
+from lots.features import SpotNeeds, stored_features
 from lots.models import Lot, Spot
 
 # No 0/O or 1/I/L: codes are read aloud and typed at gates.
@@ -77,6 +78,11 @@ class Reservation(models.Model):
     spot = models.ForeignKey(Spot, on_delete=models.PROTECT, related_name="reservations")
     vehicle_type = models.CharField(max_length=16, choices=VehicleType.choices)
     vehicle_plate = models.CharField(max_length=16, blank=True)
+    # What the driver asked of the spot (lots/features.py): feature names, sorted,
+    # comma-separated ("accessible,ev_charging"), and their vehicle's height. A
+    # move to another spot keeps to them.
+    requested_features = models.CharField(max_length=40, blank=True, default="")
+    vehicle_height_cm = models.PositiveSmallIntegerField(null=True, blank=True)
     start = models.DateTimeField()
     end = models.DateTimeField()
     # End of the time the spot is taken: `end`, or earlier after an early departure
@@ -233,6 +239,14 @@ class Reservation(models.Model):
     @property
     def is_blocking(self) -> bool:
         return self.status in BLOCKING_STATUSES
+
+    @property
+    def needs(self) -> SpotNeeds:
+        """What the driver asked of the spot: any spot it moves to must have it."""
+        return SpotNeeds(
+            features=tuple(stored_features(self.requested_features)),
+            height_cm=self.vehicle_height_cm,
+        )
 
     def is_overstaying(self, now: datetime) -> bool:
         """A car still in its spot after its end: it holds the spot until it leaves."""

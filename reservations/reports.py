@@ -46,6 +46,7 @@ from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
+from lots.features import FEATURE_FIELDS
 from lots.models import Lot, Spot
 from payments.models import Payment
 from reservations.models import (
@@ -160,6 +161,25 @@ class Revenue:
 
 
 @dataclass
+class FeatureFigures:
+    """The figures of a lot's spots that have one feature (EV charging...)."""
+
+    spots: int = 0
+    bookings: int = 0
+    revenue_net: int = 0
+    used_minutes: float = 0.0  # spot-minutes in use over the period
+    available_minutes: float = 0.0  # the spots' minutes in the period
+
+    @property
+    def occupancy(self) -> float | None:
+        return self.used_minutes / self.available_minutes if self.available_minutes else None
+
+
+def _no_features() -> dict[str, FeatureFigures]:
+    return {name: FeatureFigures() for name in FEATURE_FIELDS}
+
+
+@dataclass
 class LotReport:
     """One lot's figures (or, with `lot` None, several lots' figures summed)."""
 
@@ -184,6 +204,8 @@ class LotReport:
     # Occupancy: spot-minutes in use and available, per [weekday][hour] (local).
     used: list[list[float]] = field(default_factory=lambda: [[0.0] * 24 for _ in range(7)])
     available: list[list[float]] = field(default_factory=lambda: [[0.0] * 24 for _ in range(7)])
+    # By spot feature (lots/features.py): the same figures for the spots with it.
+    features: dict[str, FeatureFigures] = field(default_factory=_no_features)
 
     @property
     def revenue_net(self) -> int:
@@ -253,6 +275,13 @@ class LotReport:
             for hour in range(24):
                 self.used[day][hour] += other.used[day][hour]
                 self.available[day][hour] += other.available[day][hour]
+        for name, theirs in other.features.items():
+            ours = self.features[name]
+            ours.spots += theirs.spots
+            ours.bookings += theirs.bookings
+            ours.revenue_net += theirs.revenue_net
+            ours.used_minutes += theirs.used_minutes
+            ours.available_minutes += theirs.available_minutes
 
 
 @dataclass
@@ -312,10 +341,21 @@ def _count_spots(reports: dict[int, LotReport]) -> None:
         Spot.objects.filter(lot_id__in=reports, is_active=True)
         .order_by()
         .values("lot_id")
-        .annotate(n=Count("pk"))
+        .annotate(
+            n=Count("pk"),
+            **{
+                f"with_{name}": Count("pk", filter=Q(**{column: True}))
+                for name, column in FEATURE_FIELDS.items()
+            },
+        )
     )
     for row in rows:
-        reports[row["lot_id"]].spots = row["n"]
+        report = reports[row["lot_id"]]
+        report.spots = row["n"]
+        minutes = (report.end - report.start).total_seconds() / 60
+        for name, figures in report.features.items():
+            figures.spots = row[f"with_{name}"]
+            figures.available_minutes = figures.spots * minutes
 
 
 def _count_bookings(reports: dict[int, LotReport], in_period: Q, now: datetime) -> None:
@@ -340,6 +380,10 @@ def _count_bookings(reports: dict[int, LotReport], in_period: Q, now: datetime) 
             stays=Count("pk", filter=Q(status=Status.COMPLETED, arrived_at__isnull=False)),
             stay=Avg(stay, filter=Q(status=Status.COMPLETED, arrived_at__isnull=False)),
             lead=Avg(lead),
+            **{
+                f"with_{name}": Count("pk", filter=Q(**{f"spot__{column}": True}))
+                for name, column in FEATURE_FIELDS.items()
+            },
         )
     )
     for row in rows:
@@ -350,6 +394,8 @@ def _count_bookings(reports: dict[int, LotReport], in_period: Q, now: datetime) 
         report.stays = row["stays"]
         report.stay_seconds = _seconds(row["stay"]) * row["stays"]
         report.lead_seconds = max(_seconds(row["lead"]), 0.0) * row["bookings"]
+        for name, figures in report.features.items():
+            figures.bookings = row[f"with_{name}"]
 
 
 def _seconds(value) -> float:
@@ -367,8 +413,11 @@ def _sum_revenue(reports: dict[int, LotReport], in_period: Q) -> None:
     # "reservation:<code>/extension-<n>" for the time bought later): the period's
     # reservations are joined to their payments on that reference, which the
     # unique (reference, kind) index answers. One statement (UNION ALL).
+    # With the features of each booking's spot, grouped by too: at most 8 rows
+    # more per lot and status, for the breakdown by feature.
+    flags = {f"f_{name}": F(f"spot__{column}") for name, column in FEATURE_FIELDS.items()}
     period_reservations = Reservation.objects.filter(in_period).values(
-        "pk", "lot_id", "status", "code"
+        "pk", "lot_id", "status", "code", **flags
     )
     inner, params = period_reservations.query.sql_with_params()
     payment = Payment._meta.db_table
@@ -377,11 +426,12 @@ def _sum_revenue(reports: dict[int, LotReport], in_period: Q) -> None:
     # Constants of ours, not input: safe to write into the statement.
     prefix = PAYMENT_REFERENCE_PREFIX.replace("'", "")
     separator = EXTENSION_REFERENCE_SEPARATOR.replace("'", "")
+    flag_columns = "".join(f", r.{qn(name)}" for name in flags)
     columns = (
         f"r.{qn('lot_id')}, r.{qn('status')}, p.{qn('kind')}, "
-        f"SUM(p.{qn('amount_captured')}), SUM(p.{qn('amount_refunded')})"
+        f"SUM(p.{qn('amount_captured')}), SUM(p.{qn('amount_refunded')}){flag_columns}"
     )
-    group = f"GROUP BY r.{qn('lot_id')}, r.{qn('status')}, p.{qn('kind')}"
+    group = f"GROUP BY r.{qn('lot_id')}, r.{qn('status')}, p.{qn('kind')}{flag_columns}"
     sql = (
         f"SELECT {columns} FROM ({inner}) r "  # noqa: S608  (identifiers and our constants)
         f"JOIN {qn(payment)} p ON p.{qn('reference')} = '{prefix}' || r.{qn('code')} {group} "
@@ -394,7 +444,7 @@ def _sum_revenue(reports: dict[int, LotReport], in_period: Q) -> None:
     with connection.cursor() as cursor:
         cursor.execute(sql, (*params, *params))
         rows = cursor.fetchall()
-    for lot_id, status, kind, captured, refunded in rows:
+    for lot_id, status, kind, captured, refunded, *has in rows:
         if kind == Payment.Kind.OVERSTAY:
             bucket = OVERSTAY
         elif status == Status.NO_SHOW:
@@ -404,6 +454,11 @@ def _sum_revenue(reports: dict[int, LotReport], in_period: Q) -> None:
         revenue = reports[lot_id].revenue[bucket]
         revenue.captured += int(captured or 0)
         revenue.refunded += int(refunded or 0)
+        for name, with_it in zip(FEATURE_FIELDS, has, strict=True):
+            if with_it:
+                reports[lot_id].features[name].revenue_net += int(captured or 0) - int(
+                    refunded or 0
+                )
 
 
 def _measure_occupancy(reports: dict[int, LotReport], holding: Q) -> None:
@@ -412,15 +467,38 @@ def _measure_occupancy(reports: dict[int, LotReport], holding: Q) -> None:
     # minutes past the hour at which they do; the same for when they stop.
     starts: dict[int, dict[datetime, tuple[int, int]]] = defaultdict(dict)
     stops: dict[int, dict[datetime, tuple[int, int]]] = defaultdict(dict)
-    for name, target in (("start", starts), ("occupied_until", stops)):
+    # Also by the features of the spot (grouped by them: at most 8 rows an hour):
+    # per lot and feature, the minutes from a fixed origin at which bookings start
+    # and stop holding their spot, clipped to the period; stops minus starts is
+    # the spot-minutes in use on spots with the feature.
+    clipped: dict[int, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    flags = [f"spot__{column}" for column in FEATURE_FIELDS.values()]
+    for name, target, sign in (("start", starts, -1), ("occupied_until", stops, 1)):
         rows = (
             occupying.annotate(hour=TruncHour(name, tzinfo=UTC))
-            .values("lot_id", "hour")
+            .values("lot_id", "hour", *flags)
             .annotate(n=Count("pk"), minutes=Sum(ExtractMinute(name, tzinfo=UTC)))
-            .values_list("lot_id", "hour", "n", "minutes")
+            .values_list("lot_id", "hour", "n", "minutes", *flags)
         )
-        for lot_id, hour, n, minutes in rows:
-            target[lot_id][_aware(hour)] = (n, int(minutes or 0))
+        for lot_id, hour, n, minutes, *has in rows:
+            hour = _aware(hour)
+            n_before, m_before = target[lot_id].get(hour, (0, 0))
+            target[lot_id][hour] = (n_before + n, m_before + int(minutes or 0))
+            if not any(has):
+                continue
+            report = reports[lot_id]
+            if hour < _hour_floor(report.start):
+                at = n * _minutes(report.start)
+            elif hour >= report.end:
+                at = n * _minutes(report.end)
+            else:
+                at = n * _minutes(hour) + int(minutes or 0)
+            for feature, with_it in zip(FEATURE_FIELDS, has, strict=True):
+                if with_it:
+                    clipped[lot_id][feature] += sign * at
+    for lot_id, by_feature in clipped.items():
+        for feature, used in by_feature.items():
+            reports[lot_id].features[feature].used_minutes = used
 
     for lot_id, report in reports.items():
         tz = report.lot.tz
@@ -442,6 +520,13 @@ def _measure_occupancy(reports: dict[int, LotReport], holding: Q) -> None:
                 report.used[local.weekday()][local.hour] += used
                 report.available[local.weekday()][local.hour] += report.spots * 60
             moment += HOUR
+
+
+_ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def _minutes(moment: datetime) -> float:
+    return (moment - _ORIGIN).total_seconds() / 60
 
 
 def _hour_floor(moment: datetime) -> datetime:
@@ -521,7 +606,8 @@ def _csv_row(report: LotReport, period: Period) -> list:
 
 def report_csv(report: Report, *, with_totals: bool) -> str:
     """The same numbers as the page: a row per lot (amounts in minor units),
-    the totals per currency, then occupancy per lot, weekday and hour."""
+    the totals per currency, then per lot and spot feature, then occupancy per
+    lot, weekday and hour."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
@@ -530,6 +616,23 @@ def report_csv(report: Report, *, with_totals: bool) -> str:
     if with_totals:
         for total in report.totals:
             writer.writerow(_csv_row(total, report.period))
+    writer.writerow([])
+    writer.writerow(
+        ["lot", "feature", "spots", "bookings", "revenue_net", "occupancy_percent", "currency"]
+    )
+    for each in report.lots:
+        for name, figures in each.features.items():
+            writer.writerow(
+                [
+                    each.lot.slug,
+                    name,
+                    figures.spots,
+                    figures.bookings,
+                    figures.revenue_net,
+                    _percent(figures.occupancy),
+                    each.currency,
+                ]
+            )
     writer.writerow([])
     writer.writerow(["lot", "weekday", "hour", "occupancy_percent"])
     for each in report.lots:

@@ -14,6 +14,7 @@ from django.utils.translation import gettext, gettext_lazy
 
 from config.errors import Conflict, InvalidInput, NotFound
 from config.plates import normalize_plate
+from lots.features import NO_NEEDS, SpotNeeds
 from lots.models import Lot, OpeningHours, Rate, RateRule, Spot
 from lots.pricing import PriceLine, Tariff
 from lots.selectors import (
@@ -28,7 +29,7 @@ from lots.selectors import (
 from payments.models import Payment
 from payments.selectors import payments_for
 from reservations import hot_sql, policy
-from reservations.allocation import live_blocking_q, overlapping_q
+from reservations.allocation import live_blocking_q, overlapping_q, spots_with_q
 from reservations.models import (
     Reservation,
     ReservationExtension,
@@ -66,9 +67,16 @@ class Availability:
 
 
 def lot_availability(
-    *, lot_id: str, vehicle_type: str, start: datetime, end: datetime, now: datetime | None = None
+    *,
+    lot_id: str,
+    vehicle_type: str,
+    start: datetime,
+    end: datetime,
+    now: datetime | None = None,
+    needs: SpotNeeds = NO_NEEDS,
 ) -> Availability:
-    """Whether one spot is free for the whole window, how many are, and the price.
+    """Whether one spot is free for the whole window, how many are, and the price;
+    with `needs`, only spots that have the features and room for the vehicle.
 
     Exact: the cache key carries the lot's availability version, which every
     booking bumps in its own transaction, and an answer lives no longer than the
@@ -82,6 +90,8 @@ def lot_availability(
     lot_pk, version, currency = lot
 
     key = f"avail:{lot_pk}:{version}:{vehicle_type}:{start.timestamp():.6f}:{end.timestamp():.6f}"
+    if needs:
+        key = f"{key}:{needs.stored}:{needs.height_cm or ''}"
     cached = cache.get(key)
     if cached is not None and cached[-1] > now.timestamp():
         free, tariff, _ = cached
@@ -89,7 +99,7 @@ def lot_availability(
         # Only windows the lot is open for are ever cached, and changing its hours
         # bumps its version: a cached answer needs no second look at them.
         validate_opening_hours(lot_pk=lot_pk, start=start, end=end)
-        free, tariff, valid_until = _compute(lot_pk, vehicle_type, start, end, now)
+        free, tariff, valid_until = _compute(lot_pk, vehicle_type, start, end, now, needs)
         ttl = min(settings.AVAILABILITY_CACHE_SECONDS, valid_until - now.timestamp())
         if ttl >= 1:
             cache.set(key, (free, tariff, valid_until), timeout=ttl)
@@ -112,13 +122,19 @@ def lot_availability(
 
 
 def _compute(
-    lot_pk: int, vehicle_type: str, start: datetime, end: datetime, now: datetime
+    lot_pk: int,
+    vehicle_type: str,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    needs: SpotNeeds = NO_NEEDS,
 ) -> tuple[int, policy.Tariff | None, float]:
     """(free spots, the tariff, until when the answer holds), in one query (and
-    one more for the rate rules of a lot that has some for the type)."""
+    one more for the rate rules of a lot that has some for the type); with
+    `needs`, only spots that have them count."""
     valid_until = now.timestamp() + settings.AVAILABILITY_CACHE_SECONDS
     row = hot_sql.availability(
-        lot_pk=lot_pk, vehicle_type=vehicle_type, start=start, end=end, now=now
+        lot_pk=lot_pk, vehicle_type=vehicle_type, start=start, end=end, now=now, needs=needs
     )
     if row is None:  # no rate: the lot does not take this vehicle type
         return 0, None, valid_until
@@ -509,10 +525,12 @@ def lot_search(
     near: tuple[float, float] | None = None,
     radius_m: int | None = None,
     now: datetime | None = None,
+    needs: SpotNeeds = NO_NEEDS,
 ) -> list[LotOffer]:
     """The active lots (of a city, or all; matching the words `q`; within
-    `radius_m` of `near`, nearest first) that take this vehicle type, each with
-    its free spots and price for the window given in its own local time.
+    `radius_m` of `near`, nearest first) that take this vehicle type (in spots
+    with what `needs` asks), each with its free spots (of those) and price for
+    the window given in its own local time.
 
     Three queries whatever the number of lots: the lots with their rate, their
     opening hours, then the free spots of all of them counted together (one
@@ -521,7 +539,11 @@ def lot_search(
     now = now or timezone.now()
     rate = Rate.objects.filter(lot=OuterRef("pk"), vehicle_type=vehicle_type)
     lots = Lot.objects.filter(is_active=True).filter(
-        Exists(Spot.objects.filter(lot=OuterRef("pk"), vehicle_type=vehicle_type, is_active=True))
+        Exists(
+            Spot.objects.filter(
+                spots_with_q(needs), lot=OuterRef("pk"), vehicle_type=vehicle_type, is_active=True
+            )
+        )
     )
     if city:
         lots = lots.filter(city__iexact=city.strip())
@@ -576,7 +598,7 @@ def lot_search(
         )
         free = dict(
             Spot.objects.filter(lot_id__in=list(windows), vehicle_type=vehicle_type, is_active=True)
-            .filter(~Exists(taken))
+            .filter(~Exists(taken), spots_with_q(needs))
             .values("lot_id")
             .annotate(n=Count("pk"))
             .values_list("lot_id", "n")

@@ -256,6 +256,8 @@ GOOD_FIELDS = {
     "vehicle_plate": "FZ-001-ZZ",
     "payment_token": "pm_card_visa",
     "plate": "AB-123-CD",
+    "features": ["covered"],
+    "vehicle_height_cm": 180,
 }
 
 

@@ -22,6 +22,7 @@ from django.utils.translation import get_language, gettext, ngettext, pgettext
 
 from config.money import format_money
 from config.qr import qr_code
+from lots.features import SpotFeature, spot_features
 from lots.pricing import DAILY_MAX
 from reservations.models import Status
 from reservations.selectors import status_now
@@ -274,3 +275,14 @@ def hold_clock(seconds: int | None) -> str:
     """Seconds left as a clock: 14:05."""
     seconds = max(0, int(seconds or 0))
     return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+@register.filter
+def spot_feature_labels(spot) -> list[str]:
+    """What a spot has, for people: ["EV charging", "Covered", "Up to 2.10 m"]."""
+    if spot is None:
+        return []
+    labels = [SpotFeature(name).label for name in spot_features(spot)]
+    if spot.max_height_cm is not None:
+        labels.append(f"Up to {spot.max_height_cm / 100:.2f} m")
+    return labels

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -19,6 +20,7 @@ from django.utils import timezone
 from config.errors import ApplicationError, Conflict, IdempotencyKeyReused, InvalidInput, NotFound
 from config.plates import normalize_plate
 from lots.constants import VehicleType
+from lots.features import SpotNeeds, spot_needs
 from lots.models import Lot, Spot
 from lots.selectors import active_lots, lot_tariff
 from lots.services import lot_availability_changed
@@ -37,7 +39,7 @@ from reservations.models import (
 )
 from reservations.rules import validate_opening_hours, validate_window
 from reservations.selectors import booking_terms
-from reservations.services.placement import NoSpotAvailable, place
+from reservations.services.placement import NoSpotAvailable, no_spot, place
 from reservations.services.settlement import reservation_settlement_reopen
 from reservations.services.status import IllegalTransition, log_recorded_event
 from reservations.services.transitions import (
@@ -96,10 +98,14 @@ def reservation_create(
     start: datetime,
     end: datetime,
     vehicle_plate: str = "",
+    features: Iterable[str] = (),
+    vehicle_height_cm: int | None = None,
     idempotency_key: str | None = None,
     now: datetime | None = None,
 ) -> BookingResult:
-    """reserveSpot: hold the best free spot for the window until it is paid for.
+    """reserveSpot: hold the best free spot for the window until it is paid for;
+    with `features` (lots/features.py) or a `vehicle_height_cm`, only a spot
+    that has every feature and room for the vehicle.
 
     A request repeated with its Idempotency-Key gets the first answer, even once
     the window has started or the lot has filled up since; refusals are checked
@@ -107,12 +113,15 @@ def reservation_create(
     """
     now = now or timezone.now()
     plate = normalize_plate(vehicle_plate)
+    needs = spot_needs(features, vehicle_height_cm)
     fingerprint = _fingerprint(
         lot_id=lot_id,
         vehicle_type=vehicle_type,
         start=start.timestamp() if start.tzinfo else str(start),
         end=end.timestamp() if end.tzinfo else str(end),
         plate=plate,
+        # Only when asked: a plain booking's fingerprint is what it always was.
+        **({"features": needs.stored, "height": needs.height_cm} if needs else {}),
     )
     try:
         return _book(
@@ -122,6 +131,7 @@ def reservation_create(
             start=start,
             end=end,
             plate=plate,
+            needs=needs,
             key=idempotency_key,
             fingerprint=fingerprint,
             now=now,
@@ -151,6 +161,7 @@ def _book(
     start: datetime,
     end: datetime,
     plate: str,
+    needs: SpotNeeds,
     key: str | None,
     fingerprint: str,
     now: datetime,
@@ -171,6 +182,7 @@ def _book(
                 start=start,
                 end=end,
                 plate=plate,
+                needs=needs,
                 key=key,
                 fingerprint=fingerprint,
                 now=now,
@@ -202,6 +214,7 @@ def _reserve(
     start: datetime,
     end: datetime,
     plate: str,
+    needs: SpotNeeds,
     key: str | None,
     fingerprint: str,
     now: datetime,
@@ -237,6 +250,8 @@ def _reserve(
         lot=lot,
         vehicle_type=vehicle_type,
         vehicle_plate=plate,
+        requested_features=needs.stored,
+        vehicle_height_cm=needs.height_cm,
         start=start,
         end=end,
         occupied_until=end,
@@ -273,12 +288,13 @@ def _book_in_one_statement(
         key=key,
         fingerprint=fingerprint,
         now=now,
+        needs=reservation.needs,
     )
     _refuse_over_limits(
         unpaid=booked.unpaid_holds, plate_busy=booked.plate_busy, plate=reservation.vehicle_plate
     )
     if booked.spot is None:
-        raise NoSpotAvailable("No spot is free for that whole window.")
+        raise no_spot(reservation.needs)
     if booked.reservation_pk is None:
         reservation.code = new_reservation_code()  # in case the clash was the code's
         return False
@@ -314,6 +330,7 @@ def _book_step_by_step(
         # that are taking the last free spots (they hold them, and nearly always
         # keep them).
         wait_for_locked=False,
+        needs=reservation.needs,
     )
     if key and not hot_sql.idempotency_key_insert(
         user_pk=user.pk,

@@ -16,6 +16,7 @@ from typing import TypeVar
 from django.db import IntegrityError, transaction
 
 from config.errors import Conflict
+from lots.features import NO_NEEDS, SpotNeeds
 from lots.models import Spot
 from reservations import hot_sql
 from reservations.models import Actor, Reservation, Status
@@ -76,9 +77,11 @@ def place(
     write: Callable[[Spot], T],
     exclude: tuple[int, ...] = (),
     wait_for_locked: bool = True,
+    needs: SpotNeeds = NO_NEEDS,
 ) -> T:
-    """Call `write(spot)` with the best free spot for [start, end) locked; return
-    what it returns. NoSpotAvailable when no spot can be had.
+    """Call `write(spot)` with the best free spot for [start, end) that has what
+    the booking `needs` locked; return what it returns. NoSpotAvailable when no
+    spot can be had.
 
     `wait_for_locked`: when every free spot is being taken by other transactions,
     wait for one of them to know the outcome; without it, NoSpotAvailable at
@@ -93,6 +96,7 @@ def place(
             "end": end,
             "now": now,
             "exclude": tried,
+            "needs": needs,
         }
         try:
             with transaction.atomic():
@@ -116,7 +120,19 @@ def place(
             if not is_overlap_violation(exc):
                 raise
             continue
-    raise NoSpotAvailable("No spot is free for that whole window.")
+    raise no_spot(needs)
+
+
+def no_spot(needs: SpotNeeds) -> NoSpotAvailable:
+    """The refusal when nothing fits: with needs, a code of its own, so that a
+    client can offer to book without them."""
+    if needs:
+        what = needs.describe()  # "EV charging, for a vehicle 210 cm tall"
+        return NoSpotAvailable(
+            f"No spot {'with ' if needs.features else ''}{what} is free for that whole window.",
+            code="no_spot_with_features",
+        )
+    return NoSpotAvailable("No spot is free for that whole window.")
 
 
 class MoveFailed(Exception):
@@ -125,7 +141,8 @@ class MoveFailed(Exception):
 
 def reservation_move_locked(reservation: Reservation, *, now: datetime) -> Spot:
     """Put a reservation, locked by the caller, on the best other free spot for
-    its window [start, occupied_until). Raises MoveFailed if there is none."""
+    its window [start, occupied_until) that still has what the driver asked
+    for. Raises MoveFailed if there is none."""
     away_from = reservation.spot
 
     def write(target: Spot) -> Spot:
@@ -142,6 +159,7 @@ def reservation_move_locked(reservation: Reservation, *, now: datetime) -> Spot:
             now=now,
             write=write,
             exclude=(away_from.pk,),
+            needs=reservation.needs,
         )
     except NoSpotAvailable:
         reservation.spot = away_from

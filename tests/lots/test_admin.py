@@ -218,6 +218,19 @@ def test_reservation_change_page_is_read_only_with_its_audit_trail(staff_client,
     assert (pending.status, pending.price_amount) == (Status.PENDING_PAYMENT, 500)
 
 
+def test_reservation_page_says_what_the_driver_asked_of_the_spot(staff_client, lot, driver):
+    SpotFactory(lot=lot, label="E-1", has_ev_charging=True, is_covered=True)
+    plain = book(driver, lot)
+    ev = book(UserFactory(), lot, features=["covered", "ev_charging"], vehicle_height_cm=190)
+
+    shown = staff_client.get(admin_url(Reservation, "change", ev.pk)).content.decode()
+    assert "Covered and EV charging, for a vehicle 190 cm tall" in shown
+    assert (
+        "Asked of the spot"
+        in staff_client.get(admin_url(Reservation, "change", plain.pk)).content.decode()
+    )
+
+
 def test_reservations_cannot_be_added_or_deleted_in_the_admin(staff_client, pending):
     assert staff_client.get(admin_url(Reservation, "add")).status_code == 403
     assert staff_client.get(admin_url(Reservation, "delete", pending.pk)).status_code == 403
@@ -640,6 +653,60 @@ def test_add_spots_form_refuses_bad_input_without_adding(staff_client, lot, data
     assert response.status_code == 200
     assert field in response.context["form"].errors
     assert lot.spots.count() == 3
+
+
+def test_add_spots_form_gives_the_whole_batch_its_features(staff_client, lot):
+    url = reverse("admin:lots_lot_add_spots", args=[lot.pk])
+    page = staff_client.get(url).content.decode()
+    for name in ("has_ev_charging", "is_accessible", "is_covered", "max_height_cm"):
+        assert f'name="{name}"' in page, name
+
+    staff_client.post(
+        url,
+        {
+            "vehicle_type": "car",
+            "count": "2",
+            "prefix": "E",
+            "has_ev_charging": "on",
+            "is_covered": "on",
+            "max_height_cm": "210",
+        },
+    )
+
+    added = lot.spots.filter(label__startswith="E-").order_by("label")
+    assert [
+        (s.label, s.has_ev_charging, s.is_accessible, s.is_covered, s.max_height_cm) for s in added
+    ] == [("E-001", True, False, True, 210), ("E-002", True, False, True, 210)]
+    response = staff_client.post(
+        url, {"vehicle_type": "car", "count": "2", "prefix": "H", "max_height_cm": "20"}
+    )
+    assert "max_height_cm" in response.context["form"].errors
+    assert not lot.spots.filter(label__startswith="H-").exists()
+
+
+def test_a_spots_features_are_edited_on_its_page_and_filter_the_list(staff_client, lot):
+    spot = lot.spots.get(label="C-002")
+    version = Lot.objects.get(pk=lot.pk).availability_version
+
+    response = staff_client.post(
+        admin_url(Spot, "change", spot.pk),
+        {"label": "C-002", "has_ev_charging": "on", "is_accessible": "on", "max_height_cm": "195"},
+    )
+
+    assert response.status_code == 302
+    spot.refresh_from_db()
+    assert (spot.has_ev_charging, spot.is_accessible, spot.is_covered, spot.max_height_cm) == (
+        True,
+        True,
+        False,
+        195,
+    )
+    assert Lot.objects.get(pk=lot.pk).availability_version > version
+    listed = staff_client.get(admin_url(Spot, "changelist") + "?has_ev_charging__exact=1")
+    rows = listed.content.decode()
+    assert "C-002" in rows
+    assert "C-001" not in rows
+    assert "EV charging, Accessible, max 195 cm" in rows
 
 
 # --- gates ------------------------------------------------------------------------------

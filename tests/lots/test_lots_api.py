@@ -207,7 +207,7 @@ def test_a_lot_shows_its_rates_as_money_and_its_spot_counts_by_type(api, lot):
 
     assert response.status_code == 200, response.content
     body = response.json()
-    assert set(body) == LOT_FIELDS | {"rates", "rate_rules", "spots"} | LOT_FACTS
+    assert set(body) == LOT_FIELDS | {"rates", "rate_rules", "spots", "spot_features"} | LOT_FACTS
     assert body["id"] == "paris-centre"
     assert body["name"] == lot.name
     assert body["address"] == "12 rue de Rivoli"
@@ -224,6 +224,18 @@ def test_a_lot_shows_its_rates_as_money_and_its_spot_counts_by_type(api, lot):
         }
     ]
     assert body["spots"] == {"motorcycle": 0, "car": 3, "van": 0}
+    assert body["spot_features"] == {"ev_charging": 0, "accessible": 0, "covered": 0}
+
+
+def test_a_lot_counts_its_spots_with_each_feature_in_service(api, lot):
+    SpotFactory(lot=lot, label="E-1", has_ev_charging=True, is_covered=True)
+    SpotFactory(lot=lot, label="E-2", has_ev_charging=True, vehicle_type="van")
+    SpotFactory(lot=lot, label="E-3", has_ev_charging=True, is_active=False)
+    SpotFactory(lot=lot, label="A-1", is_accessible=True)
+
+    body = api.get(f"{LOTS}/paris-centre").json()
+
+    assert body["spot_features"] == {"ev_charging": 2, "accessible": 1, "covered": 1}
 
 
 def test_spot_counts_leave_out_spots_out_of_service_and_count_each_type(api, lot):

@@ -74,6 +74,19 @@ def test_seed_creates_lots_in_three_time_zones_and_currencies_with_every_type():
         assert lot.spots.filter(label="C-001", vehicle_type="car").exists()
 
 
+def test_every_demo_lot_has_ev_accessible_covered_and_low_spots():
+    seed()
+    seed()  # and only once
+
+    for lot in Lot.objects.all():
+        cars = lot.spots.filter(vehicle_type="car", is_active=True)
+        assert cars.filter(has_ev_charging=True).count() == 4, lot.slug
+        assert cars.filter(is_accessible=True).count() == 2, lot.slug
+        assert cars.filter(is_covered=True).count() == 10, lot.slug
+        assert cars.filter(max_height_cm=190).count() == 4, lot.slug
+        assert cars.filter(label__startswith="C-", has_ev_charging=False).count() == 40
+
+
 def test_seed_uses_whole_yen_in_tokyo():
     seed()
     tokyo = Lot.objects.get(currency="jpy")
@@ -183,7 +196,7 @@ def test_the_staff_login_runs_its_one_lot_in_the_admin_and_sees_no_other():
     lots = client.get("/admin/lots/lot/").context["cl"].result_list
     assert [lot.slug for lot in lots] == ["paris-opera"]
     spots = client.get("/admin/lots/spot/", {"all": ""}).context["cl"]
-    assert spots.result_count == 60
+    assert spots.result_count == 70  # 60 plain, 10 with features
     for url in (
         f"/admin/lots/lot/{tokyo.pk}/change/",
         f"/admin/lots/lot/{tokyo.pk}/occupancy/",

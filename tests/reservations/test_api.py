@@ -366,7 +366,8 @@ def test_booking_answers_201_with_the_full_reservation(driver_api, lot, frozen_n
     assert CODE.match(body["id"]), body["id"]
     assert body["status"] == "pending_payment"
     assert body["lot_id"] == "paris-centre"
-    assert set(body["spot"]) == {"id", "label"}
+    assert set(body["spot"]) == {"id", "label", "features", "max_height_cm"}
+    assert (body["spot"]["features"], body["requested_features"]) == ([], [])
     assert body["spot"]["label"] in {"C-001", "C-002", "C-003"}
     assert body["spot"]["id"].startswith("sp_")
     assert body["vehicle_type"] == "car"

@@ -5,10 +5,12 @@ from datetime import timedelta
 import pytest
 import time_machine
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from config.errors import ApplicationError, InvalidInput
-from lots.models import Lot
+from lots.features import spot_needs
+from lots.models import Lot, Spot
 from reservations.models import IdempotencyKey, Reservation, Status
 from reservations.selectors import lot_availability
 from reservations.services import reservation_cancel, reservation_create
@@ -183,6 +185,27 @@ def test_booking_and_availability_cost_the_same_queries_whatever_the_lot_size(
     # re-check, insert, event, 2 releases, version bump.
     with django_assert_num_queries(4 if connection.vendor == "postgresql" else 12):
         book(driver, lot, start=start)
+    # Spot features and a height cost no query of their own: they are
+    # conditions in the same statements.
+    Spot.objects.filter(lot=lot).update(has_ev_charging=True, is_covered=True)
+    needs = {"features": ["ev_charging", "covered"], "vehicle_height_cm": 200}
+    with django_assert_num_queries(3):
+        answer = lot_availability(
+            lot_id=lot.slug,
+            vehicle_type="car",
+            start=start,
+            end=start + timedelta(hours=2),
+            needs=spot_needs(needs["features"], needs["vehicle_height_cm"]),
+        )
+    assert answer.free_spots == spots - 2
+    # The next two bookings, a day apart, each meet the same lot: one plain, one
+    # asking for features, in as many queries.
+    with CaptureQueriesContext(connection) as plain:
+        book(driver, lot, start=start + timedelta(days=1))
+    with django_assert_num_queries(len(plain)):
+        booked = book(driver, lot, start=start + timedelta(days=2), **needs)
+    assert booked.spot.has_ev_charging
+    assert booked.spot.is_covered
 
 
 def test_a_booking_through_the_api_with_a_plate_costs_a_fixed_number_of_queries(

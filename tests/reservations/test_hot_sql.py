@@ -13,6 +13,8 @@ from django.db import connection, transaction
 from django.db.models import Min
 from django.utils import timezone
 
+from lots.features import SpotFeature, SpotNeeds, spot_features, spot_needs
+from lots.models import Spot
 from reservations import hot_sql
 from reservations.allocation import (
     best_fit_spots,
@@ -263,3 +265,140 @@ def test_the_booking_statement_sends_each_value_as_the_orm_would(driver, lot):
                 orm = field.get_db_prep_save(field.pre_save(instance, add=True), connection)
                 assert type(sent[name]) is type(orm), name
                 assert getattr(sent[name], "obj", sent[name]) == getattr(orm, "obj", orm), name
+
+
+def _featured_spots(rng: random.Random, lot, count: int) -> list:
+    """Spots with every mix of features and height limits, on a lot with a limit of its own."""
+    return [
+        SpotFactory(
+            lot=lot,
+            vehicle_type="car",
+            has_ev_charging=rng.random() < 0.3,
+            is_accessible=rng.random() < 0.2,
+            is_covered=rng.random() < 0.5,
+            max_height_cm=rng.choice([None, None, 190, 210, 260]),
+        )
+        for _ in range(count)
+    ]
+
+
+def _random_needs(rng: random.Random) -> SpotNeeds:
+    features = rng.sample(list(SpotFeature.values), rng.choice([0, 0, 1, 1, 2, 3]))
+    height = rng.choice([None, None, 180, 200, 230, 245])
+    return spot_needs(features, height)
+
+
+def test_spots_with_features_are_picked_and_counted_as_the_orm_does():
+    """With features asked for and heights given (the lot's own limit among
+    them), the SQL picks the spot the ORM ranks first and counts the spots the
+    ORM finds free; a spot it picks always has what was asked."""
+    rng = random.Random(151215)
+    user = UserFactory()
+    now = timezone.now()
+    picked_some = nothing = 0
+    for height_limit in (None, 240):
+        lot = LotFactory(height_limit_cm=height_limit)
+        RateFactory(lot=lot)
+        spots = _featured_spots(rng, lot, 3 * hot_sql.NEIGHBOURS)
+        _random_history(rng, lot, spots, user, now)
+        for _ in range(80):
+            start = now + timedelta(minutes=15 * rng.randrange(-8, 200))
+            end = start + timedelta(minutes=15 * rng.randrange(2, 40))
+            needs = _random_needs(rng)
+            exclude = rng.sample([s.pk for s in spots], rng.choice([0, 0, 1, 3]))
+            window = {"lot_id": lot.pk, "vehicle_type": "car", "start": start, "end": end}
+            expected = best_fit_spots(**window, now=now, exclude=exclude, needs=needs).first()
+            picked = hot_sql.pick_spot(
+                lot_pk=lot.pk,
+                vehicle_type="car",
+                start=start,
+                end=end,
+                now=now,
+                exclude=exclude,
+                wait=False,
+                needs=needs,
+            )
+            assert (picked[0] if picked else None) == (expected.pk if expected else None)
+            free = hot_sql.availability(
+                lot_pk=lot.pk, vehicle_type="car", start=start, end=end, now=now, needs=needs
+            )[2]
+            assert free == free_spots(**window, now=now, needs=needs).count()
+            if expected is None:
+                nothing += 1
+                continue
+            picked_some += 1
+            spot = Spot.objects.select_related("lot").get(pk=expected.pk)
+            assert set(needs.features) <= set(spot_features(spot))
+            if needs.height_cm is not None:
+                assert (spot.max_height_cm or 1000) >= needs.height_cm
+                assert (spot.lot.height_limit_cm or 1000) >= needs.height_cm
+    assert min(picked_some, nothing) >= 10, (picked_some, nothing)
+
+
+def test_without_features_asked_a_spot_without_scarce_ones_is_picked_first(lot):
+    """A1 (EV) and A2 (accessible) come first by label; a driver who asked for
+    neither gets C-001, and one who asked for EV charging gets A1."""
+    now = timezone.now()
+    SpotFactory(lot=lot, label="A1", has_ev_charging=True)
+    SpotFactory(lot=lot, label="A2", is_accessible=True)
+    window = {"lot_pk": lot.pk, "vehicle_type": "car", "now": now, "exclude": [], "wait": False}
+    start = now + timedelta(days=3)
+    window.update(start=start, end=start + timedelta(hours=2))
+
+    plain = hot_sql.pick_spot(**window)
+    ev = hot_sql.pick_spot(**window, needs=spot_needs(["ev_charging"]))
+
+    assert (plain[3], ev[3]) == ("C-001", "A1")
+    orm = {"lot_id": lot.pk, "vehicle_type": "car", "start": start, "end": window["end"]}
+    assert best_fit_spots(**orm, now=now).first().label == "C-001"
+
+
+@pytest.mark.postgres
+def test_the_one_statement_booking_with_features_takes_the_spot_the_orm_ranks_first():
+    rng = random.Random(4242)
+    user = UserFactory()
+    now = timezone.now()
+    lot = LotFactory(height_limit_cm=240)
+    RateFactory(lot=lot)
+    spots = _featured_spots(rng, lot, 3 * hot_sql.NEIGHBOURS)
+    _random_history(rng, lot, spots, user, now)
+    compared = 0
+    for _ in range(60):
+        start = now + timedelta(minutes=15 * rng.randrange(0, 200))
+        end = start + timedelta(minutes=15 * rng.randrange(2, 40))
+        needs = _random_needs(rng)
+        window = {"lot_id": lot.pk, "vehicle_type": "car", "start": start, "end": end}
+        expected = best_fit_spots(**window, now=now, needs=needs).first()
+        reservation = Reservation(
+            user=user,
+            lot=lot,
+            vehicle_type="car",
+            start=start,
+            end=end,
+            occupied_until=end,
+            status=Status.PENDING_PAYMENT,
+            price_amount=100,
+            currency="usd",
+            hold_expires_at=now + timedelta(minutes=15),
+            requested_features=needs.stored,
+            vehicle_height_cm=needs.height_cm,
+        )
+        event = ReservationEvent(to_status=Status.PENDING_PAYMENT, actor=Actor.DRIVER, at=now)
+        with transaction.atomic():
+            booked = hot_sql.book(
+                reservation=reservation,
+                event=event,
+                max_unpaid=1_000_000,
+                plate_horizon=now,
+                key=None,
+                fingerprint="",
+                now=now,
+                needs=needs,
+            )
+            assert (booked.spot[0] if booked.spot else None) == (expected.pk if expected else None)
+            if booked.reservation_pk is not None:
+                compared += 1
+                row = Reservation.objects.get(pk=booked.reservation_pk)
+                assert (row.spot_id, row.needs) == (expected.pk, needs)
+            transaction.set_rollback(True)
+    assert compared >= 20

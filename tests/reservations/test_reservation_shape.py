@@ -11,6 +11,7 @@ from django.test import override_settings
 from payments.models import Payment
 from reservations.api import ReservationSerializer, reservation_data
 from reservations.models import Reservation, Settlement, Status
+from tests.factories import SpotFactory
 from tests.reservations.helpers import book
 
 
@@ -73,3 +74,15 @@ def test_the_payment_is_looked_up_when_not_given(driver, lot, frozen_now):
 
     assert reservation_data(reservation)["payment"]["status"] == payment.status
     assert reservation_data(reservation) == serialized(reservation, payment)
+
+
+def test_a_booking_with_spot_features_renders_as_the_serializer_does(driver, lot, frozen_now):
+    SpotFactory(lot=lot, label="E-1", has_ev_charging=True, is_covered=True, max_height_cm=210)
+    reservation = book(driver, lot, features=["ev_charging"], vehicle_height_cm=200)
+
+    shown = reservation_data(reservation, payment=None)
+
+    assert shown == serialized(reservation, None)
+    assert shown["spot"]["features"] == ["ev_charging", "covered"]
+    assert (shown["spot"]["max_height_cm"], shown["vehicle_height_cm"]) == (210, 200)
+    assert shown["requested_features"] == ["ev_charging"]

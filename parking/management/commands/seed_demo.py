@@ -63,6 +63,12 @@ GATE_NAME = "Main entrance"
 
 # Spots per vehicle type, and the label prefix painted on them.
 SPOTS = {VehicleType.MOTORCYCLE: ("M", 10), VehicleType.CAR: ("C", 40), VehicleType.VAN: ("V", 10)}
+# Car spots with features (lots/features.py), beyond those: prefix, count, features.
+FEATURED_SPOTS = (
+    ("E", 4, {"has_ev_charging": True, "is_covered": True}),  # EV chargers, under a roof
+    ("A", 2, {"is_accessible": True, "is_covered": True}),  # disabled parking by the exit
+    ("R", 4, {"is_covered": True, "max_height_cm": 190}),  # the low covered row
+)
 
 
 @dataclass(frozen=True)
@@ -194,6 +200,16 @@ class Command(BaseCommand):
             have = lot.spots.filter(vehicle_type=vehicle_type).count()
             if have < wanted:
                 spots_add(lot=lot, vehicle_type=vehicle_type, count=wanted - have, prefix=prefix)
+        for prefix, wanted, features in FEATURED_SPOTS:
+            have = lot.spots.filter(label__startswith=f"{prefix}-").count()
+            if have < wanted:
+                spots_add(
+                    lot=lot,
+                    vehicle_type=VehicleType.CAR,
+                    count=wanted - have,
+                    prefix=prefix,
+                    **features,
+                )
         facts = (lot.height_limit_cm, lot.entry_instructions, opening_hours_of(lot))
         if facts == (demo.height_limit_cm, demo.entry_instructions, demo.opening_hours):
             return lot
