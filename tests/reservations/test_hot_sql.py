@@ -321,7 +321,7 @@ def test_spots_with_features_are_picked_and_counted_as_the_orm_does():
             assert (picked[0] if picked else None) == (expected.pk if expected else None)
             free = hot_sql.availability(
                 lot_pk=lot.pk, vehicle_type="car", start=start, end=end, now=now, needs=needs
-            )[2]
+            )[3]
             assert free == free_spots(**window, now=now, needs=needs).count()
             if expected is None:
                 nothing += 1
