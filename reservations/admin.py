@@ -847,3 +847,14 @@ lots_admin.LotAdmin.page_link_hooks.append(admin_reports.page_links)
 lots_admin.SpotAdmin.action_hooks.extend([take_out_moving, take_out_if_free])
 lots_admin.SpotAdmin.column_hooks.append((reservations_to_come, _annotate_to_come))
 payments_admin.PaymentAdmin.scope_hook = staff_payments
+
+
+def closure_links(lot: Lot) -> list[tuple[str, str]]:
+    return [
+        (reverse("admin:reservations_closure_changelist") + f"?lot__id__exact={lot.pk}", "Closures")
+    ]
+
+
+lots_admin.LotAdmin.link_hooks.append(closure_links)
+# Closures: their admin lives next to the service it runs.
+from reservations import admin_closures  # noqa: E402, F401
