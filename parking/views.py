@@ -66,6 +66,7 @@ from reservations.selectors import (
     local_time_folds,
     lot_availability,
     lot_cities,
+    lot_closures_ahead,
     lot_search,
     receipt_for_user,
     reservation_extension_applied,
@@ -397,6 +398,7 @@ def _lot_context(lot: Lot, form: forms.WindowForm, quote: Quote | None) -> dict:
         "here_url": f"{lot_url}?{query}" if query else lot_url,
         "timezone_label": lot.tz.key.replace("_", " "),
         "now": timezone.now(),
+        "closures": lot_closures_ahead(lot=lot),
     }
 
 

@@ -250,3 +250,18 @@ def test_a_closure_that_ends_before_it_starts_or_is_over_is_refused(clock, lot, 
     with pytest.raises(InvalidInput) as refused:
         _close(lot, starts_at=starts, ends_at=ends)
     assert refused.value.code == code
+
+
+def test_the_lot_page_shows_a_closure_to_come_until_it_is_over_or_lifted(clock, lot):
+    page = APIClient().get(f"/lots/{lot.slug}/").content.decode()
+    assert 'id="lot-closures"' not in page
+    whole = _close(lot)
+    _close(lot, "C-002", starts_at=CLOSED_UNTIL + HOUR, ends_at=CLOSED_UNTIL + 3 * HOUR)
+    page = " ".join(APIClient().get(f"/lots/{lot.slug}/").content.decode().split())
+    # In the lot's time (Paris, UTC+1).
+    assert "Closed Thu 5 Mar 2026, 09:00 – 19:00: maintenance" in page
+    assert "Spot C-002 closed Thu 5 Mar 2026, 20:00 – 22:00: maintenance" in page
+    closure_lift(closure_id=whole.closure.pk)
+    clock.move_to(CLOSED_UNTIL + 3 * HOUR)
+    page = APIClient().get(f"/lots/{lot.slug}/").content.decode()
+    assert 'id="lot-closures"' not in page
