@@ -446,7 +446,9 @@ class Closure(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.lot}: closed {self.starts_at:%Y-%m-%d %H:%M}–{self.ends_at:%Y-%m-%d %H:%M}"
+        tz = self.lot.tz  # in the lot's own time, as its staff think of it
+        starts, ends = self.starts_at.astimezone(tz), self.ends_at.astimezone(tz)
+        return f"{self.lot}: closed {starts:%Y-%m-%d %H:%M}–{ends:%Y-%m-%d %H:%M}"
 
     @property
     def in_force(self) -> bool:
