@@ -245,7 +245,9 @@ _PREVIOUS_END = f"""COALESCE((SELECT MAX(x.occupied_until) FROM reservations_res
 # orders by the total gap, the window being the same for every spot.
 _SPAN = {
     "postgresql": f"({_NEXT_START} - {_PREVIOUS_END})",
-    "sqlite": f"(julianday({_NEXT_START}) - julianday({_PREVIOUS_END}))",
+    # In whole milliseconds: julianday's floats made equal spans unequal in
+    # their last bits, so ties fell otherwise than by label (as the ORM does).
+    "sqlite": f"ROUND((julianday({_NEXT_START}) - julianday({_PREVIOUS_END})) * 86400000)",
 }
 SPOT_COLUMNS = ["id", "lot_id", "public_id", "label", "vehicle_type", "is_active"]
 _SPOT = ", ".join(f"s.{column}" for column in SPOT_COLUMNS)

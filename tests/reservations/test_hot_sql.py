@@ -22,6 +22,7 @@ from reservations.allocation import (
     overlapping_q,
 )
 from reservations.models import Actor, Closure, Reservation, ReservationEvent, Status
+from tests.conftest import NOW
 from tests.factories import LotFactory, RateFactory, SpotFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -272,10 +273,14 @@ def test_closed_spots_are_left_out_by_the_sql_as_by_the_orm_on_random_lots():
     and no closed spot is ever picked."""
     rng = random.Random(1512)
     user = UserFactory()
-    now = timezone.now()
+    # A fixed clock and fixed labels: best fit's ties fall the same way every run.
+    now = NOW
     lot = LotFactory()
     RateFactory(lot=lot, vehicle_type="car", hourly_amount=300, daily_max_amount=2000)
-    spots = SpotFactory.create_batch(2 * hot_sql.NEIGHBOURS, lot=lot, vehicle_type="car")
+    spots = [
+        SpotFactory(lot=lot, vehicle_type="car", label=f"C-{n:03}")
+        for n in range(2 * hot_sql.NEIGHBOURS)
+    ]
     SpotFactory(lot=lot, vehicle_type="van")
     _random_history(rng, lot, spots, user, now)
     other = LotFactory()  # another lot's closure closes nothing here
