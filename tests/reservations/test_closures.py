@@ -170,6 +170,7 @@ def test_a_closure_moves_a_booking_in_its_way_to_the_best_fitting_free_spot(cloc
     assert seen.json()["spot"]["label"] == "C-003"
     assert [m.to for m in mail.outbox] == [[driver.email]]
     assert "C-003" in mail.outbox[0].subject
+    assert "spot C-001 is closed during your reservation (maintenance)" in mail.outbox[0].body
 
 
 def test_a_booking_with_nowhere_to_go_is_cancelled_refunded_in_full_and_listed(
@@ -194,6 +195,9 @@ def test_a_booking_with_nowhere_to_go_is_cancelled_refunded_in_full_and_listed(
     assert [m.to for m in mail.outbox] == [[driver.email]]
     assert booking.code in mail.outbox[0].subject
     assert "pay nothing" in mail.outbox[0].body
+    body = " ".join(mail.outbox[0].body.split())
+    assert "is closed during your reservation (maintenance)" in body
+    assert "has not left" not in body
     assert lot_attention(lot=lot).displaced == [booking]
 
 
@@ -265,3 +269,22 @@ def test_the_lot_page_shows_a_closure_to_come_until_it_is_over_or_lifted(clock, 
     clock.move_to(CLOSED_UNTIL + 3 * HOUR)
     page = APIClient().get(f"/lots/{lot.slug}/").content.decode()
     assert 'id="lot-closures"' not in page
+
+
+def test_a_booking_charged_at_once_is_refunded_in_full_when_a_closure_cancels_it(
+    clock, lot, driver, stripe
+):
+    # Ending beyond a card hold's life, it was charged when paid for.
+    far = NOW + timedelta(days=10)
+    booking = book(driver, lot, start=far)
+    reservation_complete(reservation_id=booking.pk, payment_method_id=stripe.card())
+    payment = Payment.objects.get(reference=payment_reference(booking))
+    assert (payment.status, payment.amount_captured) == ("captured", 500)
+
+    _close(lot, starts_at=far - HOUR, ends_at=far + 3 * HOUR)
+
+    booking.refresh_from_db()
+    assert (booking.status, booking.settlement) == (Status.CANCELLED, "settled")
+    payment.refresh_from_db()
+    assert payment.amount_refunded == 500
+    assert stripe.kept(payment.payment_intent_id) == 0
