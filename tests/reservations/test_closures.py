@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 import time_machine
 from django.core import mail
+from django.test import Client
 from rest_framework.test import APIClient
 
 from lots.models import Spot
@@ -288,3 +289,21 @@ def test_a_booking_charged_at_once_is_refunded_in_full_when_a_closure_cancels_it
     payment.refresh_from_db()
     assert payment.amount_refunded == 500
     assert stripe.kept(payment.payment_intent_id) == 0
+
+
+def test_the_website_says_the_lot_is_closed_when_booking_into_it(clock, lot, driver):
+    _close(lot)  # Thu 5 Mar 09:00-19:00 Paris time
+    browser = Client()
+    browser.force_login(driver)
+    form = {
+        "vehicle_type": "car",
+        "start": "2026-03-05T10:00",
+        "end": "2026-03-05T12:00",
+        "idempotency_key": "form-1",
+    }
+    response = browser.post(f"/lots/{lot.slug}/reserve/", form)
+    assert response.status_code == 409
+    page = " ".join(response.content.decode().split())
+    assert "is closed from 2026-03-05T09:00:00+01:00 until 2026-03-05T19:00:00+01:00" in page
+    assert "(maintenance)" in page
+    assert not Reservation.objects.exists()
