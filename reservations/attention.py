@@ -46,7 +46,7 @@ class Attention:
     settlements: list[Reservation]
     overstayers: list[Reservation]
     displaced: list[Reservation]
-    closed_parked: list[Reservation] = ()
+    closed_parked: list[Reservation]
 
     @property
     def count(self) -> int:
