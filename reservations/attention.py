@@ -58,7 +58,7 @@ class Attention:
         )
 
 
-def _displaced_q(now: datetime) -> Q:
+def displaced_q(now: datetime) -> Q:
     displaced = Exists(
         ReservationEvent.objects.filter(
             reservation=OuterRef("pk"),
@@ -76,7 +76,7 @@ def _displaced_window(now: datetime) -> Q:
     return Q(start__gte=earliest)
 
 
-def _closed_parked_q(now: datetime) -> Q:
+def closed_parked_q(now: datetime) -> Q:
     """A car still parked in a spot a closure in force (not over) closed."""
     in_closed_spot = Exists(
         ClosureImpact.objects.filter(
@@ -99,9 +99,9 @@ def lot_attention(*, lot: Lot, now: datetime | None = None) -> Attention:
         settlements=list(base.filter(settlement=Settlement.ATTENTION).order_by("end", "pk")),
         overstayers=list(base.filter(status=Status.PARKED, end__lte=now).order_by("end", "pk")),
         displaced=list(
-            base.filter(_displaced_window(now)).filter(_displaced_q(now)).order_by("start", "pk")
+            base.filter(_displaced_window(now)).filter(displaced_q(now)).order_by("start", "pk")
         ),
-        closed_parked=list(base.filter(_closed_parked_q(now)).order_by("start", "pk")),
+        closed_parked=list(base.filter(closed_parked_q(now)).order_by("start", "pk")),
     )
 
 
@@ -113,8 +113,8 @@ def lots_attention_counts(*, lot_ids: list[int], now: datetime | None = None) ->
     for queryset in (
         base.filter(settlement=Settlement.ATTENTION),
         base.filter(status=Status.PARKED, end__lte=now),
-        base.filter(_displaced_window(now)).filter(_displaced_q(now)),
-        base.filter(_closed_parked_q(now)),
+        base.filter(_displaced_window(now)).filter(displaced_q(now)),
+        base.filter(closed_parked_q(now)),
     ):
         for lot_id, n in (
             queryset.values("lot_id").annotate(n=Count("pk")).values_list("lot_id", "n")

@@ -90,6 +90,11 @@ def test_staff_close_their_lot_and_see_what_happened_to_each_booking(world):
     # The lot's "needs attention" page lists the cancelled booking.
     attention = client.get(reverse("admin:lots_lot_attention", args=[lot.pk])).content.decode()
     assert first.code in attention
+    listed = client.get(
+        reverse("admin:reservations_reservation_changelist"),
+        {"lot__id__exact": lot.pk, "attention": "any"},
+    )
+    assert list(listed.context["cl"].result_list) == [first]
 
 
 def test_a_car_parked_in_a_closed_spot_is_on_the_attention_page(world):
@@ -106,6 +111,12 @@ def test_a_car_parked_in_a_closed_spot_is_on_the_attention_page(world):
     assert parked.code in attention
     parked.refresh_from_db()
     assert parked.status == Status.PARKED
+    # And in the reservations list, under "needs attention".
+    listed = client.get(
+        reverse("admin:reservations_reservation_changelist"),
+        {"lot__id__exact": lot.pk, "attention": "closed"},
+    )
+    assert list(listed.context["cl"].result_list) == [parked]
 
 
 def test_staff_cannot_close_another_lot_or_its_spots(world):
