@@ -77,6 +77,7 @@ from reservations.selectors import (
     local_time_folds,
     lot_availability,
     lot_cities,
+    lot_closures_ahead,
     lot_search,
     receipt_for_user,
     reservation_extension_applied,
@@ -440,6 +441,7 @@ def _lot_context(lot: Lot, form: forms.WindowForm, quote: Quote | None) -> dict:
             for name, count in spot_feature_counts(lot).items()
             if count
         ],
+        "closures": lot_closures_ahead(lot=lot),
     }
 
 

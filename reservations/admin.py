@@ -26,7 +26,6 @@ from django.contrib.admin.utils import unquote
 from django.db.models import (
     CharField,
     Count,
-    Exists,
     IntegerField,
     OuterRef,
     Q,
@@ -56,7 +55,7 @@ from lots.admin import (
 from lots.models import Lot, Spot
 from payments import admin as payments_admin
 from payments.models import Payment
-from reservations import admin_reports
+from reservations import admin_reports, attention
 from reservations.models import (
     BLOCKING_STATUSES,
     EXTENSION_REFERENCE_SEPARATOR,
@@ -79,7 +78,6 @@ from reservations.services import (
     reservation_settlement_retry,
     spot_take_out_of_service,
 )
-from reservations.services.status import DISPLACED
 
 
 class ReadOnlyAdminMixin:
@@ -193,8 +191,9 @@ class StartDayFilter(admin.SimpleListFilter):
 
 class AttentionFilter(admin.SimpleListFilter):
     """What staff must follow up: money Stripe would not settle, cars still in
-    after their end (the gate may have missed the exit), and bookings we had to
-    cancel because an overstaying car held their spot."""
+    after their end (the gate may have missed the exit), bookings we had to
+    cancel because an overstaying car held their spot or a closure closed it,
+    and cars parked in a closed spot."""
 
     title = "needs attention"
     parameter_name = "attention"
@@ -204,22 +203,23 @@ class AttentionFilter(admin.SimpleListFilter):
             ("any", "Anything"),
             ("settlement", "Payment not settled"),
             ("parked", "Still parked after its end"),
-            ("displaced", "Cancelled: spot held by an overstaying car"),
+            ("displaced", "Cancelled: spot held by an overstaying car, or closed"),
+            ("closed", "Parked in a closed spot"),
         ]
 
     def queryset(self, request, queryset):
         now = timezone.now()
-        displaced = Exists(
-            ReservationEvent.objects.filter(reservation=OuterRef("pk"), data__reason=DISPLACED)
-        )
         reasons = {
             "settlement": Q(settlement=Settlement.ATTENTION),
             "parked": Q(status=Status.PARKED, end__lte=now),
-            # For a week after their time: long enough to call the driver.
-            "displaced": Q(displaced, status=Status.CANCELLED, end__gte=now - timedelta(days=7)),
+            # As the lot's "needs attention" page says (reservations/attention.py).
+            "displaced": attention.displaced_q(now),
+            "closed": attention.closed_parked_q(now),
         }
         if self.value() == "any":
-            return queryset.filter(reasons["settlement"] | reasons["parked"] | reasons["displaced"])
+            return queryset.filter(
+                reasons["settlement"] | reasons["parked"] | reasons["displaced"] | reasons["closed"]
+            )
         if self.value() in reasons:
             return queryset.filter(reasons[self.value()])
         return queryset
@@ -869,3 +869,14 @@ lots_admin.LotAdmin.page_link_hooks.append(admin_reports.page_links)
 lots_admin.SpotAdmin.action_hooks.extend([take_out_moving, take_out_if_free])
 lots_admin.SpotAdmin.column_hooks.append((reservations_to_come, _annotate_to_come))
 payments_admin.PaymentAdmin.scope_hook = staff_payments
+
+
+def closure_links(lot: Lot) -> list[tuple[str, str]]:
+    return [
+        (reverse("admin:reservations_closure_changelist") + f"?lot__id__exact={lot.pk}", "Closures")
+    ]
+
+
+lots_admin.LotAdmin.link_hooks.append(closure_links)
+# Closures: their admin lives next to the service it runs.
+from reservations import admin_closures  # noqa: E402, F401

@@ -6,7 +6,7 @@ future bookings. The candidates are the spots of the NEIGHBOURS bookings of the
 lot and type that end last before the window and of those that start first
 after it: the spots whose gaps can be smallest, found in two short index ranges
 instead of measuring every free spot. When none of them is free, the first free
-spot by label.
+spot by label. Closed spots (models.Closure) are never free.
 
 reservations/hot_sql.py says the same in SQL; the tests compare the two.
 """
@@ -33,7 +33,7 @@ from django.db.models.functions import Coalesce
 
 from lots.features import FEATURE_FIELDS, NO_NEEDS, SCARCE_FEATURES, SpotNeeds
 from lots.models import Lot, Spot
-from reservations.models import BLOCKING_Q, Reservation, Status
+from reservations.models import BLOCKING_Q, Closure, Reservation, Status
 
 # Stand-in for "no booking on that side": far enough that any real gap is smaller.
 _HORIZON = timedelta(days=400)
@@ -78,6 +78,13 @@ def spare_first(needs: SpotNeeds) -> list:
     return [ExpressionWrapper(q, output_field=BooleanField()).asc()]
 
 
+def closures_over(*, lot_id: int, start: datetime, end: datetime) -> QuerySet[Closure]:
+    """The lot's closures in force over part of [start, end)."""
+    return Closure.objects.filter(
+        lot_id=lot_id, lifted_at__isnull=True, ends_at__gt=start, starts_at__lt=end
+    )
+
+
 def free_spots(
     *,
     lot_id: int,
@@ -90,8 +97,13 @@ def free_spots(
     taken = Reservation.objects.filter(spot=OuterRef("pk")).filter(
         live_blocking_q(now), overlapping_q(start, end, now)
     )
-    return Spot.objects.filter(lot_id=lot_id, vehicle_type=vehicle_type, is_active=True).filter(
-        ~Exists(taken), spots_with_q(needs)
+    closures = closures_over(lot_id=lot_id, start=start, end=end)
+    closed_spots = Closure.spots.through.objects.filter(closure__in=closures).values("spot_id")
+    return (
+        Spot.objects.filter(lot_id=lot_id, vehicle_type=vehicle_type, is_active=True)
+        .filter(~Exists(taken), spots_with_q(needs))
+        .filter(~Exists(closures.filter(whole_lot=True)))
+        .exclude(pk__in=closed_spots)
     )
 
 

@@ -590,7 +590,9 @@ class ReservationListCreateApi(ListAPIView):
         "is asked of Stripe. Pay with `complete` and a PaymentMethod id. The answer's "
         "`terms` say what cancelling, not showing up and overstaying cost. A vehicle "
         "plate already booked anywhere for part of the window is refused "
-        "(409 vehicle_already_booked).",
+        "(409 vehicle_already_booked). No free spot: 409 no_spot_available, or "
+        "lot_closed when the lot's staff closed the whole lot over part of the window "
+        "(the detail says from when until when, and why).",
         request=ReservationCreateSerializer,
         responses={201: ReservationSerializer},
         parameters=[
@@ -786,7 +788,8 @@ class ReservationExtendApi(APIView):
         "the card the booking was paid with, or charged at once when the new end lies "
         "beyond a card hold's life. The answer is the reservation (new `end`, new total "
         "`price`) with the `extension`. 400 for a naive, earlier or too long end; 409 "
-        "spot_taken_after (the spot is booked after the current end), extension_too_late "
+        "spot_taken_after (the spot is booked after the current end), lot_closed (the lot "
+        "or the spot is closed before the new end), extension_too_late "
         "(the end has passed), payment_declined (the card refused: nothing changed, nothing "
         "held), extension_in_progress, illegal_transition.",
     )

@@ -4,10 +4,13 @@
 - cars still parked after their end (overstayers): the gate may have missed the exit;
 - bookings we cancelled because their spot was not there for them (displaced by a
   car that stayed on, or by a closure): for a week after their time, so staff can
-  contact the driver.
+  contact the driver;
+- cars parked in a spot that a closure in force closed (a closure never cancels a
+  parked car): while the car is there.
 
-Three queries, each on an index (the open settlements, the parked cars by end,
-the lot's reservations by start), whatever the size of the lot's history.
+Four queries, each on an index (the open settlements, the parked cars by end,
+the lot's reservations by start, the parked cars by lot), whatever the size of
+the lot's history.
 """
 
 from __future__ import annotations
@@ -20,7 +23,13 @@ from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
 from lots.models import Lot
-from reservations.models import Reservation, ReservationEvent, Settlement, Status
+from reservations.models import (
+    ClosureImpact,
+    Reservation,
+    ReservationEvent,
+    Settlement,
+    Status,
+)
 
 # Reasons recorded on the event of a booking we cancelled for want of its spot
 # (status.DISPLACED is "displaced_by_overstay"; a closure records its own
@@ -37,13 +46,19 @@ class Attention:
     settlements: list[Reservation]
     overstayers: list[Reservation]
     displaced: list[Reservation]
+    closed_parked: list[Reservation]
 
     @property
     def count(self) -> int:
-        return len(self.settlements) + len(self.overstayers) + len(self.displaced)
+        return (
+            len(self.settlements)
+            + len(self.overstayers)
+            + len(self.displaced)
+            + len(self.closed_parked)
+        )
 
 
-def _displaced_q(now: datetime) -> Q:
+def displaced_q(now: datetime) -> Q:
     displaced = Exists(
         ReservationEvent.objects.filter(
             reservation=OuterRef("pk"),
@@ -61,8 +76,21 @@ def _displaced_window(now: datetime) -> Q:
     return Q(start__gte=earliest)
 
 
+def closed_parked_q(now: datetime) -> Q:
+    """A car still parked in a spot a closure in force (not over) closed."""
+    in_closed_spot = Exists(
+        ClosureImpact.objects.filter(
+            reservation=OuterRef("pk"),
+            outcome=ClosureImpact.Outcome.PARKED,
+            closure__lifted_at__isnull=True,
+            closure__ends_at__gt=now,
+        )
+    )
+    return Q(in_closed_spot, status=Status.PARKED)
+
+
 def lot_attention(*, lot: Lot, now: datetime | None = None) -> Attention:
-    """The lot's open items, oldest first. Three queries."""
+    """The lot's open items, oldest first. Four queries."""
     now = now or timezone.now()
     base = Reservation.objects.filter(lot_id=lot.pk).select_related("spot", "user")
     return Attention(
@@ -71,20 +99,22 @@ def lot_attention(*, lot: Lot, now: datetime | None = None) -> Attention:
         settlements=list(base.filter(settlement=Settlement.ATTENTION).order_by("end", "pk")),
         overstayers=list(base.filter(status=Status.PARKED, end__lte=now).order_by("end", "pk")),
         displaced=list(
-            base.filter(_displaced_window(now)).filter(_displaced_q(now)).order_by("start", "pk")
+            base.filter(_displaced_window(now)).filter(displaced_q(now)).order_by("start", "pk")
         ),
+        closed_parked=list(base.filter(closed_parked_q(now)).order_by("start", "pk")),
     )
 
 
 def lots_attention_counts(*, lot_ids: list[int], now: datetime | None = None) -> dict[int, int]:
-    """How many items each lot has open (for a badge). Three queries."""
+    """How many items each lot has open (for a badge). Four queries."""
     now = now or timezone.now()
     counts = dict.fromkeys(lot_ids, 0)
     base = Reservation.objects.filter(lot_id__in=lot_ids).order_by()
     for queryset in (
         base.filter(settlement=Settlement.ATTENTION),
         base.filter(status=Status.PARKED, end__lte=now),
-        base.filter(_displaced_window(now)).filter(_displaced_q(now)),
+        base.filter(_displaced_window(now)).filter(displaced_q(now)),
+        base.filter(closed_parked_q(now)),
     ):
         for lot_id, n in (
             queryset.values("lot_id").annotate(n=Count("pk")).values_list("lot_id", "n")

@@ -99,7 +99,12 @@ def send_reservation_moved(*, reservation_id: int, moved_from: str, reason: str)
     reservation = _reservation(reservation_id)
     if reservation.status not in (Status.PENDING_PAYMENT, *PASS_STATUSES):
         return
-    context = _context(reservation, moved_from=moved_from, reason=reason)
+    context = _context(
+        reservation,
+        moved_from=moved_from,
+        reason=reason,
+        closure_reason=_closure_reason(reservation),
+    )
     _send_text(reservation, "moved", context)
 
 
@@ -109,7 +114,15 @@ def send_reservation_displaced(*, reservation_id: int, reason: str) -> None:
     reservation = _reservation(reservation_id)
     if reservation.status != Status.CANCELLED:
         return
-    _send_text(reservation, "displaced", _context(reservation, reason=reason))
+    context = _context(reservation, reason=reason, closure_reason=_closure_reason(reservation))
+    _send_text(reservation, "displaced", context)
+
+
+def _closure_reason(reservation: Reservation) -> str:
+    """Why the lot's staff closed the reservation's spot, if a closure moved or
+    cancelled it (the latest one)."""
+    impact = reservation.closure_impacts.select_related("closure").order_by("-pk").first()
+    return impact.closure.reason if impact is not None else ""
 
 
 @in_drivers_language

@@ -39,6 +39,27 @@ _TAKEN = f"""
     WHERE x.spot_id = s.id AND {_HOLDS}
 """  # noqa: S608  (constants only; values are parameters)
 
+# A closure (models.Closure) of the lot, in force, over part of the window.
+# The lot's closures still to end (closure_lot_in_force): nearly always none.
+_CLOSURE_OVER = """c.lot_id = {lot} AND c.lifted_at IS NULL
+        AND c.ends_at > {start} AND c.starts_at < {end}"""
+# Spot s is not closed over the window: neither its whole lot nor the spot
+# itself. Both subqueries are uncorrelated: asked once, not once a spot.
+_NOT_CLOSED = """NOT EXISTS (
+      SELECT 1 FROM reservations_closure c WHERE c.whole_lot AND {over})
+  AND s.id NOT IN (
+      SELECT cs.spot_id FROM reservations_closure c
+      JOIN reservations_closure_spots cs ON cs.closure_id = c.id WHERE {over})"""
+
+
+def _not_closed(*, lot: str, start: str, end: str) -> str:
+    return _NOT_CLOSED.format(over=_CLOSURE_OVER.format(lot=lot, start=start, end=end))
+
+
+_CLOSURE_OVER_NAMED = _CLOSURE_OVER.format(lot="%(lot)s", start="%(start)s", end="%(end)s")
+_NOT_CLOSED_NAMED = _NOT_CLOSED.format(over=_CLOSURE_OVER_NAMED)
+
+
 # SQLite: rate, number of spots free for the whole window, and the first moments the
 # answer may stop being true without a booking: a hold counted as taken lapses,
 # or a parked car reaches its end and, if it stays, holds its spot from then on.
@@ -47,8 +68,8 @@ _TAKEN = f"""
 # window's start (reservation_spot_until: a spot's past bookings are never
 # visited, where "start < end of window" matched all of them), or a car parked
 # beyond its end (reservation_parked_end: only cars overstaying now).
-# Parameters: lot, type, start, end, now, now, end, lot, type, now, end, start,
-# lot, type, now, lot, type.
+# Parameters: lot, type, start, end, now, now, end, lot, start, end, lot, start,
+# end, lot, type, now, end, start, lot, type, now, lot, type.
 AVAILABILITY = f"""
 SELECT r.hourly_amount, r.daily_max_amount,
   EXISTS (SELECT 1 FROM lots_raterule rr WHERE rr.lot_id = r.lot_id AND rr.is_active
@@ -62,7 +83,8 @@ SELECT r.hourly_amount, r.daily_max_amount,
           AND NOT (x.status = {_PENDING} AND x.hold_expires_at <= %s))
       AND s.id NOT IN (
         SELECT x.spot_id FROM reservations_reservation x
-        WHERE x.status = {_PARKED} AND x."end" <= %s AND x.start < %s)) AS free,
+        WHERE x.status = {_PARKED} AND x."end" <= %s AND x.start < %s)
+      AND {_not_closed(lot="%s", start="%s", end="%s")}) AS free,
   (SELECT MIN(x.hold_expires_at) FROM reservations_reservation x
     WHERE x.lot_id = %s AND x.vehicle_type = %s AND x.status = {_PENDING}
       AND x.hold_expires_at > %s AND x.start < %s AND x.occupied_until > %s) AS first_lapse,
@@ -77,7 +99,8 @@ WHERE r.lot_id = %s AND r.vehicle_type = %s
 # those busy over the window, found by the bookings that overlap it
 # (reservation_lot_busy, a GiST index on the lot and the booked range: a
 # handful of rows whatever the lot's size or history, where probing each spot
-# costs an index look-up a spot) and the lot's cars overstaying now. Ids are
+# costs an index look-up a spot), the lot's cars overstaying now, and its
+# closed spots (all of them when the whole lot is closed). Ids are
 # compared as bigint: psycopg sends a small int as smallint, which the GiST
 # index (btree_gist) cannot compare with its bigint column. Planned once per
 # connection: its generic plan is the plan for any values.
@@ -95,7 +118,14 @@ SELECT r.hourly_amount, r.daily_max_amount,
       UNION
       SELECT x.spot_id FROM reservations_reservation x
       WHERE x.lot_id = %(lot)s AND x.status = {_PARKED} AND x."end" <= %(now)s
-        AND x.start < %(end)s) AS busy
+        AND x.start < %(end)s
+      UNION
+      SELECT cs.spot_id FROM reservations_closure c
+      JOIN reservations_closure_spots cs ON cs.closure_id = c.id WHERE {_CLOSURE_OVER_NAMED}
+      UNION
+      SELECT s.id FROM lots_spot s WHERE s.lot_id = %(lot)s AND s.vehicle_type = %(type)s
+        AND EXISTS (SELECT 1 FROM reservations_closure c
+          WHERE c.whole_lot AND {_CLOSURE_OVER_NAMED})) AS busy
     JOIN lots_spot s ON s.id = busy.spot_id
     WHERE s.lot_id = %(lot)s AND s.vehicle_type = %(type)s AND s.is_active {{needs}}) AS free,
   (SELECT MIN(x.hold_expires_at) FROM reservations_reservation x
@@ -184,6 +214,7 @@ def availability(
     else:
         params = [
             *(lot_pk, vehicle_type, s, e, n, n, e),
+            *(lot_pk, s, e, lot_pk, s, e),  # closures
             *(lot_pk, vehicle_type, n, e, s),
             *(lot_pk, vehicle_type, n),
             *(lot_pk, vehicle_type),
@@ -209,8 +240,9 @@ NEIGHBOURS = 8
 _LIVE = f"""x.status IN ({_BLOCKING})
       AND NOT (x.status = {_PENDING} AND x.hold_expires_at <= %(now)s)"""
 
-# Spot s is free over the window (as _TAKEN says, written so that each part is
-# one index range: the bookings still running at the window's start, by
+# Spot s is free over the window and not closed (as _TAKEN says, written so
+# that each part is one index range: the bookings still running at the
+# window's start, by
 # (spot, occupied_until), never the spot's history; and the lot's overstaying
 # cars, a handful, read once).
 _FREE = f"""NOT EXISTS (
@@ -220,7 +252,8 @@ _FREE = f"""NOT EXISTS (
   AND s.id NOT IN (
       SELECT x.spot_id FROM reservations_reservation x
       WHERE x.lot_id = %(lot)s AND x.vehicle_type = %(type)s AND x.status = {_PARKED}
-        AND x."end" <= %(now)s AND x.start < %(end)s)"""  # noqa: S608  (constants only)
+        AND x."end" <= %(now)s AND x.start < %(end)s)
+  AND {_NOT_CLOSED_NAMED}"""  # noqa: S608  (constants only)
 
 # The spots of the NEIGHBOURS bookings of the lot and type that end last before
 # the window starts, and of those that start first after it ends: two short
@@ -394,6 +427,35 @@ def _lock_keys(*, user_pk: int, plate: str) -> list[str]:
     return [f"driver:{user_pk}"] + ([f"plate:{plate}"] if plate else [])
 
 
+# The space of the lot locks below (two-int advisory locks, apart from the
+# one-bigint driver and plate locks): "Clos".
+_LOT_LOCKS = 0x436C6F73
+
+
+def lot_lock_for_closure(*, lot_pk: int) -> None:
+    """PostgreSQL: until the transaction ends, keep bookings off the lot, after
+    waiting for those in flight to finish (they hold the lock shared, from
+    booking_rate): a closure made now is seen by every booking that follows,
+    and every booking made before is seen by the closure. SQLite's IMMEDIATE
+    transactions serialise every write already."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LOT_LOCKS, lot_pk])
+
+
+def lot_lock_shared(*, reservation_pk: int) -> None:
+    """PostgreSQL: the lock booking_rate takes for a booking, on the lot of a
+    reservation about to hold its spot over a new window (an extension).
+    Taken before the reservation's row lock: a closure takes the lot's first."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock_shared(%s, lot_id::int)"
+                " FROM reservations_reservation WHERE id = %s",
+                [_LOT_LOCKS, reservation_pk],
+            )
+
+
 def booking_rate(
     *, slug: str, vehicle_type: str, lock_for: tuple[int, str] | None = None
 ) -> tuple | None:
@@ -406,13 +468,18 @@ def booking_rate(
     serialises, until the transaction ends, the bookings of that driver and of
     that plate, so that their limits (unpaid holds, one place at a time) cannot
     be passed by racing requests: transaction-scoped advisory locks. SQLite's
-    IMMEDIATE transactions serialise every write already."""
+    IMMEDIATE transactions serialise every write already.
+
+    On PostgreSQL it also takes the lot's lock shared (see lot_lock_for_closure),
+    so that the statements that pick the spot see any closure made before."""
     if "\x00" in slug:
         return None
     locks, params = "", [slug, vehicle_type]
+    if connection.vendor == "postgresql":
+        locks = f"pg_advisory_xact_lock_shared({_LOT_LOCKS}, l.id::int), "
     if lock_for is not None and connection.vendor == "postgresql":
         keys = _lock_keys(user_pk=lock_for[0], plate=lock_for[1])
-        locks = "".join("pg_advisory_xact_lock(hashtext(%s)), " for _ in keys)
+        locks += "".join("pg_advisory_xact_lock(hashtext(%s)), " for _ in keys)
         params = [*keys, *params]
     with connection.cursor() as cursor:
         cursor.execute(BOOKING_RATE.format(locks=locks), params)

@@ -418,3 +418,103 @@ class ReservationNotice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.reservation_id} {self.kind}"
+
+
+class Closure(models.Model):
+    """A lot, or some of its spots, closed by its staff for a while (maintenance,
+    an event): nothing can be booked there over [starts_at, ends_at).
+
+    No spots named means the whole lot (`whole_lot`, set by the service from the
+    spots it is given, so that booking's SQL reads a column rather than counting
+    rows). Bookings already there when it is made are moved or cancelled by
+    reservations/services/closures.py, which records each as a ClosureImpact.
+    Lifted (`lifted_at`) rather than deleted, so that its impacts stay explained.
+    """
+
+    lot = models.ForeignKey(Lot, on_delete=models.PROTECT, related_name="closures", db_index=False)
+    whole_lot = models.BooleanField(default=True)
+    spots = models.ManyToManyField(Spot, blank=True, related_name="closures")
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    reason = models.CharField(max_length=200, help_text="Shown to drivers, e.g. maintenance.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField()
+    lifted_at = models.DateTimeField(null=True, blank=True)
+    lifted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["lot", "starts_at", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(ends_at__gt=models.F("starts_at")),
+                name="closure_ends_after_start",
+            ),
+            models.CheckConstraint(condition=~models.Q(reason=""), name="closure_reason_set"),
+            models.CheckConstraint(
+                condition=models.Q(lifted_at__isnull=True)
+                | models.Q(lifted_at__gte=models.F("created_at")),
+                name="closure_lifted_after_created",
+            ),
+        ]
+        indexes = [
+            # Booking and availability ask "is anything of this lot closed over
+            # the window?": the lot's closures still in force and not yet over,
+            # a handful of rows whatever the lot's history.
+            models.Index(
+                fields=["lot", "ends_at"],
+                condition=models.Q(lifted_at__isnull=True),
+                name="closure_lot_in_force",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        tz = self.lot.tz  # in the lot's own time, as its staff think of it
+        starts, ends = self.starts_at.astimezone(tz), self.ends_at.astimezone(tz)
+        return f"{self.lot}: closed {starts:%Y-%m-%d %H:%M}–{ends:%Y-%m-%d %H:%M}"
+
+    @property
+    def in_force(self) -> bool:
+        return self.lifted_at is None
+
+
+class ClosureImpact(models.Model):
+    """What a closure did to a booking it found in its way."""
+
+    class Outcome(models.TextChoices):
+        MOVED = "moved", "Moved to another spot"
+        CANCELLED = "cancelled", "Cancelled, refunded in full"
+        PARKED = "parked", "Car parked in a closed spot"
+        EXPIRED = "expired", "Unpaid hold lapsed, expired"
+
+    closure = models.ForeignKey(Closure, on_delete=models.CASCADE, related_name="impacts")
+    reservation = models.ForeignKey(
+        Reservation, on_delete=models.CASCADE, related_name="closure_impacts"
+    )
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    from_spot = models.ForeignKey(Spot, on_delete=models.PROTECT, related_name="+")
+    to_spot = models.ForeignKey(
+        Spot, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["closure", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["closure", "reservation"], name="closure_impact_once"),
+            models.CheckConstraint(
+                condition=models.Q(outcome__in=["moved", "cancelled", "parked", "expired"]),
+                name="closure_impact_outcome_valid",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(outcome="moved", to_spot__isnull=False)
+                | (~models.Q(outcome="moved") & models.Q(to_spot__isnull=True)),
+                name="closure_impact_moved_has_target",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.closure_id}: {self.reservation_id} {self.outcome}"

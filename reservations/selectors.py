@@ -31,6 +31,7 @@ from payments.selectors import payments_for
 from reservations import hot_sql, policy
 from reservations.allocation import live_blocking_q, overlapping_q, spots_with_q
 from reservations.models import (
+    Closure,
     Reservation,
     ReservationExtension,
     Settlement,
@@ -862,3 +863,14 @@ def receipt_for_user(*, user, code: str) -> Receipt:
     if receipt is None:
         raise NotFound("This reservation has no receipt yet.", code="receipt_not_ready")
     return receipt
+
+
+def lot_closures_ahead(*, lot: Lot, now: datetime | None = None, limit: int = 3) -> list[Closure]:
+    """The lot's closures in force that are not over yet, soonest first, for
+    drivers to see on the lot's page (on the closure_lot_in_force index)."""
+    now = now or timezone.now()
+    return list(
+        Closure.objects.filter(lot=lot, lifted_at__isnull=True, ends_at__gt=now)
+        .prefetch_related("spots")
+        .order_by("starts_at", "pk")[:limit]
+    )

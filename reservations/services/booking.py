@@ -39,7 +39,8 @@ from reservations.models import (
 )
 from reservations.rules import validate_opening_hours, validate_window
 from reservations.selectors import booking_terms
-from reservations.services.placement import NoSpotAvailable, no_spot, place
+from reservations.services.closures import no_spot_refusal
+from reservations.services.placement import NoSpotAvailable, place
 from reservations.services.settlement import reservation_settlement_reopen
 from reservations.services.status import IllegalTransition, log_recorded_event
 from reservations.services.transitions import (
@@ -294,7 +295,12 @@ def _book_in_one_statement(
         unpaid=booked.unpaid_holds, plate_busy=booked.plate_busy, plate=reservation.vehicle_plate
     )
     if booked.spot is None:
-        raise no_spot(reservation.needs)
+        raise no_spot_refusal(
+            lot=reservation.lot,
+            start=reservation.start,
+            end=reservation.end,
+            needs=reservation.needs,
+        )
     if booked.reservation_pk is None:
         reservation.code = new_reservation_code()  # in case the clash was the code's
         return False
@@ -319,19 +325,27 @@ def _book_step_by_step(
         _first_event(reservation, user=user, now=now).save(force_insert=True)
         return reservation
 
-    place(
-        lot_pk=reservation.lot_id,
-        vehicle_type=reservation.vehicle_type,
-        start=reservation.start,
-        end=reservation.end,
-        now=now,
-        write=insert,
-        # A refusal is answered at once, not after waiting behind the bookings
-        # that are taking the last free spots (they hold them, and nearly always
-        # keep them).
-        wait_for_locked=False,
-        needs=reservation.needs,
-    )
+    try:
+        place(
+            lot_pk=reservation.lot_id,
+            vehicle_type=reservation.vehicle_type,
+            start=reservation.start,
+            end=reservation.end,
+            now=now,
+            write=insert,
+            # A refusal is answered at once, not after waiting behind the bookings
+            # that are taking the last free spots (they hold them, and nearly always
+            # keep them).
+            wait_for_locked=False,
+            needs=reservation.needs,
+        )
+    except NoSpotAvailable:
+        raise no_spot_refusal(
+            lot=reservation.lot,
+            start=reservation.start,
+            end=reservation.end,
+            needs=reservation.needs,
+        ) from None
     if key and not hot_sql.idempotency_key_insert(
         user_pk=user.pk,
         key=key,

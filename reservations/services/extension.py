@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from config.errors import ApplicationError, Conflict, IdempotencyKeyReused
@@ -42,7 +43,8 @@ from payments.services import (
     payment_charge_saved_card,
     payment_settle,
 )
-from reservations import notifications, policy
+from reservations import hot_sql, notifications, policy
+from reservations.allocation import closures_over
 from reservations.models import (
     BLOCKING_Q,
     Actor,
@@ -53,6 +55,7 @@ from reservations.models import (
 )
 from reservations.rules import validate_extension, validate_opening_hours
 from reservations.selectors import booking_terms
+from reservations.services.closures import LotClosed
 from reservations.services.placement import claim_window, is_overlap_violation
 from reservations.services.settlement import reservation_payments
 from reservations.services.status import lock_reservation, record_event
@@ -179,6 +182,7 @@ def _prepare(
     now: datetime,
 ) -> ReservationExtension:
     with transaction.atomic():
+        hot_sql.lot_lock_shared(reservation_pk=reservation_id)  # before any row lock
         reservation = lock_reservation(reservation_id)
         if key and reservation.extensions.filter(idempotency_key=key).exists():
             raise _KeyTaken
@@ -227,6 +231,7 @@ def _check_extendable(reservation: Reservation, *, new_end: datetime, now: datet
         raise ExtensionTooLate(
             "This booking has ended: it can be extended only before its end.", field="end"
         )
+    _refuse_closed(reservation, new_end=new_end)
     if _spot_taken(reservation, new_end=new_end, now=now):
         raise SpotTakenAfter(
             f"Spot {reservation.spot.label} is booked by someone else before that time; "
@@ -247,6 +252,26 @@ def _check_extendable(reservation: Reservation, *, new_end: datetime, now: datet
         raise Conflict(
             f"The vehicle {reservation.vehicle_plate} has another booking in that time.",
             code="vehicle_already_booked",
+            field="end",
+        )
+
+
+def _refuse_closed(reservation: Reservation, *, new_end: datetime) -> None:
+    """lot_closed when the lot, or the booking's spot, is closed over part of the
+    added time. The caller took the lot's lock shared first (as a booking
+    does): a closure being made was waited for, and one made later sees the
+    new end."""
+    closure = (
+        closures_over(lot_id=reservation.lot_id, start=reservation.end, end=new_end)
+        .filter(Q(whole_lot=True) | Q(spots=reservation.spot_id))
+        .order_by("starts_at")
+        .first()
+    )
+    if closure is not None:
+        where = reservation.lot.name if closure.whole_lot else f"Spot {reservation.spot.label}"
+        starts = closure.starts_at.astimezone(reservation.lot.tz).isoformat()
+        raise LotClosed(
+            f"{where} is closed from {starts} ({closure.reason}); choose an earlier end.",
             field="end",
         )
 
@@ -325,6 +350,7 @@ def _pay(reservation: Reservation, extension: ReservationExtension) -> Payment:
 
 def _apply(extension: ReservationExtension, *, now: datetime) -> None:
     """Move the end, with the reservation locked and everything looked at again."""
+    hot_sql.lot_lock_shared(reservation_pk=extension.reservation_id)  # before any row lock
     reservation = lock_reservation(extension.reservation_id)
     locked = ReservationExtension.objects.select_for_update().get(pk=extension.pk)
     if locked.state == State.APPLIED:

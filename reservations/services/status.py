@@ -219,16 +219,25 @@ def expire_locked(reservation: Reservation, *, at: datetime, actor: str, reason:
 DISPLACED = "displaced_by_overstay"
 
 
-def displace_locked(reservation: Reservation, *, at: datetime, data: dict) -> None:
-    """Cancel a booking, locked by the caller, that has no spot left because a
-    car that has not left holds its own: nothing owed, the driver told."""
+def displace_locked(
+    reservation: Reservation,
+    *,
+    at: datetime,
+    data: dict,
+    reason: str = DISPLACED,
+    actor: str = Actor.SYSTEM,
+    actor_user: User | None = None,
+) -> None:
+    """Cancel a booking, locked by the caller, that has no spot left (a car that
+    has not left holds its own, or its lot closed): nothing owed, the driver told."""
     reservation.amount_due = 0  # not the driver's doing: everything back
     write_status(
         reservation,
         to=Status.CANCELLED,
-        actor=Actor.SYSTEM,
+        actor=actor,
+        actor_user=actor_user,
         at=at,
-        data={"reason": DISPLACED, **data},
+        data={"reason": reason, **data},
         frees_spot=True,
     )
-    notifications.displaced_queue(reservation_id=reservation.pk, reason=DISPLACED)
+    notifications.displaced_queue(reservation_id=reservation.pk, reason=reason)

@@ -32,6 +32,7 @@ from reservations.services import (
     reservation_create,
     reservation_depart,
 )
+from reservations.services.closures import closure_create
 from tests.factories import LotFactory, SpotFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -123,6 +124,13 @@ def data(lot, driver, pending):
         ),
     ):
         rate_rule_save(rule=rule)
+    closure_create(  # a motorcycle spot closed next month: no booking in its way
+        lot_id=lot.pk,
+        starts_at=timezone.now() + timedelta(days=30),
+        ends_at=timezone.now() + timedelta(days=31),
+        reason="Repainting",
+        spot_ids=[lot.spots.get(label="M-001").pk],
+    )
     return {"lot": lot, "driver": driver, "reservation": pending}
 
 

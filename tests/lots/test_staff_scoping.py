@@ -19,8 +19,9 @@ from parking.management.commands.seed_demo import STAFF_PERMISSIONS
 from parking.models import User
 from parking.services import group_ensure
 from payments.models import Payment
-from reservations.models import Reservation, ReservationEvent, Status
+from reservations.models import Closure, Reservation, ReservationEvent, Status
 from reservations.services import payment_reference, reservation_create
+from reservations.services.closures import closure_create
 from tests.factories import LotFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -81,6 +82,14 @@ def world(db):
                 hourly_amount=900,
             )
         )
+    for lot in (lot_a, lot_b):  # a spot of each closed in three weeks
+        closure_create(
+            lot_id=lot.pk,
+            starts_at=timezone.now() + timedelta(days=21),
+            ends_at=timezone.now() + timedelta(days=22),
+            reason="Line painting",
+            spot_ids=[lot.spots.get(label="C-003").pk],
+        )
     return {
         "a": lot_a,
         "b": lot_b,
@@ -123,10 +132,11 @@ def rows_of(world, lot_key: str) -> dict:
         Reservation: reservation,
         ReservationEvent: reservation.events.get(),
         Payment: Payment.objects.get(reference=payment_reference(reservation)),
+        Closure: Closure.objects.get(lot=lot),
     }
 
 
-SCOPED = [Lot, Spot, Rate, RateRule, GateDevice, Reservation, ReservationEvent, Payment]
+SCOPED = [Lot, Spot, Rate, RateRule, GateDevice, Reservation, ReservationEvent, Payment, Closure]
 
 
 # --- lists ------------------------------------------------------------------------------

@@ -329,3 +329,74 @@ def test_a_booking_is_refused_at_once_when_the_last_free_spot_is_being_taken():
         thread.join()
     assert outcome == "no_spot_available"
     assert not Reservation.objects.exists()
+
+
+def _inside_closures() -> int:
+    """Live bookings (unpaid holds, paid, parked) inside a closure in force of
+    their spot or lot: plain SQL, independent of the code under test."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT COUNT(*) FROM reservations_reservation x
+            JOIN reservations_closure c ON c.lot_id = x.lot_id AND c.lifted_at IS NULL
+            WHERE x.status IN ('pending_payment', 'confirmed', 'parked')
+              AND x.start < c.ends_at AND x.occupied_until > c.starts_at
+              AND (c.whole_lot OR EXISTS (
+                SELECT 1 FROM reservations_closure_spots cs
+                WHERE cs.closure_id = c.id AND cs.spot_id = x.spot_id))
+            """
+        )
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.postgres
+def test_bookings_racing_closures_never_leave_a_booking_inside_one():
+    """Drivers book a lot while its staff close some of its spots, then all of
+    it, for a few hours: whatever the interleaving, every booking ends up
+    outside every closure (moved or cancelled by the closure, or never made)."""
+    from reservations.services.closures import closure_create
+
+    lot = LotFactory()
+    RateFactory(lot=lot)
+    spots = SpotFactory.create_batch(4, lot=lot)
+    users = UserFactory.create_batch(12)
+    base = timezone.now() + timedelta(hours=1)
+    outcomes: Counter = Counter()
+
+    def driver(user, seed):
+        def job():
+            local = random.Random(seed)
+            for _ in range(12):
+                start = base + timedelta(minutes=30 * local.randrange(0, 16))
+                end = start + timedelta(minutes=30 * local.randrange(1, 4))
+                try:
+                    reservation_create(
+                        user=user, lot_id=lot.slug, vehicle_type="car", start=start, end=end
+                    )
+                    outcomes["booked"] += 1
+                except ApplicationError as exc:
+                    outcomes[exc.code] += 1
+
+        return job
+
+    def staff(delay_bookings: int, **closure):
+        def job():
+            # Let some bookings through first, so that the closure meets them.
+            for _ in range(delay_bookings):
+                connection.ensure_connection()
+            closure_create(lot_id=lot.pk, reason="works", **closure)
+            outcomes["closed"] += 1
+
+        return job
+
+    jobs = [driver(user, seed) for seed, user in enumerate(users)]
+    jobs.insert(3, staff(0, spot_ids=[spots[0].pk, spots[1].pk], starts_at=base,
+                         ends_at=base + timedelta(hours=3)))  # fmt: skip
+    jobs.insert(9, staff(50, starts_at=base + timedelta(hours=5),
+                         ends_at=base + timedelta(hours=7)))  # fmt: skip
+    _run_in_threads(jobs, workers=len(jobs))
+
+    assert outcomes["closed"] == 2
+    assert outcomes["booked"] > 10, outcomes
+    assert _inside_closures() == 0
+    assert overlapping_pairs() == 0

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 import time_machine
 from django.db import connection, transaction
-from django.db.models import Min
+from django.db.models import Min, Q
 from django.utils import timezone
 
 from lots.features import SpotFeature, SpotNeeds, spot_features, spot_needs
@@ -18,11 +18,13 @@ from lots.models import Spot
 from reservations import hot_sql
 from reservations.allocation import (
     best_fit_spots,
+    closures_over,
     free_spots,
     neighbour_spot_ids,
     overlapping_q,
 )
-from reservations.models import Actor, Reservation, ReservationEvent, Status
+from reservations.models import Actor, Closure, Reservation, ReservationEvent, Status
+from tests.conftest import NOW
 from tests.factories import LotFactory, RateFactory, SpotFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -402,3 +404,62 @@ def test_the_one_statement_booking_with_features_takes_the_spot_the_orm_ranks_fi
                 assert (row.spot_id, row.needs) == (expected.pk, needs)
             transaction.set_rollback(True)
     assert compared >= 20
+
+
+def test_closed_spots_are_left_out_by_the_sql_as_by_the_orm_on_random_lots():
+    """Closures of some spots, of the whole lot, lifted ones, over random
+    windows: availability's count and the best-fit pick agree with the ORM,
+    and no closed spot is ever picked."""
+    rng = random.Random(1512)
+    user = UserFactory()
+    # A fixed clock and fixed labels: best fit's ties fall the same way every run.
+    now = NOW
+    lot = LotFactory()
+    RateFactory(lot=lot, vehicle_type="car", hourly_amount=300, daily_max_amount=2000)
+    spots = [
+        SpotFactory(lot=lot, vehicle_type="car", label=f"C-{n:03}")
+        for n in range(2 * hot_sql.NEIGHBOURS)
+    ]
+    SpotFactory(lot=lot, vehicle_type="van")
+    _random_history(rng, lot, spots, user, now)
+    other = LotFactory()  # another lot's closure closes nothing here
+    Closure.objects.create(
+        lot=other, starts_at=now, ends_at=now + timedelta(days=9), reason="x", created_at=now
+    )
+    for n in range(12):
+        starts_at = now + timedelta(minutes=15 * rng.randrange(-10, 200))
+        closure = Closure.objects.create(
+            lot=lot,
+            whole_lot=n in (0, 1, 2),
+            starts_at=starts_at,
+            ends_at=starts_at + timedelta(minutes=15 * rng.randrange(1, 30)),
+            reason="works",
+            created_at=now,
+            lifted_at=now if n in (2, 5) else None,
+        )
+        if not closure.whole_lot:
+            closure.spots.set(rng.sample(spots, rng.randrange(1, len(spots))))
+    compared = {"none free": 0, "some closed": 0, "lot closed": 0}
+    for _ in range(120):
+        start = now + timedelta(minutes=15 * rng.randrange(0, 220))
+        end = start + timedelta(minutes=15 * rng.randrange(2, 24))
+        window = {"start": start, "end": end, "now": now}
+        free = hot_sql.availability(lot_pk=lot.pk, vehicle_type="car", **window)[3]
+        expected = free_spots(lot_id=lot.pk, vehicle_type="car", **window)
+        assert free == expected.count()
+        best = best_fit_spots(lot_id=lot.pk, vehicle_type="car", **window).first()
+        picked = hot_sql.pick_spot(
+            lot_pk=lot.pk, vehicle_type="car", **window, exclude=[], wait=False
+        )
+        assert (picked[0] if picked else None) == (best.pk if best else None)
+        closures = closures_over(lot_id=lot.pk, start=start, end=end)
+        if picked is not None:
+            assert not closures.filter(Q(whole_lot=True) | Q(spots=picked[0])).exists()
+        if closures.filter(whole_lot=True).exists():
+            compared["lot closed"] += 1
+            assert free == 0
+        elif closures.exists():
+            compared["some closed"] += 1
+        if free == 0:
+            compared["none free"] += 1
+    assert min(compared.values()) >= 5, compared

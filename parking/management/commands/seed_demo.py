@@ -49,6 +49,8 @@ STAFF_PERMISSIONS = [
     "reservations.add_reservation",
     "reservations.change_reservation",
     "reservations.view_reservationevent",
+    # Closing their lot, or some of its spots, for a while (lifted, never deleted).
+    *(f"reservations.{action}_closure" for action in VIEW_ADD_CHANGE),
     *(f"lots.{action}_gatedevice" for action in VIEW_ADD_CHANGE),
     # Staff keep their lots' opening hours: a day they stop opening is a row deleted.
     *(f"lots.{action}_openinghours" for action in (*VIEW_ADD_CHANGE, "delete")),
