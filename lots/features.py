@@ -9,14 +9,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db import models
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from config.errors import InvalidInput
 
 
 class SpotFeature(models.TextChoices):
-    EV_CHARGING = "ev_charging", "EV charging"
-    ACCESSIBLE = "accessible", "Accessible"
-    COVERED = "covered", "Covered"
+    EV_CHARGING = "ev_charging", _("EV charging")
+    ACCESSIBLE = "accessible", _("Accessible")
+    COVERED = "covered", _("Covered")
 
 
 # The Spot column that says a spot has the feature.
@@ -53,10 +55,10 @@ class SpotNeeds:
 
     def describe(self) -> str:
         """For people: "EV charging and covered, for a vehicle 210 cm tall"."""
-        labels = [_in_a_sentence(SpotFeature(name).label) for name in self.features]
-        text = " and ".join(filter(None, [", ".join(labels[:-1]), *labels[-1:]]))
+        labels = [_in_a_sentence(str(SpotFeature(name).label)) for name in self.features]
+        text = gettext(" and ").join(filter(None, [", ".join(labels[:-1]), *labels[-1:]]))
         if self.height_cm is not None:
-            tall = f"for a vehicle {self.height_cm} cm tall"
+            tall = gettext("for a vehicle %(cm)s cm tall") % {"cm": self.height_cm}
             text = f"{text}, {tall}" if text else tall
         return text
 

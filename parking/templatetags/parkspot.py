@@ -284,5 +284,11 @@ def spot_feature_labels(spot) -> list[str]:
         return []
     labels = [SpotFeature(name).label for name in spot_features(spot)]
     if spot.max_height_cm is not None:
-        labels.append(f"Up to {spot.max_height_cm / 100:.2f} m")
+        labels.append(gettext("Up to %(metres)s m") % {"metres": f"{spot.max_height_cm / 100:.2f}"})
     return labels
+
+
+@register.filter
+def spot_labels(spots) -> str:
+    """Spots as painted on the ground, in a list: "C-003, C-004"."""
+    return ", ".join(spot.label for spot in spots)
