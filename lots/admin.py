@@ -509,7 +509,7 @@ class SpotAdmin(AdminInputMixin, OfferChangesMixin, LotScopedAdminMixin, admin.M
 
     @admin.display(description="Features")
     def features(self, spot: Spot) -> str:
-        names = [SpotFeature(name).label for name in spot_features(spot)]
+        names = [str(SpotFeature(name).label) for name in spot_features(spot)]
         if spot.max_height_cm is not None:
             names.append(f"max {spot.max_height_cm} cm")
         return ", ".join(names) or "—"

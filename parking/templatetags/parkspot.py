@@ -282,7 +282,7 @@ def spot_feature_labels(spot) -> list[str]:
     """What a spot has, for people: ["EV charging", "Covered", "Up to 2.10 m"]."""
     if spot is None:
         return []
-    labels = [SpotFeature(name).label for name in spot_features(spot)]
+    labels = [str(SpotFeature(name).label) for name in spot_features(spot)]
     if spot.max_height_cm is not None:
         labels.append(gettext("Up to %(metres)s m") % {"metres": f"{spot.max_height_cm / 100:.2f}"})
     return labels
