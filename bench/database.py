@@ -356,7 +356,8 @@ INSERT INTO reservations_reservation (
     code, user_id, lot_id, spot_id, vehicle_type, vehicle_plate, start, "end",
     occupied_until, status, price_amount, no_show_amount, hourly_amount, daily_max_amount,
     amount_due, overstay_amount, settlement, settlement_attempts, settlement_error,
-    settled_at, currency, hold_expires_at, arrived_at, departed_at, created_at, updated_at)
+    settled_at, currency, hold_expires_at, arrived_at, departed_at, created_at, updated_at,
+    requested_features)
 SELECT
     '0' || substr(x.hex, 1, 3) || '-' || substr(x.hex, 4, 4),
     x.user_id, x.lot_id, x.spot_id, x.vehicle_type, '', x.start, x.finish,
@@ -367,7 +368,7 @@ SELECT
     CASE WHEN x.status = 'expired' THEN x.start - interval '1 day' + interval '15 minutes' END,
     CASE WHEN x.status = 'completed' THEN x.start END,
     CASE WHEN x.status = 'completed' THEN x.finish END,
-    x.start - interval '1 day', x.finish
+    x.start - interval '1 day', x.finish, ''
 FROM (
     SELECT y.*,
         y.start + y.hours * interval '1 hour' AS finish,
