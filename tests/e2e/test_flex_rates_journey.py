@@ -10,40 +10,24 @@ from pathlib import Path
 
 import pytest
 
-from lots.models import LotStaff, RateRule
-from lots.services import rate_set, spots_add
-from parking.management.commands.seed_demo import STAFF_PERMISSIONS
-from parking.services import group_ensure
+from lots.models import RateRule
 from tests.e2e.conftest import screenshot
-from tests.factories import LotFactory, UserFactory
+from tests.e2e.staff import admin_log_in, paris_and_tokyo, staff_member_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-PASSWORD = "a long enough pass phrase"
 AXE = Path(__file__).parent / "vendor" / "axe-4.14.1.min.js"
 
 
 @pytest.fixture
 def staffed_lot(db):
-    lot = LotFactory(
-        slug="paris-opera", name="Paris Opéra", timezone="Europe/Paris", currency="eur"
-    )
-    other = LotFactory(slug="tokyo", name="Tokyo Shinjuku", timezone="Asia/Tokyo", currency="jpy")
-    for each in (lot, other):
-        rate_set(lot=each, vehicle_type="car", hourly_amount=350, daily_max_amount=2800)
-        spots_add(lot=each, vehicle_type="car", count=4, prefix="C")
-    staff = UserFactory(email="staff@example.com", is_staff=True, password=PASSWORD)
-    staff.groups.add(group_ensure(name="Lot staff", permissions=STAFF_PERMISSIONS))
-    LotStaff.objects.create(lot=lot, user=staff)
+    lot, _ = paris_and_tokyo(car_spots=4)
+    staff_member_of(lot)
     return lot
 
 
 def test_staff_preview_and_save_a_weekday_peak(live_server, page, staffed_lot):
-    page.goto(live_server.url + "/admin/login/")
-    page.fill("#id_username", "staff@example.com")
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_url(live_server.url + "/admin/")
+    admin_log_in(page, live_server.url)
 
     page.goto(f"{live_server.url}/admin/lots/lot/{staffed_lot.pk}/change/")
     page.get_by_role("link", name="Flex rates").first.click()

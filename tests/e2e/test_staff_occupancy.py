@@ -7,27 +7,18 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from lots.models import LotStaff
-from lots.services import rate_set, spots_add
-from parking.management.commands.seed_demo import STAFF_PERMISSIONS
-from parking.services import group_ensure
+from lots.services import spots_add
 from reservations.models import Reservation, Status
 from tests.e2e.conftest import screenshot
-from tests.factories import LotFactory, UserFactory
+from tests.e2e.staff import admin_log_in, paris_and_tokyo, staff_member_of
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-PASSWORD = "a long enough pass phrase"
 
 
 @pytest.fixture
 def staffed_lot(db):
-    lot = LotFactory(
-        slug="paris-opera", name="Paris Opéra", timezone="Europe/Paris", currency="eur"
-    )
-    other = LotFactory(slug="tokyo", name="Tokyo Shinjuku", timezone="Asia/Tokyo", currency="jpy")
-    for each in (lot, other):
-        rate_set(lot=each, vehicle_type="car", hourly_amount=350, daily_max_amount=2800)
+    lot, other = paris_and_tokyo(car_spots=None)
     spots = spots_add(lot=lot, vehicle_type="car", count=12, prefix="C")
     spots_add(lot=lot, vehicle_type="van", count=3, prefix="V")
     spots_add(lot=other, vehicle_type="car", count=4, prefix="C")
@@ -60,18 +51,12 @@ def staffed_lot(db):
         )
     Reservation.objects.bulk_create(rows)
 
-    staff = UserFactory(email="staff@example.com", is_staff=True, password=PASSWORD)
-    staff.groups.add(group_ensure(name="Lot staff", permissions=STAFF_PERMISSIONS))
-    LotStaff.objects.create(lot=lot, user=staff)
+    staff_member_of(lot)
     return lot
 
 
 def test_staff_log_in_and_see_their_lots_occupancy(live_server, page, staffed_lot):
-    page.goto(live_server.url + "/admin/login/")
-    page.fill("#id_username", "staff@example.com")
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_url(live_server.url + "/admin/")
+    admin_log_in(page, live_server.url)
 
     page.goto(live_server.url + "/admin/lots/lot/")
     assert "Tokyo" not in page.content()

@@ -4,25 +4,17 @@ marks an overstaying car as gone (its settlement is then listed, Stripe not
 being run here). Nothing of another lot shows; axe-core finds
 no serious issue; screenshots go to test-artifacts/."""
 
-import json
-from pathlib import Path
-
 import pytest
 from django.utils import timezone
 
-from lots.models import LotStaff
 from lots.services import rate_set, spots_add
-from parking.management.commands.seed_demo import STAFF_PERMISSIONS
-from parking.services import group_ensure
 from reservations.models import Reservation, Status
 from reservations.services.demo import demo_bookings_ensure, demo_drivers_ensure
 from tests.e2e.conftest import screenshot
-from tests.factories import LotFactory, UserFactory
+from tests.e2e.staff import admin_log_in, assert_accessible, staff_member_of
+from tests.factories import LotFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-PASSWORD = "a long enough pass phrase"
-AXE = Path(__file__).parent / "vendor" / "axe-4.14.1.min.js"
 
 
 @pytest.fixture
@@ -40,32 +32,15 @@ def staffed_lot(db):
     drivers = demo_drivers_ensure()
     for each in (lot, other):
         demo_bookings_ensure(lot=each, drivers=drivers, now=timezone.now(), seed=15)
-    staff = UserFactory(email="staff@example.com", is_staff=True, password=PASSWORD)
-    staff.groups.add(group_ensure(name="Lot staff", permissions=STAFF_PERMISSIONS))
-    LotStaff.objects.create(lot=lot, user=staff)
+    staff_member_of(lot)
     return lot
-
-
-def assert_accessible(page, name: str) -> None:
-    page.evaluate(AXE.read_text())
-    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
-    serious = [
-        {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]][:5]}
-        for v in result["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
-    assert serious == [], f"{name}: {json.dumps(serious, indent=2)}"
 
 
 def test_staff_read_their_lots_reports_and_resolve_what_needs_attention(
     live_server, page, staffed_lot
 ):
     lot = staffed_lot
-    page.goto(live_server.url + "/admin/login/")
-    page.fill("#id_username", "staff@example.com")
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_url(live_server.url + "/admin/")
+    admin_log_in(page, live_server.url)
 
     # The lot's page links to its report.
     page.goto(f"{live_server.url}/admin/lots/lot/{lot.pk}/change/")

@@ -6,35 +6,22 @@ from __future__ import annotations
 
 import pytest
 
-from lots.models import LotStaff
-from lots.services import rate_set, spots_add
 from lots.webhooks.models import WebhookEndpoint
 from lots.webhooks.services import deliveries_send_due
-from parking.management.commands.seed_demo import STAFF_PERMISSIONS
-from parking.services import group_ensure
 from reservations.services.webhooks import webhook_events_dispatch
 from tests.e2e.conftest import screenshot
-from tests.factories import LotFactory, UserFactory
+from tests.e2e.staff import admin_log_in, paris_and_tokyo, staff_member_of
+from tests.factories import UserFactory
 from tests.lots.webhook_receiver import Receiver, signature_is_valid
 from tests.reservations.helpers import book
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-PASSWORD = "a long enough pass phrase"
-
 
 @pytest.fixture
 def staffed_lot(db):
-    lot = LotFactory(
-        slug="paris-opera", name="Paris Opéra", timezone="Europe/Paris", currency="eur"
-    )
-    other = LotFactory(slug="tokyo", name="Tokyo Shinjuku", timezone="Asia/Tokyo", currency="jpy")
-    for each in (lot, other):
-        rate_set(lot=each, vehicle_type="car", hourly_amount=350, daily_max_amount=2800)
-        spots_add(lot=each, vehicle_type="car", count=3, prefix="C")
-    staff = UserFactory(email="staff@example.com", is_staff=True, password=PASSWORD)
-    staff.groups.add(group_ensure(name="Lot staff", permissions=STAFF_PERMISSIONS))
-    LotStaff.objects.create(lot=lot, user=staff)
+    lot, _ = paris_and_tokyo(car_spots=3)
+    staff_member_of(lot)
     return lot
 
 
@@ -48,11 +35,7 @@ def receiver(settings):
 def test_staff_register_an_endpoint_and_see_its_delivery_log(
     live_server, page, staffed_lot, receiver
 ):
-    page.goto(live_server.url + "/admin/login/")
-    page.fill("#id_username", "staff@example.com")
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_url(live_server.url + "/admin/")
+    admin_log_in(page, live_server.url)
 
     page.get_by_role("link", name="Webhook endpoints").click()
     page.wait_for_url("**/admin/lots/webhookendpoint/")
