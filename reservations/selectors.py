@@ -5,6 +5,7 @@ from __future__ import annotations
 import zoneinfo
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 from django.conf import settings
 from django.core.cache import cache
@@ -21,6 +22,7 @@ from lots.selectors import (
     NEAR_DEFAULT_RADIUS_M,
     Schedule,
     flex_rules_of_lots,
+    lot_schedule,
     lot_tariff,
     lots_matching,
     lots_near,
@@ -43,7 +45,6 @@ from reservations.models import (
 from reservations.rules import (
     OutsideOpeningHours,
     check_opening_hours,
-    validate_opening_hours,
     validate_window,
 )
 
@@ -99,7 +100,9 @@ def lot_availability(
     else:
         # Only windows the lot is open for are ever cached, and changing its hours
         # bumps its version: a cached answer needs no second look at them.
-        validate_opening_hours(lot_pk=lot_pk, start=start, end=end)
+        schedule = _schedule_at(lot_pk, version)
+        if schedule is not None and schedule.hours:
+            check_opening_hours(schedule=schedule, start=start, end=end)
         free, tariff, valid_until = _compute(lot_pk, vehicle_type, start, end, now, needs)
         ttl = min(settings.AVAILABILITY_CACHE_SECONDS, valid_until - now.timestamp())
         if ttl >= 1:
@@ -120,6 +123,15 @@ def lot_availability(
         tariff=booking.tariff if booking else None,
         breakdown=booking.breakdown if booking else (),
     )
+
+
+@lru_cache(maxsize=2048)
+def _schedule_at(lot_pk: int, version: int) -> Schedule | None:
+    """The lot's zone and opening hours at one version of what it offers, kept by
+    each process: every change to them (the lot admin, lots.services) bumps the
+    version, so a kept one is never stale, and an uncached answer for a lot whose
+    offer has not changed saves the query."""
+    return lot_schedule(lot_pk=lot_pk)
 
 
 def _compute(

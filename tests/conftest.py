@@ -46,6 +46,20 @@ def _clear_cache() -> None:
         cache.delete_pattern("*")  # only our prefix: Redis's clear() is FLUSHDB
     else:
         cache.clear()
+    # Kept per process by (lot id, version): tests roll back, so ids and versions repeat.
+    from reservations.selectors import _schedule_at
+
+    _schedule_at.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _not_inside_a_task() -> None:
+    # Eager tasks run by the race tests' threads save and restore Celery's global
+    # "inside a task" flag without a lock, and can leave it set: a later test's
+    # `.delay().get()` would then be refused as a join inside a task.
+    from celery._state import _set_task_join_will_block
+
+    _set_task_join_will_block(False)
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ answer costs one query (the lot's version) and one cache read."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import time, timedelta
 
 import pytest
 from django.core.cache import cache
@@ -13,6 +13,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from lots.services import lot_facts_set
 from tests.reservations.helpers import book
 
 pytestmark = pytest.mark.django_db
@@ -133,6 +134,22 @@ def test_a_cached_answer_costs_one_query_and_one_cache_read(api, lot, monkeypatc
     assert answer.json()["free_spots"] == 3
     assert len(again.captured_queries) == 1  # the lot's version only
     assert counted.calls == ["get"]
+
+
+def test_an_uncached_answer_reads_the_opening_hours_once_per_version_of_the_lot(api, lot):
+    day = timezone.now() + timedelta(days=3)
+    with CaptureQueriesContext(connection) as first:
+        assert api.get(_url(lot), _params(day)).status_code == 200
+    with CaptureQueriesContext(connection) as other_window:
+        assert api.get(_url(lot), _params(day + timedelta(hours=5))).status_code == 200
+    assert len(first.captured_queries) == 3  # the version, the opening hours, the count
+    assert len(other_window.captured_queries) == 2  # the hours are known at this version
+
+    # New opening hours bump the version: they are read again, and they hold.
+    lot_facts_set(lot=lot, opening_hours=[(day.astimezone(lot.tz).weekday(), time(5), time(6))])
+    refused = api.get(_url(lot), _params(day + timedelta(hours=5)))
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "outside_opening_hours"
 
 
 @pytest.mark.postgres
