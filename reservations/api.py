@@ -23,7 +23,7 @@ from rest_framework.views import APIView
 
 from config.api import Pagination
 from config.errors import ApplicationError, InvalidInput
-from config.fields import AwareDateTimeField, MoneyField, parse_aware
+from config.fields import AwareDateTimeField, MoneyField
 from config.throttles import BookingThrottle
 from lots.authentication import GateKeyAuthentication, IsGate
 from lots.constants import VehicleType
@@ -250,21 +250,7 @@ def _utc_iso(value: datetime) -> str:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
-_VEHICLE_TYPES = frozenset(VehicleType.values)
-_FEATURES = frozenset(SpotFeature.values)
-# What DRF's negotiation would answer with JSON (our only renderer) without asking.
-_PLAIN_ACCEPT = frozenset({"", "*/*", "application/json"})
 _JSON_HEADERS = {"Content-Type": "application/json", "Allow": "GET, HEAD, OPTIONS"}
-
-
-def _aware(raw: str | None) -> datetime | None:
-    """AwareDateTimeField's parsing, None where it would refuse."""
-    if raw is None:
-        return None
-    try:
-        return parse_aware(raw)
-    except ValueError:
-        return None
 
 
 def _needs_lean(params) -> SpotNeeds | None:
@@ -274,7 +260,7 @@ def _needs_lean(params) -> SpotNeeds | None:
     if not raw and height is None:
         return NO_NEEDS
     names = [name.strip() for name in raw.split(",") if name.strip()]
-    if not all(name in _FEATURES for name in names):
+    if not all(name in lean_booking.FEATURES for name in names):
         return None
     if height is not None:
         if not (height.isascii() and height.isdigit() and len(height) <= 4):
@@ -290,14 +276,17 @@ def _availability_lean(request: HttpRequest, lot_id: str) -> HttpResponse | None
     """The answer to a well-formed availability question, or None to let DRF
     answer (and word the error). Per request this saves about a millisecond of
     CPU against the DRF path on the bench machine (bench/README.md)."""
-    if request.META.get("HTTP_ACCEPT", "").strip() not in _PLAIN_ACCEPT:
+    if not lean_booking.accepts_plain_json(request):
         return None
     params = request.GET
     if "format" in params:  # DRF's URL format override: let it judge
         return None
     vehicle_type = params.get("vehicle_type")
-    start, end = _aware(params.get("start")), _aware(params.get("end"))
-    if vehicle_type not in _VEHICLE_TYPES or start is None or end is None:
+    start, end = (
+        lean_booking.aware_or_none(params.get("start")),
+        lean_booking.aware_or_none(params.get("end")),
+    )
+    if vehicle_type not in lean_booking.VEHICLE_TYPES or start is None or end is None:
         return None
     needs = _needs_lean(params)
     if needs is None:

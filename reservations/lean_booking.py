@@ -24,8 +24,9 @@ from lots.features import VEHICLE_HEIGHT_MAX_CM, VEHICLE_HEIGHT_MIN_CM, SpotFeat
 from parking.authentication import BearerTokenAuthentication
 from reservations import metrics
 
-_VEHICLE_TYPES = frozenset(VehicleType.values)
-_FEATURES = frozenset(SpotFeature.values)
+# What the lean paths (this booking one and availability's) accept as they stand.
+VEHICLE_TYPES = frozenset(VehicleType.values)
+FEATURES = frozenset(SpotFeature.values)
 # What DRF's negotiation would answer with JSON (our only renderer) without asking.
 _PLAIN_ACCEPT = frozenset({"", "*/*", "application/json"})
 _HEADERS = {
@@ -35,10 +36,15 @@ _HEADERS = {
 _FIELDS = frozenset({"lot_id", "vehicle_type", "start", "end", "vehicle_plate"})
 
 
+def accepts_plain_json(request: HttpRequest) -> bool:
+    """Whether DRF would answer this request with JSON without negotiating."""
+    return request.META.get("HTTP_ACCEPT", "").strip() in _PLAIN_ACCEPT
+
+
 def booking_input(request: HttpRequest) -> dict[str, Any] | None:
     """ReservationCreateSerializer's validated data for a body it would accept
     as it stands, or None to let DRF judge (and word the error)."""
-    if request.META.get("HTTP_ACCEPT", "").strip() not in _PLAIN_ACCEPT:
+    if not accepts_plain_json(request):
         return None
     if request.content_type != "application/json" or "format" in request.GET:
         return None
@@ -54,16 +60,16 @@ def booking_input(request: HttpRequest) -> dict[str, Any] | None:
     lot_id = texts.get("lot_id", "").strip()  # DRF's CharField trims
     plate = texts.get("vehicle_plate", "").strip()
     vehicle_type = texts.get("vehicle_type")
-    start, end = _aware(texts.get("start")), _aware(texts.get("end"))
-    if not lot_id or len(lot_id) > 60 or len(plate) > 20 or vehicle_type not in _VEHICLE_TYPES:
+    start, end = aware_or_none(texts.get("start")), aware_or_none(texts.get("end"))
+    if not lot_id or len(lot_id) > 60 or len(plate) > 20 or vehicle_type not in VEHICLE_TYPES:
         return None
     if start is None or end is None:
         return None
     features = data.get("features", [])
     height = data.get("vehicle_height_cm")
-    if not isinstance(features, list) or len(features) > len(_FEATURES):
+    if not isinstance(features, list) or len(features) > len(FEATURES):
         return None
-    if any(not isinstance(name, str) or name not in _FEATURES for name in features):
+    if any(not isinstance(name, str) or name not in FEATURES for name in features):
         return None
     if height is not None and (
         type(height) is not int or not VEHICLE_HEIGHT_MIN_CM <= height <= VEHICLE_HEIGHT_MAX_CM
@@ -80,7 +86,8 @@ def booking_input(request: HttpRequest) -> dict[str, Any] | None:
     }
 
 
-def _aware(raw: str | None) -> datetime | None:
+def aware_or_none(raw: str | None) -> datetime | None:
+    """AwareDateTimeField's parsing, None where it would refuse."""
     try:
         return None if raw is None else parse_aware(raw)
     except ValueError:
