@@ -28,6 +28,7 @@ from config.admin_input import AdminInputMixin
 from config.errors import ApplicationError
 from lots.admin import LotScopedAdminMixin
 from lots.models import Lot, Spot
+from reservations.admin import local_time
 from reservations.models import Closure, ClosureImpact
 from reservations.services.closures import ClosureResult, closure_create, closure_lift
 
@@ -77,10 +78,6 @@ def _at_lot(moment: datetime, lot: Lot) -> datetime:
     return wall_clock.replace(tzinfo=zoneinfo.ZoneInfo(lot.timezone))
 
 
-def _local(moment: datetime | None, lot: Lot) -> str:
-    return "—" if moment is None else f"{moment.astimezone(lot.tz):%a %d %b %Y %H:%M}"
-
-
 def outcome_summary(impacts) -> str:
     counts = {outcome: 0 for outcome in ClosureImpact.Outcome.values}
     for impact in impacts:
@@ -126,11 +123,11 @@ class ClosureAdmin(AdminInputMixin, LotScopedAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="Closed from", ordering="starts_at")
     def closed_from(self, closure: Closure) -> str:
-        return _local(closure.starts_at, closure.lot)
+        return local_time(closure.starts_at, closure.lot)
 
     @admin.display(description="Until", ordering="ends_at")
     def until(self, closure: Closure) -> str:
-        return _local(closure.ends_at, closure.lot)
+        return local_time(closure.ends_at, closure.lot)
 
     @admin.display(description="Closes")
     def what(self, closure: Closure) -> str:
@@ -223,8 +220,8 @@ class ClosureAdmin(AdminInputMixin, LotScopedAdminMixin, admin.ModelAdmin):
         )
         self.message_user(
             request,
-            f"{closure.lot.name} closed from {_local(closure.starts_at, closure.lot)} until "
-            f"{_local(closure.ends_at, closure.lot)}. Bookings in its way: "
+            f"{closure.lot.name} closed from {local_time(closure.starts_at, closure.lot)} until "
+            f"{local_time(closure.ends_at, closure.lot)}. Bookings in its way: "
             f"{outcome_summary(result.impacts)}.",
             level,
         )
