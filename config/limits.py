@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.cache import cache
 
+from config.cache import count_event
+
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(s|sec|second|m|min|minute|h|hour|d|day)s?\s*$")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -58,7 +60,7 @@ class Limit:
     def hit(self, key: str) -> int | None:
         """Count one event for `key`. None if it is within the limit; otherwise
         the seconds until the window ends (for Retry-After). One cache round
-        trip, but for the first event of a window."""
+        trip (config/cache.py)."""
         rate = self.rate
         if rate is None:
             return None
@@ -66,15 +68,7 @@ class Limit:
         window = int(now // rate.seconds)
         digest = hashlib.sha256(f"{self.scope}:{key}".encode()).hexdigest()[:32]
         cache_key = f"limit:{self.scope}:{digest}:{window}"
-        try:
-            count = cache.incr(cache_key)
-        except ValueError:  # the window's first event (or its count lapsed)
-            count = 1 if cache.add(cache_key, 1, timeout=rate.seconds + 1) else None
-            if count is None:  # a twin request started the count meanwhile
-                try:
-                    count = cache.incr(cache_key)
-                except ValueError:
-                    count = None
+        count = count_event(cache, cache_key, timeout=rate.seconds + 1)
         if count is None or count <= rate.count:  # None: the cache did not answer
             return None
         return max(1, int((window + 1) * rate.seconds - now))

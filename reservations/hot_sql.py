@@ -645,7 +645,10 @@ WITH limits AS (
   UPDATE lots_lot SET availability_version = availability_version + 1
   WHERE id = %(lot)s AND EXISTS (SELECT 1 FROM booked)
 )
-SELECT limits.unpaid, limits.plate_busy, {_SPOT}, (SELECT id FROM booked), {{key_taken}}
+SELECT limits.unpaid, limits.plate_busy, {_SPOT}, (SELECT id FROM booked), {{key_taken}},
+  CASE WHEN s.id IS NULL THEN {{key_known}} END,
+  CASE WHEN s.id IS NULL THEN EXISTS (
+    SELECT 1 FROM reservations_closure c WHERE c.whole_lot AND {_CLOSURE_OVER_NAMED}) END
 FROM limits LEFT JOIN spot s ON TRUE
 """  # noqa: S608  (constants only; values are parameters)
 _WITHIN_LIMITS = "AND (SELECT unpaid < %(max_unpaid)s AND NOT plate_busy FROM limits)"
@@ -657,6 +660,11 @@ _KEY = """, idempotency_key AS (
 )"""
 _AFTER_BEST = f"{_WITHIN_LIMITS} AND NOT EXISTS (SELECT 1 FROM best)"  # noqa: S608
 _KEY_TAKEN = "EXISTS (SELECT 1 FROM booked) AND NOT EXISTS (SELECT 1 FROM idempotency_key)"
+# A refused request's key booked before: its first answer is owed. The driver's
+# lock (booking_rate) makes this exact: a twin request with the same key
+# committed before this statement's snapshot was taken.
+_KEY_KNOWN = """EXISTS (SELECT 1 FROM reservations_idempotencykey k
+    WHERE k.user_id = %(user)s AND k.key = %(key)s)"""
 
 
 @dataclass(frozen=True)
@@ -668,6 +676,9 @@ class Booked:
     spot: tuple | None  # SPOT_COLUMNS of the spot picked (and locked), if any
     reservation_pk: int | None  # None: not inserted (no spot, or the constraint refused it)
     key_taken: bool  # the Idempotency-Key was taken by a twin request: undo ours
+    # Asked only when no spot was taken (a refusal), else False:
+    key_known: bool  # the Idempotency-Key booked before: replay, not refuse
+    lot_closed: bool  # a closure of the whole lot is over part of the window
 
 
 # Fields whose value goes to PostgreSQL as the model holds it: for these
@@ -682,7 +693,7 @@ def _insert_shape(model: type[models.Model], *, prefix: str, skip: str) -> tuple
     placeholders) to insert a `model` row as the ORM would, but for its primary
     key and the foreign key `skip`, which the statement fills in."""
     fields = tuple(
-        (f"{prefix}{field.attname}", field, type(field) in _AS_IS)
+        (f"{prefix}{field.attname}", field, _as_is(field))
         for field in model._meta.concrete_fields
         if not field.primary_key and field.attname != skip
     )
@@ -691,13 +702,23 @@ def _insert_shape(model: type[models.Model], *, prefix: str, skip: str) -> tuple
     return fields, columns, values
 
 
+def _as_is(field: models.Field) -> bool:
+    """Whether the instance's own value is what the ORM would send: no auto_now
+    to fill in (pre_save), no conversion (get_db_prep_save)."""
+    filled_in = getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)
+    return type(field) in _AS_IS and not filled_in
+
+
 def _insert_params(instance: models.Model, *, prefix: str, skip: str) -> dict:
     """The parameters to insert `instance` (see _insert_shape) as the ORM would:
     its defaults and auto_now fields included."""
     params = {}
+    values = instance.__dict__  # a new instance holds every field's value there
     for name, field, as_is in _insert_shape(type(instance), prefix=prefix, skip=skip)[0]:
-        value = field.pre_save(instance, add=True)
-        params[name] = value if as_is else field.get_db_prep_save(value, connection)
+        if as_is:
+            params[name] = values[field.attname]
+        else:
+            params[name] = field.get_db_prep_save(field.pre_save(instance, True), connection)
     return params
 
 
@@ -742,6 +763,7 @@ def _book_sql(
         event_values=event_values,
         key=_KEY if key else "",
         key_taken=_KEY_TAKEN if key else "FALSE",
+        key_known=_KEY_KNOWN if key else "FALSE",
     )
 
 
@@ -787,11 +809,13 @@ def book(
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        unpaid, busy, *spot, reservation_pk, key_taken = cursor.fetchone()
+        unpaid, busy, *spot, reservation_pk, key_taken, key_known, closed = cursor.fetchone()
     return Booked(
         unpaid_holds=unpaid,
         plate_busy=busy,
         spot=tuple(spot) if spot[0] is not None else None,
         reservation_pk=reservation_pk,
         key_taken=bool(key_taken),
+        key_known=bool(key_known),
+        lot_closed=bool(closed),
     )

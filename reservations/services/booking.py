@@ -40,7 +40,7 @@ from reservations.models import (
 from reservations.rules import validate_opening_hours, validate_window
 from reservations.selectors import booking_terms
 from reservations.services.closures import no_spot_refusal
-from reservations.services.placement import NoSpotAvailable, place
+from reservations.services.placement import NoSpotAvailable, no_spot, place
 from reservations.services.settlement import reservation_settlement_reopen
 from reservations.services.status import IllegalTransition, log_recorded_event
 from reservations.services.transitions import (
@@ -65,6 +65,15 @@ class BookingResult:
 
 class _KeyTaken(Exception):
     pass
+
+
+class _FirstRefusal(Exception):
+    """A refusal of a request whose Idempotency-Key (if any) never booked: there
+    is no earlier answer to look for."""
+
+    def __init__(self, refusal: ApplicationError) -> None:
+        super().__init__(refusal)
+        self.refusal = refusal
 
 
 def _fingerprint(**fields: object) -> str:
@@ -144,6 +153,9 @@ def reservation_create(
             metrics.booking_refused(reason="retry")
             raise Conflict("Please retry the request.", code="retry") from None
         return replay
+    except _FirstRefusal as first:
+        metrics.booking_refused(reason=first.refusal.code)
+        raise first.refusal from None
     except ApplicationError as refused:
         # Looking first would cost every booking a query for the rare replay:
         # a refusal is the moment to check whether this request booked before.
@@ -188,7 +200,7 @@ def _book(
                 fingerprint=fingerprint,
                 now=now,
             )
-        except ApplicationError as refused:
+        except (ApplicationError, _FirstRefusal) as refused:
             # Refused before anything was written: the transaction ends with a
             # commit. A rollback would make psycopg forget every statement
             # prepared on the connection (and PostgreSQL plan them all again).
@@ -291,16 +303,27 @@ def _book_in_one_statement(
         now=now,
         needs=reservation.needs,
     )
-    _refuse_over_limits(
-        unpaid=booked.unpaid_holds, plate_busy=booked.plate_busy, plate=reservation.vehicle_plate
-    )
     if booked.spot is None:
-        raise no_spot_refusal(
-            lot=reservation.lot,
-            start=reservation.start,
-            end=reservation.end,
-            needs=reservation.needs,
-        )
+        try:
+            _refuse_over_limits(
+                unpaid=booked.unpaid_holds,
+                plate_busy=booked.plate_busy,
+                plate=reservation.vehicle_plate,
+            )
+            if not booked.lot_closed:
+                raise no_spot(reservation.needs)
+            raise no_spot_refusal(
+                lot=reservation.lot,
+                start=reservation.start,
+                end=reservation.end,
+                needs=reservation.needs,
+            )
+        except ApplicationError as refused:
+            if booked.key_known:
+                raise  # the request's key booked before: reservation_create replays it
+            # The statement saw every booking of this key (the driver's lock):
+            # a refusal costs no look for an earlier answer.
+            raise _FirstRefusal(refused) from None
     if booked.reservation_pk is None:
         reservation.code = new_reservation_code()  # in case the clash was the code's
         return False

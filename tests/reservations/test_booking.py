@@ -282,3 +282,48 @@ def test_a_booking_is_two_statements_on_postgresql():
     assert row.events.get().actor_user == driver
     assert IdempotencyKey.objects.get(key="two-statements").reservation == row
     assert Lot.objects.get(pk=lot.pk).availability_version == version + 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_refusal_on_postgresql_is_the_same_two_statements_as_a_booking():
+    """A sold-out lot answers from the booking statement alone: whether the
+    request's Idempotency-Key booked before, and whether a closure of the whole
+    lot is in the way, come back with its answer (each looked up afterwards, it
+    was two more queries a refusal)."""
+    driver, other = UserFactory(), UserFactory()
+    lot = _lot_with_spots(1)
+    start = timezone.now() + timedelta(hours=1)
+    book(other, lot, start=start)
+
+    with CaptureQueriesContext(connection) as queries, pytest.raises(ApplicationError) as refused:
+        book(driver, lot, start=start, idempotency_key="sold-out")
+
+    assert refused.value.code == "no_spot_available"
+    sqls = [q["sql"].strip() for q in queries]
+    assert len(sqls) == 4, sqls
+    assert (sqls[0], sqls[3]) == ("BEGIN", "COMMIT")
+    assert not IdempotencyKey.objects.filter(key="sold-out").exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_retried_booking_gets_its_first_answer_once_the_lot_has_sold_out():
+    driver, other = UserFactory(), UserFactory()
+    lot = _lot_with_spots(1)
+    start = timezone.now() + timedelta(hours=1)
+    first = book(driver, lot, start=start, idempotency_key="retry-me")
+    with pytest.raises(ApplicationError):
+        book(other, lot, start=start)
+
+    again = reservation_create(
+        user=driver,
+        lot_id=lot.slug,
+        vehicle_type="car",
+        start=start,
+        end=start + timedelta(hours=2),
+        idempotency_key="retry-me",
+    )
+
+    assert not again.created
+    assert again.reservation.code == first.code
