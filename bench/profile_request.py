@@ -13,10 +13,14 @@ ask for a window of a seeded lot, so that the answer comes from the cache.
 middleware, and an Accept header that sends availability down DRF's path.
 
 --book profiles bookings instead (POST /api/v1/reservations, a new window each
-time, 60 to 90 days ahead, each by a new driver with a bearer token and an
-Idempotency-Key), and also prints the queries one booking makes and the
-PostgreSQL backend's CPU per booking. It books in the bench database (made for
-that), past the drivers' limits (MAX_UNPAID_HOLDS, THROTTLE_BOOKING_RATE raised).
+time, drawn as the bench draws them: a quarter hour in the next 60 days, among
+the seeded history; `--far`: 60 to 120 days ahead, past it), each by a new
+driver with a bearer token and an Idempotency-Key, as a returning driver (its
+token's use recorded, its hour's booking count started), and also prints the
+queries one booking makes and the PostgreSQL backend's CPU per booking. It
+books in the bench database (made for that), past the drivers' limits
+(MAX_UNPAID_HOLDS, THROTTLE_BOOKING_RATE raised). `--sold-out` profiles
+refusals instead: one window at the smallest lot, filled first.
 
 --book --explain prints instead the shared buffers (pages) each statement of a
 booking reads, from PostgreSQL's own plans (auto_explain): unlike times, they do
@@ -118,16 +122,26 @@ def explain_bookings(call, *, n: int) -> None:
         print(f"  {len(nodes):4d}×  hit {hit:7.1f}  read {read:6.1f}  rows {rows:5.1f}  {text}")
 
 
-def profile_bookings(application, n: int, top: int, *, explain: bool = False) -> None:
+def profile_bookings(
+    application,
+    n: int,
+    top: int,
+    *,
+    explain: bool = False,
+    sold_out: bool = False,
+    far: bool = False,
+) -> None:
     import json
     import random
     import secrets
     from datetime import UTC, datetime, timedelta
 
     from django.db import connection
+    from django.db.models import Count
     from django.test.utils import CaptureQueriesContext
     from django.utils import timezone
 
+    from bench.workload import SHORT_HOURS
     from config.throttles import BOOKINGS_PER_DRIVER
     from lots.models import Lot
     from parking.models import ApiToken, User
@@ -148,24 +162,35 @@ def profile_bookings(application, n: int, top: int, *, explain: bool = False) ->
     for driver in drivers:
         BOOKINGS_PER_DRIVER.hit(f"user:{driver.pk}")
     slugs = list(Lot.objects.filter(is_active=True).values_list("slug", flat=True))
-    base = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(days=60)
+    base = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    if far:
+        base += timedelta(days=60)
     rng = random.Random(1)
     statuses: list[str] = []
 
+    if sold_out:  # the smallest lot, one window: once it is full, every answer is a 409
+        slugs = [Lot.objects.annotate(n=Count("spots")).order_by("n", "slug")[0].slug]
+
     def call() -> bytes:
-        start = base + timedelta(minutes=rng.randrange(0, 30 * 24 * 60))
+        # As the bench books: a quarter hour in the next 60 days, among the
+        # seeded history (or, --far, 60 to 90 days ahead, where there is none).
+        offset = timedelta(minutes=15 * rng.randrange(0, 4 * 24 * 60))
+        start = base if sold_out else base + offset
         body = json.dumps(
             {
                 "lot_id": rng.choice(slugs),
                 "vehicle_type": "car",
                 "start": start.isoformat(),
-                "end": (start + timedelta(hours=2)).isoformat(),
+                "end": (start + timedelta(hours=rng.choice(SHORT_HOURS))).isoformat(),
             }
         ).encode()
         environ = booking_environ(body, next(tokens), secrets.token_hex(8))
         return b"".join(application(environ, lambda status, *_: statuses.append(status)))
 
     print(call()[:300].decode())
+    if sold_out:
+        while b"no_spot_available" not in call():
+            pass
     with CaptureQueriesContext(connection) as queries:
         call()
     for query in queries.captured_queries:
@@ -218,6 +243,12 @@ def main() -> None:
     parser.add_argument(
         "--explain", action="store_true", help="with --book: pages each statement reads"
     )
+    parser.add_argument(
+        "--sold-out", action="store_true", help="with --book: refusals at a full lot instead"
+    )
+    parser.add_argument(
+        "--far", action="store_true", help="with --book: 60 to 120 days ahead, past the history"
+    )
     args = parser.parse_args()
     if args.book:
         os.environ.setdefault("MAX_UNPAID_HOLDS", "1000000")
@@ -242,7 +273,14 @@ def main() -> None:
         ]
     application = get_wsgi_application()
     if args.book:
-        profile_bookings(application, args.n, args.top, explain=args.explain)
+        profile_bookings(
+            application,
+            args.n,
+            args.top,
+            explain=args.explain,
+            sold_out=args.sold_out,
+            far=args.far,
+        )
         return
     path = args.path
     if not path:

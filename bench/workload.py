@@ -29,7 +29,7 @@ from bench.loadgen import Request, Response
 # Clients send times in their own offsets; the same instant must hit the same cache key.
 OFFSETS = tuple(timezone(timedelta(minutes=m)) for m in (0, 60, 120, -300, -240, 540, 330, 600))
 VEHICLE_TYPES = ("car",) * 8 + ("van", "motorcycle")
-_SHORT_HOURS = (1, 2, 2, 3, 4, 4, 8, 9, 24, 72)
+SHORT_HOURS = (1, 2, 2, 3, 4, 4, 8, 9, 24, 72)
 
 AVAILABILITY_PATH = "/api/v1/lots/{lot}/availability?vehicle_type={vt}&start={start}&end={end}"
 RESERVATIONS_PATH = "/api/v1/reservations"
@@ -183,7 +183,7 @@ class BookingWorkload:
             kind = "spread"
             lot = rng.choices(self.lots, cum_weights=self.cum_weights)[0]
             start = _next_hour(self.now) + timedelta(minutes=15 * rng.randrange(0, 4 * 24 * 60))
-            end = start + timedelta(hours=rng.choice(_SHORT_HOURS))
+            end = start + timedelta(hours=rng.choice(SHORT_HOURS))
             vehicle_type = rng.choice(VEHICLE_TYPES)
         self.ledger.kinds[kind] += 1
         # The same draws in the same order for ParkSpot and the ceiling, so that a
