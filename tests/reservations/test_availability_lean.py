@@ -200,3 +200,32 @@ def test_the_prepared_availability_query_finds_busy_spots_by_range_in_any_plan(l
     # When the first hold lapses: from the lot's own open holds, not every lot's.
     assert "reservation_lot_open_holds" in plan, plan
     assert "reservation_pending_holds" not in plan
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "vehicle_type=car&start=2026-12-07T04%3A00%3A00%2B00%3A00&end=2026-12-07T06:00:00Z",
+        "vehicle_type=van&vehicle_type=car&features=&features=covered%2Caccessible",
+        "start=2026-12-07T04:00:00+01:00&vehicle_height_cm=+190&format",
+        "a=%E2%82%AC&b=%FF&c==d&&=e",
+        "",
+    ],
+)
+def test_the_lean_path_reads_the_query_as_django_does(query):
+    from django.test import RequestFactory
+
+    from reservations.api import _query
+
+    request = RequestFactory().get("/", QUERY_STRING=query)
+    assert _query(request) == {name: request.GET.get(name) for name in request.GET}
+
+
+def test_a_query_django_would_decode_or_refuse_otherwise_is_left_to_it(settings):
+    from django.test import RequestFactory
+
+    from reservations.api import _query
+
+    assert _query(RequestFactory().get("/", QUERY_STRING="start=é")) is None
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 2
+    assert _query(RequestFactory().get("/", QUERY_STRING="a=1&b=2&c=3")) is None
