@@ -126,11 +126,10 @@ def profile_bookings(application, n: int, top: int, *, explain: bool = False) ->
 
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
-
-    from lots.models import Lot
     from django.utils import timezone
 
     from config.throttles import BOOKINGS_PER_DRIVER
+    from lots.models import Lot
     from parking.models import ApiToken, User
     from parking.services import api_token_create
 
