@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import zoneinfo
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -134,6 +135,7 @@ def lot_availability(
 _KEPT_MAX = 4096
 _Answer = tuple[int, policy.Tariff | None, float]  # (free spots, tariff, valid until)
 _kept: dict[tuple, _Answer] = {}
+_keeping = threading.Lock()
 
 
 def _cached(question: tuple, now_ts: float) -> _Answer | None:
@@ -156,15 +158,18 @@ def _shared_key(question: tuple) -> str:
 
 
 def _keep(key: tuple, answer: _Answer) -> None:
-    if len(_kept) >= _KEPT_MAX:
-        # Oldest first; under threads another may have dropped it already.
-        _kept.pop(next(iter(_kept), None), None)
-    _kept[key] = answer
+    # One writer at a time (gunicorn's threads): iterating the dict while another
+    # thread adds to it would raise. Readers need no lock.
+    with _keeping:
+        if _kept and len(_kept) >= _KEPT_MAX:
+            del _kept[next(iter(_kept))]  # the oldest first
+        _kept[key] = answer
 
 
 def forget_kept_answers() -> None:
     """Tests roll back, so lot ids and versions repeat: start each one afresh."""
-    _kept.clear()
+    with _keeping:
+        _kept.clear()
     _schedule_at.cache_clear()
 
 

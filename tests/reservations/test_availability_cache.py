@@ -135,3 +135,19 @@ def test_a_process_keeps_a_bounded_number_of_answers(lot, monkeypatch):
     for hours in range(4):
         lot_availability(**_window(lot, start + timedelta(hours=hours)))
     assert len(selectors._kept) == 2
+
+
+def test_threads_keep_answers_side_by_side(monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from reservations import selectors
+
+    monkeypatch.setattr(selectors, "_KEPT_MAX", 8)
+
+    def keep(thread: int) -> None:
+        for i in range(2000):
+            selectors._keep((thread, i), (1, None, 0.0))
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(keep, range(4)))  # re-raises what a thread raised
+    assert len(selectors._kept) <= 8
