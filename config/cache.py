@@ -25,12 +25,17 @@ CACHE_SECONDS = Histogram(
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
 )
 CACHE_GETS = Counter(
-    "parkspot_cache_gets", "Cache reads by result (hit or miss; Redis down is a miss).", ["result"]
+    "parkspot_cache_gets",
+    "Cache reads by result (hit or miss; Redis down is a miss). An availability answer "
+    "a process kept from an earlier read is a hit too, though Redis is not asked.",
+    ["result"],
 )
 
 _OPERATIONS = ("get", "set", "add", "delete", "get_many", "set_many", "incr", "touch")
 _SECONDS = {operation: CACHE_SECONDS.labels(operation) for operation in _OPERATIONS}
 _HIT = CACHE_GETS.labels("hit")
+# For a cached value a process kept itself (reservations.selectors): still a hit.
+KEPT_HIT = _HIT
 _MISS = CACHE_GETS.labels("miss")
 _ABSENT = object()
 

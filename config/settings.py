@@ -624,3 +624,17 @@ if DATABASE_REPLICA_URL:
         MIDDLEWARE.index("django.contrib.sessions.middleware.SessionMiddleware"),
         "config.db_router.PinAfterWriteMiddleware",
     )
+
+# --- The availability question's lane (config/lean_lane.py) ------------------------
+# Last, once MIDDLEWARE is complete: four of Django's middlewares in versions that
+# step aside for a cookie-less, credential-less GET of a lot's availability, where
+# they have nothing to do. Same places, same behaviour for every other request.
+LEAN_LANE = {
+    "django.contrib.sessions.middleware.SessionMiddleware": "config.lean_lane.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware": (
+        "config.lean_lane.AuthenticationMiddleware"
+    ),
+    "django_otp.middleware.OTPMiddleware": "config.lean_lane.OTPMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware": "config.lean_lane.MessageMiddleware",
+}
+MIDDLEWARE = [LEAN_LANE.get(name, name) for name in MIDDLEWARE]

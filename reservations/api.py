@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from functools import wraps
+from urllib.parse import parse_qsl
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -272,13 +273,29 @@ def _needs_lean(params) -> SpotNeeds | None:
         return None
 
 
+def _query(request: HttpRequest) -> dict[str, str] | None:
+    """The query's fields as request.GET.get reads them (the last of each),
+    without building a QueryDict (half the cost); None where Django could read
+    them otherwise (not ASCII: its decoding) or refuse them (too many fields)."""
+    raw = request.META.get("QUERY_STRING", "")
+    if not raw.isascii():
+        return None
+    encoding = request.encoding or settings.DEFAULT_CHARSET
+    limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+    try:
+        fields = parse_qsl(raw, keep_blank_values=True, encoding=encoding, max_num_fields=limit)
+    except ValueError:
+        return None
+    return dict(fields)
+
+
 def _availability_lean(request: HttpRequest, lot_id: str) -> HttpResponse | None:
     """The answer to a well-formed availability question, or None to let DRF
     answer (and word the error). Per request this saves about a millisecond of
     CPU against the DRF path on the bench machine (bench/README.md)."""
     if not lean_booking.accepts_plain_json(request):
         return None
-    params = request.GET
+    params = _query(request) or request.GET
     if "format" in params:  # DRF's URL format override: let it judge
         return None
     vehicle_type = params.get("vehicle_type")

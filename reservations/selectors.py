@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import zoneinfo
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,7 @@ from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Sub
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy
 
+from config.cache import KEPT_HIT
 from config.errors import Conflict, InvalidInput, NotFound
 from config.plates import normalize_plate
 from lots.features import NO_NEEDS, SpotNeeds
@@ -91,11 +93,10 @@ def lot_availability(
         raise NotFound("There is no such lot.", code="lot_not_found")
     lot_pk, version, currency = lot
 
-    key = f"avail:{lot_pk}:{version}:{vehicle_type}:{start.timestamp():.6f}:{end.timestamp():.6f}"
-    if needs:
-        key = f"{key}:{needs.stored}:{needs.height_cm or ''}"
-    cached = cache.get(key)
-    if cached is not None and cached[-1] > now.timestamp():
+    now_ts = now.timestamp()
+    question = (lot_pk, version, vehicle_type, start.timestamp(), end.timestamp(), needs)
+    cached = _cached(question, now_ts)
+    if cached is not None:
         free, tariff, _ = cached
     else:
         # Only windows the lot is open for are ever cached, and changing its hours
@@ -104,9 +105,10 @@ def lot_availability(
         if schedule is not None and schedule.hours:
             check_opening_hours(schedule=schedule, start=start, end=end)
         free, tariff, valid_until = _compute(lot_pk, vehicle_type, start, end, now, needs)
-        ttl = min(settings.AVAILABILITY_CACHE_SECONDS, valid_until - now.timestamp())
+        ttl = min(settings.AVAILABILITY_CACHE_SECONDS, valid_until - now_ts)
         if ttl >= 1:
-            cache.set(key, (free, tariff, valid_until), timeout=ttl)
+            cache.set(_shared_key(question), (free, tariff, valid_until), timeout=ttl)
+            _keep(question, (free, tariff, valid_until))
     price = no_show = booking = None
     if tariff is not None:
         booking = policy.Booking(start=start, end=end, tariff=tariff, grace=timedelta(0))
@@ -123,6 +125,52 @@ def lot_availability(
         tariff=booking.tariff if booking else None,
         breakdown=booking.breakdown if booking else (),
     )
+
+
+# Answers this process has read or worked out lately, by the same key as the
+# shared cache's (lot, version, window, needs): the popular questions a worker is
+# asked again and again skip the round trip to Redis. As exact as the shared
+# cache: a booking bumps the version (a new key), and an answer is used only
+# until its valid_until, never past what Redis's TTL would allow.
+_KEPT_MAX = 4096
+_Answer = tuple[int, policy.Tariff | None, float]  # (free spots, tariff, valid until)
+_kept: dict[tuple, _Answer] = {}
+_keeping = threading.Lock()
+
+
+def _cached(question: tuple, now_ts: float) -> _Answer | None:
+    """A still valid answer to the question: this process's, else the shared cache's."""
+    answer = _kept.get(question)
+    if answer is not None and answer[-1] > now_ts:
+        KEPT_HIT.inc()  # the dashboard's hit ratio counts it as the hit it is
+        return answer
+    answer = cache.get(_shared_key(question))
+    if answer is None or answer[-1] <= now_ts:
+        return None
+    _keep(question, answer)
+    return answer
+
+
+def _shared_key(question: tuple) -> str:
+    lot_pk, version, vehicle_type, start_ts, end_ts, needs = question
+    key = f"avail:{lot_pk}:{version}:{vehicle_type}:{start_ts:.6f}:{end_ts:.6f}"
+    return f"{key}:{needs.stored}:{needs.height_cm or ''}" if needs else key
+
+
+def _keep(key: tuple, answer: _Answer) -> None:
+    # One writer at a time (gunicorn's threads): iterating the dict while another
+    # thread adds to it would raise. Readers need no lock.
+    with _keeping:
+        if _kept and len(_kept) >= _KEPT_MAX:
+            del _kept[next(iter(_kept))]  # the oldest first
+        _kept[key] = answer
+
+
+def forget_kept_answers() -> None:
+    """Tests roll back, so lot ids and versions repeat: start each one afresh."""
+    with _keeping:
+        _kept.clear()
+    _schedule_at.cache_clear()
 
 
 @lru_cache(maxsize=2048)

@@ -47,9 +47,9 @@ def _clear_cache() -> None:
     else:
         cache.clear()
     # Kept per process by (lot id, version): tests roll back, so ids and versions repeat.
-    from reservations.selectors import _schedule_at
+    from reservations.selectors import forget_kept_answers
 
-    _schedule_at.cache_clear()
+    forget_kept_answers()
 
 
 @pytest.fixture(autouse=True)

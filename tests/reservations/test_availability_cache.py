@@ -11,7 +11,7 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from lots.services import spots_add
-from reservations.selectors import lot_availability
+from reservations.selectors import forget_kept_answers, lot_availability
 from reservations.services import reservation_cancel
 from tests.factories import UserFactory
 from tests.reservations.helpers import book
@@ -96,3 +96,58 @@ def test_redis_down_means_a_database_read_not_an_error(api, lot, driver, setting
     assert _ask(api, lot, start)["free_spots"] == 3
     book(driver, lot, start=start)
     assert _ask(api, lot, start)["free_spots"] == 2
+
+
+def test_a_process_asks_redis_once_for_an_answer_it_keeps(lot, driver, monkeypatch):
+    from unittest import mock
+
+    from reservations import selectors
+
+    shared = mock.Mock(wraps=selectors.cache)
+    monkeypatch.setattr(selectors, "cache", shared)
+    start = timezone.now() + timedelta(hours=1)
+    for _ in range(3):
+        assert lot_availability(**_window(lot, start)).free_spots == 3
+    assert shared.get.call_count == 1  # the first question only: a miss
+    assert shared.set.call_count == 1
+    book(driver, lot, start=start)  # a new version: the kept answer no longer fits
+    assert lot_availability(**_window(lot, start)).free_spots == 2
+    assert shared.get.call_count == 2
+
+
+def test_an_answer_kept_from_the_shared_cache_is_still_exact(lot, driver):
+    start = timezone.now() + timedelta(hours=1)
+    assert lot_availability(**_window(lot, start)).free_spots == 3
+    forget_kept_answers()  # another worker: it reads the answer from the shared cache
+    assert lot_availability(**_window(lot, start)).free_spots == 3
+    for _ in range(3):
+        book(UserFactory(), lot, start=start)
+    assert lot_availability(**_window(lot, start)).free_spots == 0
+    with time_machine.travel(timezone.now() + timedelta(minutes=15, seconds=1)):
+        assert lot_availability(**_window(lot, start)).free_spots == 3  # the holds lapsed
+
+
+def test_a_process_keeps_a_bounded_number_of_answers(lot, monkeypatch):
+    from reservations import selectors
+
+    monkeypatch.setattr(selectors, "_KEPT_MAX", 2)
+    start = timezone.now() + timedelta(hours=1)
+    for hours in range(4):
+        lot_availability(**_window(lot, start + timedelta(hours=hours)))
+    assert len(selectors._kept) == 2
+
+
+def test_threads_keep_answers_side_by_side(monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from reservations import selectors
+
+    monkeypatch.setattr(selectors, "_KEPT_MAX", 8)
+
+    def keep(thread: int) -> None:
+        for i in range(2000):
+            selectors._keep((thread, i), (1, None, 0.0))
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(keep, range(4)))  # re-raises what a thread raised
+    assert len(selectors._kept) <= 8

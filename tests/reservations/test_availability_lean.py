@@ -14,6 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from lots.services import lot_facts_set
+from reservations.selectors import forget_kept_answers
 from tests.reservations.helpers import book
 
 pytestmark = pytest.mark.django_db
@@ -119,7 +120,7 @@ class _CacheCalls:
         return call
 
 
-def test_a_cached_answer_costs_one_query_and_one_cache_read(api, lot, monkeypatch):
+def test_a_cached_answer_costs_one_query_and_at_most_one_cache_read(api, lot, monkeypatch):
     params = _params(timezone.now() + timedelta(days=3))
     counted = _CacheCalls(monkeypatch)
     with CaptureQueriesContext(connection) as first:
@@ -133,6 +134,12 @@ def test_a_cached_answer_costs_one_query_and_one_cache_read(api, lot, monkeypatc
     assert answer.status_code == 200
     assert answer.json()["free_spots"] == 3
     assert len(again.captured_queries) == 1  # the lot's version only
+    assert counted.calls == []  # this process kept the answer it worked out
+
+    forget_kept_answers()  # another worker: the answer comes from the shared cache
+    with CaptureQueriesContext(connection) as elsewhere:
+        assert api.get(_url(lot), params).content == answer.content
+    assert len(elsewhere.captured_queries) == 1
     assert counted.calls == ["get"]
 
 
@@ -193,3 +200,32 @@ def test_the_prepared_availability_query_finds_busy_spots_by_range_in_any_plan(l
     # When the first hold lapses: from the lot's own open holds, not every lot's.
     assert "reservation_lot_open_holds" in plan, plan
     assert "reservation_pending_holds" not in plan
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "vehicle_type=car&start=2026-12-07T04%3A00%3A00%2B00%3A00&end=2026-12-07T06:00:00Z",
+        "vehicle_type=van&vehicle_type=car&features=&features=covered%2Caccessible",
+        "start=2026-12-07T04:00:00+01:00&vehicle_height_cm=+190&format",
+        "a=%E2%82%AC&b=%FF&c==d&&=e",
+        "",
+    ],
+)
+def test_the_lean_path_reads_the_query_as_django_does(query):
+    from django.test import RequestFactory
+
+    from reservations.api import _query
+
+    request = RequestFactory().get("/", QUERY_STRING=query)
+    assert _query(request) == {name: request.GET.get(name) for name in request.GET}
+
+
+def test_a_query_django_would_decode_or_refuse_otherwise_is_left_to_it(settings):
+    from django.test import RequestFactory
+
+    from reservations.api import _query
+
+    assert _query(RequestFactory().get("/", QUERY_STRING="start=é")) is None
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 2
+    assert _query(RequestFactory().get("/", QUERY_STRING="a=1&b=2&c=3")) is None
