@@ -221,13 +221,6 @@ def seed(
 
     currency = {pk: cur for pk, _, cur in lot_rows}
     spot_rows = list(Spot.objects.values_list("pk", "lot_id", "vehicle_type"))
-    history = _history(
-        spot_rows, currency, rates, user_pks, reservations_per_spot, now=now, rng=rng
-    )
-    _unique_codes(history)
-    for start in range(0, len(history), 5000):
-        with transaction.atomic():
-            Reservation.objects.bulk_create(history[start : start + 5000])
     history_began = time.perf_counter()
     long_history = 0
     if history_days:
@@ -235,6 +228,17 @@ def seed(
         history_lot_pks = ordinary[:history_lots] if history_lots else ordinary
         long_history = _long_history(history_lot_pks, history_days, user_pks, now=now, rng=rng)
     history_seconds = time.perf_counter() - history_began
+    # The recent bookings after the long history (minutes to seed): their holds
+    # must still be open when the phases start, as in a live system whose sweep
+    # expires lapsed holds every minute. Lapsed, every booking that met one went
+    # the slow way (expire it, then book again).
+    history = _history(
+        spot_rows, currency, rates, user_pks, reservations_per_spot, now=timezone.now(), rng=rng
+    )
+    _unique_codes(history)
+    for start in range(0, len(history), 5000):
+        with transaction.atomic():
+            Reservation.objects.bulk_create(history[start : start + 5000])
     _analyze()
 
     slug_of = {pk: slug for pk, slug, _ in lot_rows}

@@ -120,6 +120,45 @@ def explain_bookings(call, *, n: int) -> None:
         read = sum(node.get("Shared Read Blocks", 0) for node in nodes) / len(nodes)
         rows = sum(node.get("Actual Rows", 0) for node in nodes) / len(nodes)
         print(f"  {len(nodes):4d}×  hit {hit:7.1f}  read {read:6.1f}  rows {rows:5.1f}  {text}")
+    text, nodes = max(by_statement.items(), key=lambda item: _pages(item[1][0]))
+    print(f"where the pages of the heaviest statement go ({text[:40]}…): per execution")
+    for where, (pages, loops, rows) in _pages_by_node(nodes)[:12]:
+        print(f"  {pages:7.1f} pages  {loops:7.1f} loops  {rows:7.1f} rows  {where}")
+
+
+def _pages(node: dict) -> int:
+    return node.get("Shared Hit Blocks", 0) + node.get("Shared Read Blocks", 0)
+
+
+def _pages_by_node(plans: list[dict]) -> list[tuple[str, tuple[float, float, float]]]:
+    """Each plan node's own pages (its children's taken off: EXPLAIN counts a
+    node's buffers with its children's), loops and rows, averaged over the
+    executions of one statement, heaviest first."""
+    from collections import defaultdict
+
+    totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
+
+    def walk(node: dict, path: str) -> None:
+        target = node.get("Index Name") or node.get("Relation Name") or ""
+        where = f"{path} > {node['Node Type']} {target}".strip(" >")
+        if node.get("Subplan Name"):
+            where = f"{where} [{node['Subplan Name']}]"
+        children = node.get("Plans", [])
+        own = _pages(node) - sum(_pages(child) for child in children)
+        total = totals[where]
+        total[0] += own
+        total[1] += node.get("Actual Loops", 0)
+        total[2] += node.get("Actual Rows", 0) * node.get("Actual Loops", 0)
+        for child in children:
+            walk(child, where if len(where) < 160 else "…")
+
+    for plan in plans:
+        walk(plan, "")
+    runs = len(plans)
+    averaged = {
+        where: (p / runs, loops / runs, rows / runs) for where, (p, loops, rows) in totals.items()
+    }
+    return sorted(averaged.items(), key=lambda item: -item[1][0])
 
 
 def profile_bookings(

@@ -6,6 +6,7 @@ import random
 from datetime import timedelta
 
 import pytest
+import time_machine
 from django.db import connection
 from django.utils import timezone
 
@@ -102,6 +103,33 @@ def test_the_short_history_holds_a_live_share_of_unpaid_holds(lot):
     assert 0 < len(pending) < len(rows) * 0.1
     assert all(now < r.hold_expires_at <= now + timedelta(minutes=15) for r in pending)
     assert all(r.start > now and r.arrived_at is None for r in pending)
+
+
+def test_seeded_holds_are_still_open_when_a_slow_long_history_is_done(monkeypatch):
+    # A year of history takes minutes to seed; holds seeded before it had lapsed
+    # by the time the phases began, and bookings meeting them went the slow way.
+    long_history = database._long_history
+    with time_machine.travel(timezone.now(), tick=False) as traveller:
+
+        def twenty_minutes_of_history(*args, **kwargs) -> int:
+            rows = long_history(*args, **kwargs)
+            traveller.shift(timedelta(minutes=20))
+            return rows
+
+        monkeypatch.setattr(database, "_long_history", twenty_minutes_of_history)
+        seeded = database.seed(
+            lots=1,
+            spots_per_lot=40,
+            event_spots=2,
+            reservations_per_spot=3,
+            users=2,
+            rng=random.Random(7),
+            history_days=2,
+        )
+        holds = Reservation.objects.filter(status=Status.PENDING_PAYMENT)
+        assert seeded.history_rows == 40 * 2
+        assert holds.exists()
+        assert not holds.filter(hold_expires_at__lte=timezone.now()).exists()
 
 
 @pytest.mark.postgres
