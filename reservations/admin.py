@@ -698,13 +698,35 @@ class ReservationEventAdmin(
 ):
     lot_lookup = "reservation__lot_id"
     list_display = ("reservation", "from_status", "to_status", "actor", "actor_user", "at")
-    list_filter = ("actor", "to_status")
+    # A period by its bounds, not date_hierarchy's list of the years of every
+    # row (several events per booking: the largest table there is).
+    list_filter = ("actor", "to_status", ("at", admin.DateFieldListFilter))
     search_fields = ("reservation__code", "actor_user__email")
+    search_help_text = "Reservation code, or the start of the e-mail of who did it."
     list_select_related = ("reservation", "actor_user")
-    date_hierarchy = "at"
+    # Latest first, by the primary key (in the order events happen): the
+    # model's order, by time, would sort the whole table for every page.
+    ordering = ("-id",)
     show_full_result_count = False
     fields = ("reservation", "at", "from_status", "to_status", "actor", "actor_user", "data")
     readonly_fields = fields
+
+    def get_search_results(self, request, queryset, search_term):
+        # Index ranges only, as ReservationAdmin's: the reservation by its code,
+        # however typed; who did it by the start of their e-mail.
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        if "\x00" in term:
+            return queryset.none(), False
+        reservations = Reservation.objects.filter(code=normalize_code(term)).values_list(
+            "pk", flat=True
+        )
+        actors = User.objects.filter(email__istartswith=term).values_list("pk", flat=True)
+        found = Q(reservation_id__in=list(reservations[:1])) | Q(
+            actor_user_id__in=list(actors[:_SEARCH_DRIVERS])
+        )
+        return queryset.filter(found), False
 
 
 @admin.register(IdempotencyKey)
