@@ -7,7 +7,8 @@ from typing import ClassVar
 from urllib.parse import urlencode
 
 from django.contrib import admin
-from django.db.models import QuerySet
+from django.contrib.auth import get_user_model
+from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
@@ -15,6 +16,7 @@ from django.utils.html import format_html
 from config.admin_input import AdminInputMixin
 from config.money import format_money
 from payments.models import Payment, StripeCustomer, StripeEvent
+from payments.views import HANDLED
 
 
 def _money(amount: int, currency: str) -> str:
@@ -32,6 +34,41 @@ class ReadOnlyAdmin(AdminInputMixin, admin.ModelAdmin):
         return False
 
 
+class CurrencyFilter(admin.SimpleListFilter):
+    """By currency, among those PaymentAdmin.currencies_hook names (reservations:
+    its lots'); Django's filter listed every value in the table, a scan of every
+    payment of the history on every page."""
+
+    title = "currency"
+    parameter_name = "currency"
+
+    def lookups(self, request, model_admin):
+        hook = type(model_admin).currencies_hook
+        return [(code, code.upper()) for code in (hook() if hook else [])]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(currency=self.value()) if self.value() else queryset
+
+
+class StripeEventTypeFilter(admin.SimpleListFilter):
+    """By type, among those the webhook acts on (any other by its parameter);
+    Django's filter listed every type in the table, a scan of every event."""
+
+    title = "type"
+    parameter_name = "type"
+
+    def lookups(self, request, model_admin):
+        return [(kind, kind) for kind in sorted(HANDLED)]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(type=self.value()) if self.value() else queryset
+
+
+# The most payers whose e-mail starts with the searched text that a search
+# looks for: enough for any e-mail typed in part, not a scan of every user.
+_PAYERS = 50
+
+
 @admin.register(Payment)
 class PaymentAdmin(ReadOnlyAdmin):
     """Payments know nothing of lots or reservations. Whoever makes payments for
@@ -39,6 +76,11 @@ class PaymentAdmin(ReadOnlyAdmin):
     (reservations sets it, so that lot staff see their lots' payments only)."""
 
     scope_hook: ClassVar[Callable[[HttpRequest, QuerySet], QuerySet] | None] = None
+    # What else a search term may name, as payment references (reservations:
+    # a booking's code, however typed, names "reservation:<code>").
+    reference_hook: ClassVar[Callable[[str], list[str]] | None] = None
+    # The currencies to filter by (reservations: those of the lots).
+    currencies_hook: ClassVar[Callable[[], list[str]] | None] = None
 
     list_display = [
         "reference_link",
@@ -58,12 +100,35 @@ class PaymentAdmin(ReadOnlyAdmin):
         "status",
         "kind",
         "capture_mode",
-        "currency",
+        CurrencyFilter,
         ("created_at", admin.DateFieldListFilter),
     ]
+    # The page's own count is enough: a second count of every payment is slow.
+    show_full_result_count = False
     search_fields = ["reference", "payment_intent_id", "customer_id", "user__email"]
+    search_help_text = (
+        "Reference or reservation code, PaymentIntent or Customer id, or the start of"
+        " the payer's e-mail."
+    )
     list_select_related = ["user"]
     readonly_fields = [f.name for f in Payment._meta.fields] + ["reference_link"]
+
+    def get_search_results(self, request, queryset, search_term):
+        # Index ranges only ("contains" on four columns read every payment of
+        # the history): a reference as it is or as the hook reads the term, a
+        # PaymentIntent id, the payer by Customer id or the start of the e-mail.
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        if "\x00" in term:
+            return queryset.none(), False
+        hook = type(self).reference_hook
+        references = [term, *(hook(term) if hook else [])]
+        by_email = get_user_model().objects.filter(email__istartswith=term)
+        payers = list(by_email.values_list("pk", flat=True)[:_PAYERS])
+        payers += StripeCustomer.objects.filter(customer_id=term).values_list("user_id", flat=True)
+        found = Q(reference__in=references) | Q(payment_intent_id=term) | Q(user_id__in=payers)
+        return queryset.filter(found), False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Payment]:
         queryset = super().get_queryset(request)
@@ -113,5 +178,6 @@ class StripeCustomerAdmin(ReadOnlyAdmin):
 @admin.register(StripeEvent)
 class StripeEventAdmin(ReadOnlyAdmin):
     list_display = ["event_id", "type", "object_id", "received_at", "processed_at"]
-    list_filter = ["type", ("received_at", admin.DateFieldListFilter)]
+    list_filter = [StripeEventTypeFilter, ("received_at", admin.DateFieldListFilter)]
+    show_full_result_count = False
     search_fields = ["event_id", "object_id"]

@@ -68,6 +68,7 @@ from reservations.models import (
     ReservationEvent,
     Settlement,
     Status,
+    extension_payment_reference,
     normalize_code,
     payment_reference,
 )
@@ -909,6 +910,25 @@ lots_admin.LotAdmin.page_link_hooks.append(admin_reports.page_links)
 lots_admin.SpotAdmin.action_hooks.extend([take_out_moving, take_out_if_free])
 lots_admin.SpotAdmin.column_hooks.append((reservations_to_come, _annotate_to_come))
 payments_admin.PaymentAdmin.scope_hook = staff_payments
+
+
+def payment_references(term: str) -> list[str]:
+    """The payment references of the reservation a search term names by its
+    code, however typed: its booking's and its extensions'."""
+    reservation = Reservation.objects.filter(code=normalize_code(term)).first()
+    if reservation is None:
+        return []
+    extensions = reservation.extensions.values_list("number", flat=True)
+    return [
+        payment_reference(reservation),
+        *(extension_payment_reference(reservation, number) for number in extensions),
+    ]
+
+
+payments_admin.PaymentAdmin.reference_hook = payment_references
+payments_admin.PaymentAdmin.currencies_hook = lambda: sorted(
+    set(Lot.objects.values_list("currency", flat=True))
+)
 
 
 def closure_links(lot: Lot) -> list[tuple[str, str]]:

@@ -295,6 +295,24 @@ def test_reservation_search_by_code_plate_and_email(staff_client, lot, driver, p
     assert list(staff_client.get(url, {"q": "NOPE-NOPE"}).context["cl"].result_list) == []
 
 
+def test_payment_search_by_code_reference_ids_and_email(staff_client, data, pending, driver):
+    url = admin_url(Payment, "changelist")
+    paid = Payment.objects.get()
+
+    for query in (
+        pending.code,
+        pending.code.lower().replace("-", ""),
+        f"reservation:{pending.code}",
+        "pi_test",
+        "cus_test",
+        driver.email[:6],
+    ):
+        results = list(staff_client.get(url, {"q": query}).context["cl"].result_list)
+        assert results == [paid], query
+    for query in ("pi_tes", "NOPE-NOPE", "nobody@"):
+        assert list(staff_client.get(url, {"q": query}).context["cl"].result_list) == [], query
+
+
 def test_reservation_filters(staff_client, lot, pending):
     url = admin_url(Reservation, "changelist")
     for params, count in (
