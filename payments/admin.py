@@ -7,13 +7,12 @@ from typing import ClassVar
 from urllib.parse import urlencode
 
 from django.contrib import admin
-from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from config.admin_input import AdminInputMixin
+from config.admin_input import AdminInputMixin, IndexedSearchMixin, users_by_email_start
 from config.money import format_money
 from payments.models import Payment, StripeCustomer, StripeEvent
 from payments.views import HANDLED
@@ -64,13 +63,8 @@ class StripeEventTypeFilter(admin.SimpleListFilter):
         return queryset.filter(type=self.value()) if self.value() else queryset
 
 
-# The most payers whose e-mail starts with the searched text that a search
-# looks for: enough for any e-mail typed in part, not a scan of every user.
-_PAYERS = 50
-
-
 @admin.register(Payment)
-class PaymentAdmin(ReadOnlyAdmin):
+class PaymentAdmin(IndexedSearchMixin, ReadOnlyAdmin):
     """Payments know nothing of lots or reservations. Whoever makes payments for
     something may narrow what a user sees here: `scope_hook(request, queryset)`
     (reservations sets it, so that lot staff see their lots' payments only)."""
@@ -113,22 +107,15 @@ class PaymentAdmin(ReadOnlyAdmin):
     list_select_related = ["user"]
     readonly_fields = [f.name for f in Payment._meta.fields] + ["reference_link"]
 
-    def get_search_results(self, request, queryset, search_term):
-        # Index ranges only ("contains" on four columns read every payment of
-        # the history): a reference as it is or as the hook reads the term, a
-        # PaymentIntent id, the payer by Customer id or the start of the e-mail.
-        term = search_term.strip()
-        if not term:
-            return queryset, False
-        if "\x00" in term:
-            return queryset.none(), False
+    def search_found(self, term: str) -> Q:
+        # A reference as it is or as the hook reads the term, a PaymentIntent
+        # id, the payer by Customer id or by the start of the e-mail: each an
+        # index range ("contains" on four columns read every payment).
         hook = type(self).reference_hook
         references = [term, *(hook(term) if hook else [])]
-        by_email = get_user_model().objects.filter(email__istartswith=term)
-        payers = list(by_email.values_list("pk", flat=True)[:_PAYERS])
+        payers = users_by_email_start(term)
         payers += StripeCustomer.objects.filter(customer_id=term).values_list("user_id", flat=True)
-        found = Q(reference__in=references) | Q(payment_intent_id=term) | Q(user_id__in=payers)
-        return queryset.filter(found), False
+        return Q(reference__in=references) | Q(payment_intent_id=term) | Q(user_id__in=payers)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Payment]:
         queryset = super().get_queryset(request)
