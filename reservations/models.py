@@ -63,6 +63,8 @@ class Settlement(models.TextChoices):
 
 
 class Reservation(models.Model):
+    # Looked up whole only: migration 0021 drops the LIKE index Django adds beside
+    # the unique one on PostgreSQL (an insert at a random page per booking).
     code = models.CharField(max_length=9, unique=True, default=new_reservation_code, editable=False)
     # No index of their own for user and lot: reservation_user_recent and
     # reservation_lot_start lead with them (an index less to write per booking).

@@ -60,3 +60,16 @@ def test_picking_a_spot_reads_its_bookings_around_the_window_not_its_history(db)
         # (spot, occupied_until), never every booking of the spot.
         assert "reservation_spot_until" in plan, plan
         assert "reservations_reservation_spot_id" not in plan, plan
+
+
+@pytest.mark.postgres
+def test_a_booking_writes_one_index_entry_for_its_code(db):
+    # Django's pattern index beside the unique one (migration 0021) served no
+    # query and cost each booking an insert at a random page of a large index.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'reservations_reservation'"
+            " AND indexdef LIKE '%(code%'"
+        )
+        on_code = [name for (name,) in cursor.fetchall()]
+    assert on_code == ["reservations_reservation_code_key"], on_code
