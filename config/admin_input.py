@@ -73,8 +73,12 @@ USERS_BY_EMAIL = 50
 
 
 def users_by_email_start(term: str) -> list[int]:
-    """Ids of the users whose e-mail starts with `term` (at most USERS_BY_EMAIL),
-    as values to filter by: as a subquery, PostgreSQL could not combine it with
-    a search's other index ranges and read the whole table instead."""
-    users = get_user_model().objects.filter(email__istartswith=term)
+    """Ids of the users whose e-mail starts with `term`, in any case (at most
+    USERS_BY_EMAIL), as values to filter by: as a subquery, PostgreSQL could not
+    combine it with a search's other index ranges and read the whole table.
+
+    E-mails are stored lower-case (UserManager, parking.services, the admin's
+    user forms), so a case-sensitive LIKE on the lowered term finds them by the
+    e-mail's pattern index; istartswith (UPPER(email) LIKE …) read every user."""
+    users = get_user_model().objects.filter(email__startswith=term.lower())
     return list(users.values_list("pk", flat=True)[:USERS_BY_EMAIL])

@@ -699,8 +699,8 @@ class ReservationEventAdmin(
     def search_found(self, term: str) -> Q:
         # The reservation by its code, however typed; who did it by the start
         # of their e-mail.
-        code = Reservation.objects.filter(code=normalize_code(term)).values_list("pk", flat=True)
-        return Q(reservation_id__in=list(code)) | Q(actor_user_id__in=users_by_email_start(term))
+        named = Reservation.objects.filter(code=normalize_code(term)).values_list("pk", flat=True)
+        return Q(reservation_id__in=list(named)) | Q(actor_user_id__in=users_by_email_start(term))
 
 
 @admin.register(IdempotencyKey)

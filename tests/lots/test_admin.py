@@ -288,6 +288,7 @@ def test_reservation_search_by_code_plate_and_email(staff_client, lot, driver, p
         ("AB123CD", pending),
         (driver.email, pending),
         ("someone.else", other),
+        ("Someone.Else@", other),
         ("ZZ999", other),
     ):
         results = list(staff_client.get(url, {"q": query}).context["cl"].result_list)
