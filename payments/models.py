@@ -174,5 +174,13 @@ class StripeEvent(models.Model):
     processed_at = models.DateTimeField(null=True, blank=True)
     payload = models.JSONField(default=dict)
 
+    class Meta:
+        indexes = [
+            # Staff find an event by what it is about (the admin's search).
+            models.Index(
+                fields=["object_id"], condition=~Q(object_id=""), name="stripe_event_object"
+            ),
+        ]
+
     def __str__(self) -> str:
         return f"{self.type} {self.event_id}"

@@ -705,14 +705,25 @@ class ReservationEventAdmin(
 
 @admin.register(IdempotencyKey)
 class IdempotencyKeyAdmin(
-    AdminInputMixin, LotScopedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin
+    IndexedSearchMixin, AdminInputMixin, LotScopedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin
 ):
     lot_lookup = "reservation__lot_id"
     list_display = ("key", "user", "reservation", "created_at")
-    search_fields = ("key", "user__email", "reservation__code")
+    show_full_result_count = False  # one count per page: each reads every key
+    search_fields = ("user__email", "reservation__code")
+    search_help_text = (
+        "The reservation's code, or the start of the client's e-mail (their keys are listed)."
+    )
     list_select_related = ("user", "reservation")
     fields = ("key", "user", "reservation", "fingerprint", "created_at")
     readonly_fields = fields
+
+    def search_found(self, term: str) -> Q:
+        # Keys are the clients' own and indexed per client only (a lone key
+        # would need an index written on every booking): found by the
+        # reservation they made or by their client.
+        named = Reservation.objects.filter(code=normalize_code(term)).values_list("pk", flat=True)
+        return Q(reservation_id__in=list(named)) | Q(user_id__in=users_by_email_start(term))
 
 
 # --- what reservations add to the lots and payments admins (through their hooks) -----------

@@ -1,7 +1,8 @@
-"""The staff's lists of reservations and of their events stay quick on a year of
-history: each page reads the rows it shows, by an index, never the whole table
-(a year of 100 lots took 10 to 22 s a reservation page: the whole table sorted,
-its years listed, its lots listed, searched with "contains")."""
+"""The staff's lists of reservations, their events, idempotency keys, payments
+and Stripe's events stay quick on a year of history: each page reads the rows
+it shows, by an index, never the whole table (a year of 100 lots took 10 to
+22 s a reservation page: the whole table sorted, its years listed, its lots
+listed, searched with "contains")."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from django.utils import timezone
 
 from bench import database
 from parking.models import User
-from payments.models import Payment
-from reservations.models import Reservation, ReservationEvent
+from payments.models import Payment, StripeEvent
+from reservations.models import IdempotencyKey, Reservation, ReservationEvent
 from tests.factories import LotFactory, RateFactory, SpotFactory
 from tests.lots.test_admin import admin_url
 
@@ -44,6 +45,18 @@ def long_history(db):
             " FROM reservations_reservation"
         )
         cursor.execute("ANALYZE reservations_reservationevent")
+        cursor.execute(
+            "INSERT INTO reservations_idempotencykey"
+            " (user_id, key, fingerprint, reservation_id, created_at)"
+            " SELECT user_id, md5(id::text), md5(code), id, created_at"
+            " FROM reservations_reservation"
+        )
+        cursor.execute(
+            "INSERT INTO payments_stripeevent"
+            " (event_id, type, object_id, received_at, payload)"
+            " SELECT 'evt_' || id, 'payment_intent.succeeded', 'pi_' || id, created_at, '{}'"
+            " FROM reservations_reservation"
+        )
     Payment.objects.bulk_create(
         Payment(
             reference=f"reservation:{code}",
@@ -58,6 +71,8 @@ def long_history(db):
     )
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE payments_payment")
+        cursor.execute("ANALYZE payments_stripeevent")
+        cursor.execute("ANALYZE reservations_idempotencykey")
         cursor.execute("ANALYZE reservations_reservation")
         cursor.execute("ANALYZE parking_user")
     return Reservation.objects.order_by("pk").first()
@@ -99,6 +114,7 @@ def test_each_page_of_the_staff_lists_reads_only_what_it_shows(client, long_hist
     lists = {
         Reservation: [{"status__exact": "completed"}, {"q": "PL-0012"}],
         ReservationEvent: [{"to_status__exact": "completed"}],
+        IdempotencyKey: [],
         Payment: [{"status__exact": "requires_payment_method"}, {"q": intent}],
     }
     for model, own in lists.items():
@@ -109,7 +125,14 @@ def test_each_page_of_the_staff_lists_reads_only_what_it_shows(client, long_hist
         found = _reads_only_what_it_shows(client, model, {"q": typed}, table=table)
         if model is Reservation:
             assert found == [long_history]
-        elif model is ReservationEvent:
-            assert [event.reservation_id for event in found] == [long_history.pk]
-        else:
+        elif model is Payment:
             assert [payment.reference for payment in found] == [f"reservation:{code}"]
+        else:
+            assert [row.reservation_id for row in found] == [long_history.pk]
+    # Stripe's events by their own id or by what they are about, as pasted.
+    table = StripeEvent._meta.db_table
+    for params in [{}, {"type": "payment_intent.succeeded"}, {"q": "no-such"}]:
+        _reads_only_what_it_shows(client, StripeEvent, params, table=table)
+    for term, about in [(f"evt_{long_history.pk}", f"pi_{long_history.pk}"), (intent, intent)]:
+        found = _reads_only_what_it_shows(client, StripeEvent, {"q": term}, table=table)
+        assert [event.object_id for event in found] == [about]
