@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from config.admin_input import AdminInputMixin, IndexedSearchMixin, users_by_email_start
+from config.admin_paging import CappedCountMixin
 from config.money import format_money
 from payments.models import Payment, StripeCustomer, StripeEvent
 from payments.views import HANDLED
@@ -64,7 +65,7 @@ class StripeEventTypeFilter(admin.SimpleListFilter):
 
 
 @admin.register(Payment)
-class PaymentAdmin(IndexedSearchMixin, ReadOnlyAdmin):
+class PaymentAdmin(CappedCountMixin, IndexedSearchMixin, ReadOnlyAdmin):
     """Payments know nothing of lots or reservations. Whoever makes payments for
     something may narrow what a user sees here: `scope_hook(request, queryset)`
     (reservations sets it, so that lot staff see their lots' payments only)."""
@@ -97,8 +98,6 @@ class PaymentAdmin(IndexedSearchMixin, ReadOnlyAdmin):
         CurrencyFilter,
         ("created_at", admin.DateFieldListFilter),
     ]
-    # The page's own count is enough: a second count of every payment is slow.
-    show_full_result_count = False
     search_fields = ["reference", "payment_intent_id", "customer_id", "user__email"]
     search_help_text = (
         "Reference or reservation code, PaymentIntent or Customer id, or the start of"
@@ -163,10 +162,9 @@ class StripeCustomerAdmin(ReadOnlyAdmin):
 
 
 @admin.register(StripeEvent)
-class StripeEventAdmin(IndexedSearchMixin, ReadOnlyAdmin):
+class StripeEventAdmin(CappedCountMixin, IndexedSearchMixin, ReadOnlyAdmin):
     list_display = ["event_id", "type", "object_id", "received_at", "processed_at"]
     list_filter = [StripeEventTypeFilter, ("received_at", admin.DateFieldListFilter)]
-    show_full_result_count = False
     search_fields = ["event_id", "object_id"]
     search_help_text = "An event's id, or the id of what it is about (a PaymentIntent…)."
 

@@ -41,6 +41,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from config.admin_input import AdminInputMixin, IndexedSearchMixin, users_by_email_start
+from config.admin_paging import CappedCountMixin
 from config.db_router import reading_replica
 from config.errors import ApplicationError
 from config.money import minor_unit_digits, to_minor_units
@@ -259,7 +260,9 @@ class RefundForm(forms.Form):
 
 
 @admin.register(Reservation)
-class ReservationAdmin(IndexedSearchMixin, AdminInputMixin, LotScopedAdminMixin, admin.ModelAdmin):
+class ReservationAdmin(
+    CappedCountMixin, IndexedSearchMixin, AdminInputMixin, LotScopedAdminMixin, admin.ModelAdmin
+):
     list_display = (
         "code",
         "lot",
@@ -285,8 +288,6 @@ class ReservationAdmin(IndexedSearchMixin, AdminInputMixin, LotScopedAdminMixin,
     search_fields = ("code", "vehicle_plate", "user__email")
     search_help_text = "Code, start of the number plate or of the driver's e-mail."
     list_select_related = ("lot", "spot", "user")
-    # Counting every row of a large table on each page is slow; not needed here.
-    show_full_result_count = False
     ordering = ("-start",)
     inlines = [ReservationEventInline]
     actions = [
@@ -677,11 +678,31 @@ class ReservationAdmin(IndexedSearchMixin, AdminInputMixin, LotScopedAdminMixin,
         return self._back(request, queryset)
 
 
-@admin.register(ReservationEvent)
-class ReservationEventAdmin(
-    IndexedSearchMixin, AdminInputMixin, LotScopedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin
+class ReservationRecordsAdmin(
+    CappedCountMixin,
+    IndexedSearchMixin,
+    AdminInputMixin,
+    LotScopedAdminMixin,
+    ReadOnlyAdminMixin,
+    admin.ModelAdmin,
 ):
+    """What is recorded about reservations, a row or more a booking: read-only,
+    scoped by the reservation's lot, searched on indexes, counted up to a cap."""
+
     lot_lookup = "reservation__lot_id"
+    user_field: str  # whom a row names: the e-mail search looks there
+
+    def search_found(self, term: str) -> Q:
+        # The reservation by its code, however typed; who by the start of
+        # their e-mail (`user_field`).
+        named = Reservation.objects.filter(code=normalize_code(term)).values_list("pk", flat=True)
+        by_user = {f"{self.user_field}_id__in": users_by_email_start(term)}
+        return Q(reservation_id__in=list(named)) | Q(**by_user)
+
+
+@admin.register(ReservationEvent)
+class ReservationEventAdmin(ReservationRecordsAdmin):
+    user_field = "actor_user"
     list_display = ("reservation", "from_status", "to_status", "actor", "actor_user", "at")
     # A period by its bounds, not date_hierarchy's list of the years of every
     # row (several events per booking: the largest table there is).
@@ -692,24 +713,16 @@ class ReservationEventAdmin(
     # Latest first, by the primary key (in the order events happen): the
     # model's order, by time, would sort the whole table for every page.
     ordering = ("-id",)
-    show_full_result_count = False
     fields = ("reservation", "at", "from_status", "to_status", "actor", "actor_user", "data")
     readonly_fields = fields
 
-    def search_found(self, term: str) -> Q:
-        # The reservation by its code, however typed; who did it by the start
-        # of their e-mail.
-        named = Reservation.objects.filter(code=normalize_code(term)).values_list("pk", flat=True)
-        return Q(reservation_id__in=list(named)) | Q(actor_user_id__in=users_by_email_start(term))
-
 
 @admin.register(IdempotencyKey)
-class IdempotencyKeyAdmin(
-    IndexedSearchMixin, AdminInputMixin, LotScopedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin
-):
-    lot_lookup = "reservation__lot_id"
+class IdempotencyKeyAdmin(ReservationRecordsAdmin):
+    # Keys are the clients' own and indexed per client only (a lone key would
+    # need an index written on every booking): found by their reservation or client.
+    user_field = "user"
     list_display = ("key", "user", "reservation", "created_at")
-    show_full_result_count = False  # one count per page: each reads every key
     search_fields = ("user__email", "reservation__code")
     search_help_text = (
         "The reservation's code, or the start of the client's e-mail (their keys are listed)."
@@ -717,13 +730,6 @@ class IdempotencyKeyAdmin(
     list_select_related = ("user", "reservation")
     fields = ("key", "user", "reservation", "fingerprint", "created_at")
     readonly_fields = fields
-
-    def search_found(self, term: str) -> Q:
-        # Keys are the clients' own and indexed per client only (a lone key
-        # would need an index written on every booking): found by the
-        # reservation they made or by their client.
-        named = Reservation.objects.filter(code=normalize_code(term)).values_list("pk", flat=True)
-        return Q(reservation_id__in=list(named)) | Q(user_id__in=users_by_email_start(term))
 
 
 # --- what reservations add to the lots and payments admins (through their hooks) -----------

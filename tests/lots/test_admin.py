@@ -64,17 +64,6 @@ def complete(reservation: Reservation) -> Reservation:
 
 
 @pytest.fixture
-def superuser(db):
-    return User.objects.create_superuser(email="boss@parkspot.test", password="x-secret-pw")
-
-
-@pytest.fixture
-def staff_client(client, superuser):
-    client.force_login(superuser)
-    return client
-
-
-@pytest.fixture
 def pending(lot, driver):
     return book(driver, lot, vehicle_plate="AB-123-CD", idempotency_key="key-1")
 

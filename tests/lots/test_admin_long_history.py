@@ -14,6 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from bench import database
+from config.admin_paging import COUNT_CAP
 from parking.models import User
 from payments.models import Payment, StripeEvent
 from reservations.models import IdempotencyKey, Reservation, ReservationEvent
@@ -95,6 +96,8 @@ def _reads_only_what_it_shows(client, model, params: dict, *, table: str) -> lis
     # nothing else: no list of every year, lot or currency, no second count.
     assert len(reading) <= 2, (params, reading)
     for sql in reading:
+        if sql.startswith("SELECT COUNT(*)"):  # counted up to the cap (config/admin_paging.py)
+            assert f"LIMIT {COUNT_CAP + 1}" in sql, (params, sql)
         counts_a_whole_list = sql.startswith("SELECT COUNT(*)") and "q" not in params
         if not counts_a_whole_list:  # counting all of a list reads it, as it must
             assert f"Seq Scan on {table}" not in _plan(sql), (params, sql)
