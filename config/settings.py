@@ -381,6 +381,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "payments.tasks.retry_payment_operations",
         "schedule": SWEEP_INTERVAL_SECONDS,
     },
+    "prune-idempotency-keys": {
+        "task": "reservations.tasks.prune_idempotency_keys",
+        "schedule": 3600,
+    },
 }
 
 # --- Partner webhooks (lots/webhooks/, reservations/services/webhooks.py; docs/webhooks.md) ---
@@ -598,6 +602,9 @@ if env.bool("DATABASE_HEALTH_CHECKS", default=False):
 # Refuse a booking POST without an Idempotency-Key (400 idempotency_key_required):
 # on in a cluster, where nginx retries a failed POST on another web node.
 BOOKING_IDEMPOTENCY_KEY_REQUIRED = env.bool("BOOKING_IDEMPOTENCY_KEY_REQUIRED", default=False)
+# A booking's Idempotency-Key replays its first answer this many days at least,
+# then it is forgotten (pruned hourly) and may book anew.
+IDEMPOTENCY_KEY_DAYS = _int("IDEMPOTENCY_KEY_DAYS", 7, minimum=1)
 # Read routing (config/db_router.py): only with a replica address (HAProxy's read
 # port); without one there is no `replica` alias, no router, no middleware.
 DATABASE_REPLICA_URL = env.str("DATABASE_REPLICA_URL", default="")

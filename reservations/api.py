@@ -606,7 +606,8 @@ class ReservationListCreateApi(ListAPIView):
                 "Idempotency-Key",
                 str,
                 OpenApiParameter.HEADER,
-                description="Retry-safe: the same key returns the first booking. Required "
+                description="Retry-safe: the same key returns the first booking, for "
+                "IDEMPOTENCY_KEY_DAYS (7) days at least; then it is forgotten. Required "
                 "(400 idempotency_key_required) where BOOKING_IDEMPOTENCY_KEY_REQUIRED is on, "
                 "as in a cluster, whose load balancer retries a failed POST on another node.",
             )

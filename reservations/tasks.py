@@ -43,6 +43,12 @@ def capture_unreported_exits() -> int:
 
 
 @shared_task
+def prune_idempotency_keys() -> int:
+    """Forget Idempotency-Keys older than IDEMPOTENCY_KEY_DAYS (beat, hourly)."""
+    return services.idempotency_keys_prune()
+
+
+@shared_task
 def settle_payments() -> int:
     return _sweep("settle_payments", services.reservations_settle_pending)
 

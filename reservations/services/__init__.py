@@ -7,7 +7,8 @@
 - placement.py    the best free spot for a window; moving a reservation to another spot
 - settlement.py   bringing a finished reservation's payments to what is owed
 - notices.py      e-mails sent once: the receipt once settled, the reminder before the start
-- sweeps.py       the scheduler's jobs: lapsed holds, no-shows, overstays, unreported exits
+- sweeps.py       the scheduler's jobs: lapsed holds, no-shows, overstays, unreported exits,
+                  old Idempotency-Keys
 - staff.py        the lot staff's actions: spots out of service, refunds
 
 What a reservation costs is decided in reservations/policy.py, never here.
@@ -49,6 +50,7 @@ from reservations.services.staff import (
 from reservations.services.status import IllegalTransition, TransitionResult
 from reservations.services.sweeps import (
     holds_expire_lapsed,
+    idempotency_keys_prune,
     no_shows_declare,
     overstays_hold_spots,
     sweep_record,
@@ -78,6 +80,7 @@ __all__ = [
     "TransitionResult",
     "VehicleAlreadyBooked",
     "holds_expire_lapsed",
+    "idempotency_keys_prune",
     "no_shows_declare",
     "notice_claim",
     "overstays_hold_spots",

@@ -14,8 +14,9 @@ import time_machine
 from django.test import Client
 from rest_framework.test import APIClient
 
-from reservations.models import Reservation
+from reservations.models import IdempotencyKey, Reservation
 from reservations.services import (
+    idempotency_keys_prune,
     reservation_arrive,
     reservation_confirm,
     reservation_depart,
@@ -481,6 +482,44 @@ def test_different_drivers_may_use_the_same_idempotency_key(api, driver_api, oth
     assert mine.json()["id"] != theirs.json()["id"]
     assert mine.json()["spot"]["id"] != theirs.json()["spot"]["id"]
     assert free(api, start, end) == 1
+
+
+def test_a_key_replays_for_its_days_then_is_forgotten_and_books_anew(driver_api, lot, settings):
+    settings.IDEMPOTENCY_KEY_DAYS = 7
+    start, end = window(hours_from_now=24 * 10)
+    with time_machine.travel(datetime.now(UTC), tick=True) as clock:
+        first = booked(driver_api, start, end, key="order-42")
+
+        clock.shift(timedelta(days=6, hours=23))
+        assert idempotency_keys_prune() == 0
+        replayed = book(driver_api, start, end, key="order-42")
+        assert replayed["Idempotent-Replayed"] == "true"
+        assert replayed.json()["id"] == first["id"]
+
+        clock.shift(timedelta(hours=2))  # a week and an hour after the booking
+        assert idempotency_keys_prune() == 1
+        again = book(driver_api, start, end, key="order-42")
+
+    assert again.status_code == 201
+    assert "Idempotent-Replayed" not in again
+    assert again.json()["id"] != first["id"]
+
+
+def test_pruning_forgets_only_the_keys_past_their_days_batch_by_batch(driver_api, lot, settings):
+    settings.IDEMPOTENCY_KEY_DAYS = 7
+    with time_machine.travel(datetime.now(UTC), tick=True) as clock:
+        for hours in (30, 40, 50):
+            booked(driver_api, *window(hours_from_now=24 * 10 + hours), key=f"old-{hours}")
+        clock.shift(timedelta(days=3))
+        kept = booked(driver_api, *window(hours_from_now=24 * 9), key="recent")
+        clock.shift(timedelta(days=5))
+
+        assert idempotency_keys_prune(batch=2) == 3
+        assert idempotency_keys_prune(batch=2) == 0
+
+    assert list(IdempotencyKey.objects.values_list("key", "reservation__code")) == [
+        ("recent", kept["id"])
+    ]
 
 
 def test_without_an_idempotency_key_every_post_books_again(driver_api, lot):

@@ -214,3 +214,12 @@ def test_a_lot_with_a_long_grace_never_crowds_out_another_lots_no_shows(driver):
     due.refresh_from_db()
     assert due.status == Status.NO_SHOW
     assert not Reservation.objects.filter(lot=patient, status=Status.NO_SHOW).exists()
+
+
+def test_every_job_beat_schedules_is_a_task_the_worker_runs(settings):
+    from config.celery import app
+
+    app.loader.import_default_modules()  # the apps' tasks.py, as a worker loads them
+    scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert "reservations.tasks.prune_idempotency_keys" in scheduled
+    assert scheduled <= set(app.tasks), scheduled - set(app.tasks)
