@@ -424,6 +424,12 @@ STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")
 STRIPE_MAX_NETWORK_RETRIES = _int("STRIPE_MAX_NETWORK_RETRIES", 2)
 STRIPE_WEBHOOK_TOLERANCE = _int("STRIPE_WEBHOOK_TOLERANCE", 300, minimum=1)
+# Processed webhook events are kept this many days to answer Stripe's
+# redeliveries (up to 3 days) as duplicates, then forgotten (pruned hourly).
+STRIPE_EVENT_DAYS = _int("STRIPE_EVENT_DAYS", 30, minimum=3)
+CELERY_BEAT_SCHEDULE |= {
+    "prune-stripe-events": {"task": "payments.tasks.prune_stripe_events", "schedule": 3600},
+}
 # Card holds lapse after about 7 days: a booking whose settlement (its end) is
 # further away than this is charged at once and settled by refunds instead.
 CARD_HOLD_MAX_DAYS = _int("CARD_HOLD_MAX_DAYS", 6, minimum=1)

@@ -43,10 +43,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from config.errors import ApplicationError, Conflict, InvalidInput, NotFound, PaymentFailed
+from config.pruning import delete_oldest
 from payments import gateway, metrics
 from payments.models import Payment, PaymentAttempt, StripeCustomer, StripeEvent
 from payments.signals import payment_changed
@@ -859,6 +862,25 @@ def stripe_event_mark_processed(*, event_id: str) -> None:
     StripeEvent.objects.filter(event_id=event_id, processed_at__isnull=True).update(
         processed_at=timezone.now()
     )
+
+
+def stripe_events_prune(*, now: datetime | None = None, batch: int = 1000) -> int:
+    """Forget the webhook events received more than STRIPE_EVENT_DAYS ago and
+    processed: they are kept to answer Stripe's redeliveries (for up to three
+    days) as duplicates, and each holds its whole payload, a few kB, several a
+    booking. Events never processed stay for staff to see. Returns how many
+    were deleted."""
+    before = (now or timezone.now()) - timedelta(days=settings.STRIPE_EVENT_DAYS)
+    deleted = delete_oldest(
+        StripeEvent,
+        time_field="received_at",
+        before=before,
+        keep=Q(processed_at__isnull=True),
+        batch=batch,
+    )
+    if deleted:
+        log.info("Forgot %s Stripe events received before %s", deleted, before.isoformat())
+    return deleted
 
 
 def payment_charge_saved_card(

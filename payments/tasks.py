@@ -15,3 +15,9 @@ def retry_payment_operations() -> int:
     done = services.payment_operations_retry()
     (log.info if done else log.debug)("sweep.ran", sweep="retry_payment_operations", done=done)
     return done
+
+
+@shared_task
+def prune_stripe_events() -> int:
+    """Forget processed webhook events older than STRIPE_EVENT_DAYS (beat, hourly)."""
+    return services.stripe_events_prune()

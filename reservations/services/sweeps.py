@@ -16,6 +16,7 @@ from django.db.models.functions import Concat
 from django.utils import timezone
 
 from config.errors import ApplicationError, Conflict
+from config.pruning import delete_oldest
 from lots.models import Lot, Spot
 from lots.services import lot_availability_changed
 from payments.models import Payment
@@ -320,21 +321,9 @@ def unreported_exits_capture(*, now: datetime | None = None, limit: int = 200) -
 def idempotency_keys_prune(*, now: datetime | None = None, batch: int = 1000) -> int:
     """Forget the Idempotency-Keys of bookings made more than IDEMPOTENCY_KEY_DAYS
     ago: a client retries within minutes, and the table grows by a row a
-    booking. The oldest first, by primary key (keys are written in time order,
-    so the old ones lead the table): no index is written on every booking just
-    to be pruned. A key written a moment out of order waits for the next run.
-    Returns how many were deleted."""
-    cutoff = (now or timezone.now()) - timedelta(days=settings.IDEMPOTENCY_KEY_DAYS)
-    deleted, after = 0, 0
-    while True:
-        keys = IdempotencyKey.objects.filter(pk__gt=after).order_by("pk")
-        rows = list(keys.values_list("pk", "created_at")[:batch])
-        old = [pk for pk, created_at in rows if created_at < cutoff]
-        if old:
-            deleted += IdempotencyKey.objects.filter(pk__in=old).delete()[0]
-        if len(old) < batch:
-            break
-        after = old[-1]
+    booking. Returns how many were deleted."""
+    before = (now or timezone.now()) - timedelta(days=settings.IDEMPOTENCY_KEY_DAYS)
+    deleted = delete_oldest(IdempotencyKey, time_field="created_at", before=before, batch=batch)
     if deleted:
-        log.info("Forgot %s Idempotency-Keys of bookings before %s", deleted, cutoff.isoformat())
+        log.info("Forgot %s Idempotency-Keys of bookings before %s", deleted, before.isoformat())
     return deleted

@@ -10,11 +10,17 @@ import time
 from datetime import timedelta
 
 import pytest
+import time_machine
 from django.db import connections
 from django.utils import timezone
 
 from payments.models import Payment, StripeEvent
-from payments.services import PaymentDeclined, payment_authorise
+from payments.services import (
+    PaymentDeclined,
+    payment_authorise,
+    stripe_event_record,
+    stripe_events_prune,
+)
 from reservations.models import Status
 from reservations.services import payment_reference, reservation_complete
 from tests.reservations.helpers import book
@@ -333,3 +339,28 @@ def test_an_event_about_a_declined_card_never_takes_over_the_next_payment(
     assert payment.status == "authorised"
     assert payment.payment_intent_id not in ("", declined["id"])
     assert stripe.intent(payment.payment_intent_id)["status"] == "requires_capture"
+
+
+def test_processed_events_are_forgotten_after_their_days_unprocessed_ones_kept(
+    client, webhook_secret, settings
+):
+    settings.STRIPE_EVENT_DAYS = 30
+    with time_machine.travel(timezone.now(), tick=True) as clock:
+        # One Stripe will redeliver (we answered 503, say): never processed.
+        stripe_event_record(event_id="evt_open", type="charge.refunded", object_id="", payload={})
+        old = _event("evt_old", "customer.created", {"id": "c1"})
+        new = _event("evt_new", "customer.created", {"id": "c2"})
+        assert _signed(client, old).status_code == 200
+        clock.shift(timedelta(days=2))
+        assert _signed(client, new).status_code == 200
+        clock.shift(timedelta(days=29))  # the old one 31 days old, the new one 29
+
+        assert stripe_events_prune(batch=1) == 1
+        assert stripe_events_prune() == 0
+        left = set(StripeEvent.objects.values_list("event_id", flat=True))
+        assert left == {"evt_open", "evt_new"}
+        # Sent again after that (by hand, from Stripe's dashboard), it is
+        # processed again: processing reads the intent afresh, so that is safe.
+        again = _signed(client, old)
+
+    assert again.json() == {"received": True}

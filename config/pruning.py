@@ -1,0 +1,43 @@
+"""Forgetting what is only kept for a while, oldest first.
+
+Inboxes and replay records (Stripe's webhook events, Idempotency-Keys) grow by
+rows every booking and are needed for days, not years. Their rows are written
+in time order, so the old ones lead the table by primary key: walking it from
+the start, in batches, finds them without an index on the time, which every
+booking would otherwise write just so that a job can prune.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import models
+
+
+def delete_oldest(
+    model: type[models.Model],
+    *,
+    time_field: str,
+    before: datetime,
+    keep: models.Q | None = None,
+    batch: int = 1000,
+) -> int:
+    """Delete the rows of `model` whose `time_field` is before `before`, except
+    those `keep` matches (they stay, whatever their age), walking the table by
+    primary key and stopping at its first row that is not old. A row written a
+    moment out of order waits for the next run. Returns how many were deleted."""
+    deleted, after = 0, None
+    while True:
+        rows = model.objects.order_by("pk")
+        if after is not None:
+            rows = rows.filter(pk__gt=after)
+        page = list(rows.values_list("pk", time_field)[:batch])
+        old = [pk for pk, at in page if at < before]
+        if old:
+            doomed = model.objects.filter(pk__in=old)
+            if keep is not None:
+                doomed = doomed.exclude(keep)
+            deleted += doomed.delete()[0]
+        if len(old) < batch:
+            return deleted
+        after = old[-1]
