@@ -49,7 +49,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from config.errors import ApplicationError, Conflict, InvalidInput, NotFound, PaymentFailed
-from config.pruning import delete_oldest
+from config.pruning import RUN_LIMIT, delete_oldest
 from payments import gateway, metrics
 from payments.models import Payment, PaymentAttempt, StripeCustomer, StripeEvent
 from payments.signals import payment_changed
@@ -864,12 +864,14 @@ def stripe_event_mark_processed(*, event_id: str) -> None:
     )
 
 
-def stripe_events_prune(*, now: datetime | None = None, batch: int = 1000) -> int:
+def stripe_events_prune(
+    *, now: datetime | None = None, batch: int = 1000, limit: int = RUN_LIMIT
+) -> int:
     """Forget the webhook events received more than STRIPE_EVENT_DAYS ago and
-    processed: they are kept to answer Stripe's redeliveries (for up to three
-    days) as duplicates, and each holds its whole payload, a few kB, several a
-    booking. Events never processed stay for staff to see. Returns how many
-    were deleted."""
+    processed (at most `limit` a run): they are kept to answer Stripe's
+    redeliveries (for up to three days) as duplicates, and each holds its whole
+    payload, a few kB, several a booking. Events never processed stay for staff
+    to see. Returns how many were deleted."""
     before = (now or timezone.now()) - timedelta(days=settings.STRIPE_EVENT_DAYS)
     deleted = delete_oldest(
         StripeEvent,
@@ -877,6 +879,7 @@ def stripe_events_prune(*, now: datetime | None = None, batch: int = 1000) -> in
         before=before,
         keep=Q(processed_at__isnull=True),
         batch=batch,
+        limit=limit,
     )
     if deleted:
         log.info("Forgot %s Stripe events received before %s", deleted, before.isoformat())

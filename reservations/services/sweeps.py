@@ -16,7 +16,7 @@ from django.db.models.functions import Concat
 from django.utils import timezone
 
 from config.errors import ApplicationError, Conflict
-from config.pruning import delete_oldest
+from config.pruning import RUN_LIMIT, delete_oldest
 from lots.models import Lot, Spot
 from lots.services import lot_availability_changed
 from payments.models import Payment
@@ -318,12 +318,16 @@ def unreported_exits_capture(*, now: datetime | None = None, limit: int = 200) -
     return captured
 
 
-def idempotency_keys_prune(*, now: datetime | None = None, batch: int = 1000) -> int:
+def idempotency_keys_prune(
+    *, now: datetime | None = None, batch: int = 1000, limit: int = RUN_LIMIT
+) -> int:
     """Forget the Idempotency-Keys of bookings made more than IDEMPOTENCY_KEY_DAYS
-    ago: a client retries within minutes, and the table grows by a row a
-    booking. Returns how many were deleted."""
+    ago (at most `limit` a run): a client retries within minutes, and the table
+    grows by a row a booking. Returns how many were deleted."""
     before = (now or timezone.now()) - timedelta(days=settings.IDEMPOTENCY_KEY_DAYS)
-    deleted = delete_oldest(IdempotencyKey, time_field="created_at", before=before, batch=batch)
+    deleted = delete_oldest(
+        IdempotencyKey, time_field="created_at", before=before, batch=batch, limit=limit
+    )
     if deleted:
         log.info("Forgot %s Idempotency-Keys of bookings before %s", deleted, before.isoformat())
     return deleted

@@ -522,6 +522,20 @@ def test_pruning_forgets_only_the_keys_past_their_days_batch_by_batch(driver_api
     ]
 
 
+def test_one_pruning_run_stops_at_its_limit_and_the_next_goes_on(driver_api, lot, settings):
+    # The worker runs one task at a time: a backlog must not hold back the sweeps.
+    settings.IDEMPOTENCY_KEY_DAYS = 7
+    with time_machine.travel(datetime.now(UTC), tick=True) as clock:
+        for hours in (30, 40, 50):
+            booked(driver_api, *window(hours_from_now=24 * 10 + hours), key=f"old-{hours}")
+        clock.shift(timedelta(days=8))
+
+        assert idempotency_keys_prune(batch=5, limit=2) == 2
+        assert list(IdempotencyKey.objects.values_list("key", flat=True)) == ["old-50"]
+        assert idempotency_keys_prune(batch=5, limit=2) == 1
+        assert not IdempotencyKey.objects.exists()
+
+
 def test_without_an_idempotency_key_every_post_books_again(driver_api, lot):
     start, end = window()
 
